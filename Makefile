@@ -1,0 +1,54 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEPS   := $(VENV)/.deps-stamp
+TOOLS  := wrk ab curl nginx
+APT    := wrk apache2-utils curl nginx-light
+
+.PHONY: run test check lint typecheck pytest system-tools bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(DEPS): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+## make run: serve the demo site (www/) on http://localhost:8080/
+run: $(DEPS)
+	$(BIN)/lanthorn www
+
+## make test: install what the suite needs, then lint, type-check and run every test
+test: system-tools check
+
+check: lint typecheck pytest
+
+lint: $(DEPS)
+	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests
+
+typecheck: $(DEPS)
+	$(BIN)/mypy
+
+pytest: $(DEPS)
+	$(BIN)/pytest -q
+
+# The Debian tools the integration tests drive (installed only when missing, as root).
+system-tools:
+	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || \
+	  [ -x /usr/sbin/$$t ] || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT) >/dev/null; \
+	  else echo "missing tools:$$missing (run: sudo apt-get install $(APT))"; exit 1; fi; \
+	fi
+
+## make bench: lanthorn against nginx, side by side (see README "Performance")
+bench: $(DEPS) system-tools
+	$(BIN)/python -m lanthorn.bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

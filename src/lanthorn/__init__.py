@@ -1,0 +1,3 @@
+"""lanthorn: a static-file web server."""
+
+__version__ = "0.1.0"

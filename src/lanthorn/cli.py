@@ -1,0 +1,127 @@
+"""Command line → Config → server. The only place that exits.
+
+    lanthorn [serve] [ROOT] [-r/--root DIR] [--host H] [-p/--port N] [-w/--workers N|auto]
+             [--model asyncio|events|threads|single] [--threads N] [--access-log -|PATH|off]
+             [--log-level L] [--ready-file PATH] [--config FILE] [--version] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any, NoReturn
+
+from lanthorn import __version__
+from lanthorn.config import LOG_LEVELS, MODELS, Config, build, load_toml, merge
+from lanthorn.errors import ConfigError
+
+log = logging.getLogger("lanthorn")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"lanthorn: error: {message}\n")
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        return os.cpu_count() or 1
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="lanthorn",
+        description="Serve a directory over HTTP/1.1. ROOT defaults to ./www if it "
+        "exists, else the current directory.",
+    )
+    p.add_argument("root_pos", nargs="?", metavar="ROOT", help="document root")
+    p.add_argument("-r", "--root", help="document root (same as ROOT)")
+    p.add_argument("--host", help="address or name to listen on (default: localhost)")
+    p.add_argument("-p", "--port", type=int, help="TCP port, 0 for any free one (default 8080)")
+    p.add_argument("-w", "--workers", type=_workers, help="worker processes, or 'auto'")
+    p.add_argument("--model", choices=MODELS, help="concurrency model (default: asyncio)")
+    p.add_argument("--threads", type=int, help="pool size of the threads model (default 32)")
+    p.add_argument("--access-log", metavar="-|PATH|off", help="access log (default: stdout)")
+    p.add_argument("--log-level", choices=LOG_LEVELS, help="server log level (default: info)")
+    p.add_argument("--ready-file", metavar="PATH", help="write bound addresses as JSON here")
+    p.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    p.add_argument("--max-connections", type=int, help="open connections per worker")
+    p.add_argument("--header-timeout", type=float, metavar="S", help="request head timeout")
+    p.add_argument("--keepalive-timeout", type=float, metavar="S", help="idle keep-alive")
+    p.add_argument("--send-timeout", type=float, metavar="S", help="client not reading")
+    p.add_argument("--grace", type=float, metavar="S", help="graceful shutdown period")
+    p.add_argument("--version", action="version", version=f"lanthorn {__version__}")
+    return p
+
+
+_CLI_KEYS: dict[str, tuple[str, str]] = {
+    "host": ("server", "host"),
+    "port": ("server", "port"),
+    "workers": ("server", "workers"),
+    "model": ("server", "model"),
+    "threads": ("server", "threads"),
+    "access_log": ("server", "access_log"),
+    "log_level": ("server", "log_level"),
+    "ready_file": ("server", "ready_file"),
+    "max_connections": ("limits", "max_connections"),
+    "header_timeout": ("limits", "header_timeout_s"),
+    "keepalive_timeout": ("limits", "keepalive_timeout_s"),
+    "send_timeout": ("limits", "send_timeout_s"),
+    "grace": ("limits", "grace_s"),
+}
+
+
+def config_from_args(argv: list[str]) -> Config:
+    """Parse arguments (without the program name) into a validated Config."""
+    if argv[:1] == ["serve"]:
+        argv = argv[1:]
+    args = _parser().parse_args(argv)
+    if args.root and args.root_pos and args.root != args.root_pos:
+        raise ConfigError("give the document root once (ROOT or --root)")
+    cli: dict[str, dict[str, Any]] = {"server": {}, "site": {}, "limits": {}}
+    for name, (section, key) in _CLI_KEYS.items():
+        value = getattr(args, name)
+        if value is not None:
+            cli[section][key] = value
+    root = args.root or args.root_pos
+    if root is not None:
+        cli["site"]["root"] = root
+    file_values = load_toml(args.config) if args.config else {}
+    mapping = merge(file_values, cli)
+    if "root" not in mapping.get("site", {}):
+        mapping["site"]["root"] = "www" if os.path.isdir("www") else "."
+    return build(mapping)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        config = config_from_args(argv)
+    except ConfigError as exc:
+        print(f"lanthorn: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    from lanthorn.engines.launch import serve
+
+    try:
+        serve(config)
+    except ConfigError as exc:
+        print(f"lanthorn: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"lanthorn: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

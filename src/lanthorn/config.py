@@ -1,0 +1,167 @@
+"""Configuration as data: frozen dataclasses grouped by concern.
+
+A TOML file and the command line are both turned into one nested mapping
+(`{"server": {...}, "site": {...}, "limits": {...}}`), merged (command line wins) and
+validated here. Unknown keys are rejected with the nearest valid name. Config objects are
+picklable so prefork workers can receive them; runtime objects (sockets, files) are built
+beside the config, never inside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from lanthorn.errors import ConfigError
+
+MODELS = ("asyncio", "events", "threads", "single")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """What is served and how files map to responses."""
+
+    root: str = "."
+    index: str = "index.html"
+    allow_dotfiles: bool = False
+    follow_symlinks_outside: bool = False
+    charset: str | None = None  # added to text/* Content-Types when set
+    small_file_bytes: int = 64 * 1024  # at most this size: read whole and cached
+    cache_entries: int = 4096
+    cache_bytes: int = 64 * 1024 * 1024
+    revalidate_s: float = 1.0  # a cached file is re-checked at most this often
+
+    def __post_init__(self) -> None:
+        if not os.path.isdir(self.root):
+            raise ConfigError(f"document root {self.root!r} is not a directory")
+        if "/" in self.index or not self.index:
+            raise ConfigError(f"index {self.index!r} must be a plain file name")
+        _require_positive(self, "small_file_bytes", "cache_entries", "cache_bytes")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection and per-worker bounds; every one has a precise outcome."""
+
+    max_connections: int = 1024  # per worker; beyond it the worker stops accepting
+    header_timeout_s: float = 15.0  # a request head (and body) must arrive within this → 408
+    keepalive_timeout_s: float = 60.0  # idle keep-alive connections are closed after this
+    send_timeout_s: float = 60.0  # a client that reads nothing for this long is dropped
+    grace_s: float = 10.0  # on SIGTERM, in-flight responses get this long to finish
+    max_url_bytes: int = 8 * 1024  # → 414
+    max_head_bytes: int = 16 * 1024  # request line + header fields → 431
+    max_headers: int = 100  # → 431
+    max_body_bytes: int = 1024 * 1024  # request bodies are drained up to this, else 413
+
+    def __post_init__(self) -> None:
+        _require_positive(self, *(f.name for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where to listen and how to run."""
+
+    host: str = "localhost"
+    port: int = 8080
+    workers: int = 1
+    model: str = "asyncio"
+    threads: int = 32  # pool size of the `threads` model
+    access_log: str = "-"  # "-" stdout, "off", or a file path
+    log_level: str = "info"
+    ready_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is out of range 0-65535")
+        if self.model not in MODELS:
+            raise ConfigError(f"model {self.model!r} is not one of {', '.join(MODELS)}")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log level {self.log_level!r} is not one of {LOG_LEVELS}")
+        _require_positive(self, "workers", "threads")
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    site: SiteConfig = field(default_factory=SiteConfig)
+    limits: Limits = field(default_factory=Limits)
+
+
+_SECTIONS: dict[str, type[Any]] = {"server": ServerConfig, "site": SiteConfig, "limits": Limits}
+
+
+def _require_positive(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+
+
+def _unknown(kind: str, name: str, valid: list[str]) -> ConfigError:
+    near = difflib.get_close_matches(name, valid, n=1)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    return ConfigError(f"unknown {kind} {name!r}{hint}")
+
+
+def _coerce(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
+    kind = str(f.type)
+    wants: tuple[type, ...]
+    if kind.startswith("bool"):
+        wants = (bool,)
+    elif kind.startswith("int"):
+        wants = (int,)
+    elif kind.startswith("float"):
+        wants = (int, float)
+    else:
+        wants = (str,)
+    if value is None and "None" in kind:
+        return None
+    if not isinstance(value, wants) or (wants != (bool,) and isinstance(value, bool)):
+        raise ConfigError(f"{section}.{f.name} must be {kind}, got {value!r}")
+    return float(value) if wants == (int, float) else value
+
+
+def build(mapping: Mapping[str, Any]) -> Config:
+    """Validate a nested mapping and build the Config; raises ConfigError."""
+    groups: dict[str, Any] = {}
+    for section, values in mapping.items():
+        cls = _SECTIONS.get(section)
+        if cls is None:
+            raise _unknown("section", section, list(_SECTIONS))
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"[{section}] must be a table")
+        known = {f.name: f for f in fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            if key not in known:
+                raise _unknown(f"key in [{section}]", key, list(known))
+            kwargs[key] = _coerce(section, known[key], value)
+        groups[section] = cls(**kwargs)
+    return Config(**groups)
+
+
+def load_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path!r}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path!r}: {exc}") from exc
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Two-level merge: sections are merged key by key, `override` winning."""
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
+    for section, values in override.items():
+        if isinstance(values, Mapping) and isinstance(merged.get(section), dict):
+            merged[section].update(values)
+        else:
+            merged[section] = dict(values) if isinstance(values, Mapping) else values
+    return merged

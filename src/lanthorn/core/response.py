@@ -1,0 +1,80 @@
+"""What the core decides: a `ResponsePlan` (status, content headers, body description).
+
+Protocol adapters add the framing headers (Date, Server, Connection / :status) and
+serialise. A plan may be shared between requests (cached small files, error pages), so it
+is never mutated after construction except for `memo`, where an adapter may keep its
+serialised form of the plan keyed by the adapter.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+REASONS: dict[int, bytes] = {
+    200: b"OK",
+    204: b"No Content",
+    206: b"Partial Content",
+    301: b"Moved Permanently",
+    304: b"Not Modified",
+    400: b"Bad Request",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    412: b"Precondition Failed",
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    416: b"Range Not Satisfiable",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    501: b"Not Implemented",
+    503: b"Service Unavailable",
+    505: b"HTTP Version Not Supported",
+}
+
+
+class FileBody:
+    """`count` bytes of an open file from `offset`. Whoever holds it last closes it."""
+
+    __slots__ = ("count", "file", "offset")
+
+    def __init__(self, file: BinaryIO, offset: int, count: int) -> None:
+        self.file = file
+        self.offset = offset
+        self.count = count
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+Body = bytes | FileBody
+
+
+class ResponsePlan:
+    """Status, content headers (lowercase names) and body.
+
+    Invariant: a `content-length` header, when present, equals the body's length; the body
+    is sent only when the adapter's rules allow (not for HEAD, 1xx, 204 or 304 —
+    RFC 9110 §6.4.1).
+    """
+
+    __slots__ = ("body", "headers", "memo", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: Body) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.memo: dict[object, bytes] = {}
+
+    @property
+    def body_length(self) -> int:
+        body = self.body
+        return len(body) if isinstance(body, bytes) else body.count
+
+    def close(self) -> None:
+        """Release the file behind the body, if any (the plan will not be sent)."""
+        if isinstance(self.body, FileBody):
+            self.body.close()

@@ -1,0 +1,209 @@
+"""The connection driver: one per connection, shared by every engine.
+
+An engine feeds it bytes and carries out what it answers, in order:
+- `bytes` — write them;
+- `FileBody` — send that file slice (sendfile where possible), then close it;
+- `CLOSE` — close the connection once everything before it is written.
+After carrying out a batch completely the engine calls `drained(now)`, which may answer
+more (requests held back to bound memory). When `now` passes `deadline`, the engine calls
+`expired(now)`. An engine never feeds a connection while a batch is still being written,
+so per connection at most one batch — a bounded amount of memory and open files — is in
+flight (pipelined requests beyond the budget wait, parsed, in `_waiting`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+from lanthorn.clock import DateCache, wall
+from lanthorn.config import Config
+from lanthorn.core.response import FileBody
+from lanthorn.core.respond import Site, error
+from lanthorn.logs import AccessLog
+from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
+from lanthorn.protocol.http1 import Http1
+
+
+class _Close:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CLOSE"
+
+
+CLOSE = _Close()
+__all__ = ["CLOSE", "Action", "Connection", "FileBody", "Service", "discard"]
+Action = bytes | FileBody | _Close
+
+log_error = logging.getLogger("lanthorn")
+_FILES_PER_BATCH = 4  # open file bodies handed to the engine in one batch
+_NO_BODY_STATUSES = frozenset((204, 304))
+
+
+def discard(actions: list[Action]) -> None:
+    """Release what an aborted connection will never send."""
+    for action in actions:
+        if isinstance(action, FileBody):
+            action.close()
+
+
+class Service:
+    """What every connection of one worker shares: the site, limits, clocks and logs."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.site = Site(config.site)
+        self.access_log = AccessLog.open(config.server.access_log)
+        self.dates = DateCache()
+        self.draining = False  # set on graceful shutdown: answer, then close
+
+    def connection(self, peer: str, now: float) -> Connection:
+        return Connection(self, peer, now)
+
+    def tick(self, now: float) -> None:
+        """Periodic housekeeping (about once a second): flush the access log."""
+        if self.access_log is not None:
+            self.access_log.tick(now)
+
+    def close(self) -> None:
+        if self.access_log is not None:
+            self.access_log.close()
+
+
+class Connection:
+    __slots__ = (
+        "_adapter",
+        "_closing",
+        "_head_started",
+        "_service",
+        "_waiting",
+        "_writing",
+        "deadline",
+        "peer",
+    )
+
+    def __init__(self, service: Service, peer: str, now: float) -> None:
+        self._service = service
+        self._adapter = Http1(service.limits)
+        self._waiting: deque[Event] = deque()
+        self._writing = False
+        self._closing = False
+        self._head_started: float | None = None
+        self.peer = peer
+        # The first request must arrive within the header timeout (nginx does the same).
+        self.deadline = now + service.limits.header_timeout_s
+
+    @property
+    def idle(self) -> bool:
+        """Nothing half-received, queued or being written: safe to close at any moment."""
+        return not (self._writing or self._waiting or self._adapter.in_message)
+
+    def feed(self, data: bytes, now: float) -> list[Action]:
+        """Bytes from the peer; b"" means the peer closed its side."""
+        if not data or self._closing:
+            self._closing = True
+            return [CLOSE]
+        self._waiting.extend(self._adapter.receive(data))
+        return self._answer(now)
+
+    def drained(self, now: float) -> list[Action]:
+        """Everything answered so far has been written."""
+        self._writing = False
+        return self._answer(now)
+
+    def expired(self, now: float) -> list[Action]:
+        """Called when `now >= deadline`: 408 for a stalled request, else just close."""
+        if now < self.deadline:
+            return []
+        self._closing = True
+        if self._adapter.in_message and not self._writing:
+            return self._respond_error(408, now) + [CLOSE]
+        return [CLOSE]
+
+    def shutdown(self) -> list[Action]:
+        """Graceful stop: idle connections close now, busy ones after their response."""
+        return [CLOSE] if self.idle else []
+
+    # ---------------------------------------------------------------------------------------
+
+    def _answer(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        waiting = self._waiting
+        if waiting:
+            service = self._service
+            site = service.site
+            adapter = self._adapter
+            stamp = wall()
+            date = service.dates.value(stamp)
+            log = service.access_log
+            files = 0
+            closing = False
+            while waiting and files < _FILES_PER_BATCH and not closing:
+                event = waiting.popleft()
+                if isinstance(event, ProtocolFailed):
+                    closing = True
+                    out += self._respond_error(event.error.status, now)
+                    break
+                assert isinstance(event, RequestReceived)
+                request = event.request
+                keep_alive = event.keep_alive and not service.draining
+                try:
+                    plan = site.respond(request, now)
+                except Exception:  # a bug must cost one request, never the server
+                    log_error.exception("error answering %r", request)
+                    plan = error(500)
+                send_body = request.method != b"HEAD" and plan.status not in _NO_BODY_STATUSES
+                if not send_body:
+                    plan.close()
+                elif isinstance(plan.body, FileBody):
+                    files += 1
+                out += adapter.response(plan, send_body, keep_alive, date)
+                if log is not None:
+                    headers = request.headers
+                    log.record(
+                        (
+                            self.peer,
+                            request.method,
+                            request.target,
+                            request.version,
+                            plan.status,
+                            plan.body_length if send_body else 0,
+                            headers.get(b"referer", b""),
+                            headers.get(b"user-agent", b""),
+                            stamp,
+                        )
+                    )
+                closing = not keep_alive
+            if closing:
+                self._closing = True
+                waiting.clear()
+                out.append(CLOSE)
+        limits = self._service.limits
+        if self._adapter.in_message:
+            if self._head_started is None:
+                self._head_started = now
+        else:
+            self._head_started = None
+        if out:
+            self._writing = True
+            self.deadline = now + limits.send_timeout_s
+        elif self._head_started is not None:
+            self.deadline = self._head_started + limits.header_timeout_s
+        else:
+            self.deadline = now + limits.keepalive_timeout_s
+        if not out and self._service.draining and self.idle and not self._closing:
+            self._closing = True
+            out.append(CLOSE)
+        return out
+
+    def _respond_error(self, status: int, now: float) -> list[Action]:
+        plan = error(status)
+        stamp = wall()
+        log = self._service.access_log
+        if log is not None:
+            log.record((self.peer, b"", b"", "", status, plan.body_length, b"", b"", stamp))
+        out: list[Action] = []
+        out += self._adapter.response(plan, True, False, self._service.dates.value(stamp))
+        return out

@@ -1,0 +1,292 @@
+"""asyncio engine (uvloop when installed): the default and the fast one.
+
+Each connection is a Protocol whose data_received feeds the driver and writes what it
+answers. While a batch is in flight (the transport's buffer is not empty, or a file is
+being sent) reading is paused, so a client that does not read cannot make us buffer.
+File bodies go out with sendfile(2) on a duplicate of the socket's descriptor once the
+transport's own buffer is empty; nothing else writes to the socket meanwhile.
+One periodic timer enforces every connection's deadline (nginx-style timer resolution).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import socket
+from collections.abc import Callable
+from typing import cast
+
+from lanthorn.clock import monotonic
+from lanthorn.driver import CLOSE, Action, Connection, Service, discard
+from lanthorn.engines.listeners import peer_host, tune
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+    uvloop = None
+
+SWEEP_S = 0.25
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, server: _Server) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._conn: Connection | None = None
+        self._write_paused = False
+        self._busy = False  # a batch is in flight: do not feed the driver
+        self._stash: list[bytes] = []
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._file_task: asyncio.Task[None] | None = None
+        self.close_by = 0.0  # after CLOSE, abort if the buffer has not flushed by then
+
+    # asyncio callbacks -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
+        self._transport = transport
+        transport.set_write_buffer_limits(high=0, low=0)  # exact "buffer empty" signal
+        self._conn = self._server.service.connection(
+            peer_host(transport.get_extra_info("peername")), monotonic()
+        )
+        self._server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.forget(self)
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_exception(ConnectionResetError())
+        if self._file_task is not None:
+            self._file_task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self._busy:
+            self._stash.append(data)
+            return
+        assert self._conn is not None
+        self._execute(self._conn.feed(data, monotonic()))
+
+    def eof_received(self) -> bool | None:
+        self.data_received(b"")
+        return True  # keep the transport: we close it ourselves after the last write
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        elif self._busy and self._file_task is None:
+            self._resume()
+
+    # carrying out the driver's actions ---------------------------------------------------
+
+    def _execute(self, actions: list[Action]) -> None:
+        transport = self._transport
+        conn = self._conn
+        assert transport is not None and conn is not None
+        while actions:
+            for index, action in enumerate(actions):
+                if type(action) is bytes:
+                    transport.write(action)
+                elif action is CLOSE:
+                    discard(actions[index + 1 :])
+                    self._close()
+                    return
+                else:
+                    self._begin_busy()
+                    self._file_task = asyncio.ensure_future(self._send_files(actions[index:]))
+                    return
+            if self._write_paused:
+                self._begin_busy()
+                return
+            actions = conn.drained(monotonic())
+
+    def _begin_busy(self) -> None:
+        if not self._busy:
+            self._busy = True
+            assert self._transport is not None
+            self._transport.pause_reading()
+
+    def _resume(self) -> None:
+        """The batch is written: let the driver continue, then read again."""
+        assert self._transport is not None and self._conn is not None
+        self._busy = False
+        self._execute(self._conn.drained(monotonic()))
+        if self._busy or self._transport.is_closing():
+            return
+        self._transport.resume_reading()
+        while self._stash and not self._busy and not self._transport.is_closing():
+            self.data_received(self._stash.pop(0))
+
+    def _close(self) -> None:
+        assert self._transport is not None
+        self.close_by = monotonic() + self._server.service.limits.send_timeout_s
+        self._busy = True  # never feed again
+        self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def check(self, now: float) -> None:
+        """Enforce the driver's deadline (and the close deadline after CLOSE)."""
+        conn, transport = self._conn, self._transport
+        if conn is None or transport is None:
+            return
+        if transport.is_closing():
+            if now >= self.close_by:
+                self.abort()
+        elif now >= conn.deadline:
+            if self._busy:  # a batch is stuck: the client stopped reading
+                self.abort()
+            else:
+                self._execute(conn.expired(now))
+
+    def shutdown(self) -> None:
+        """Graceful stop: the driver closes idle connections at once."""
+        if self._conn is not None and not self._busy:
+            self._execute(self._conn.shutdown())
+
+    async def _wait_drained(self) -> None:
+        if self._write_paused:
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+            await self._drain_waiter
+
+    async def _send_files(self, actions: list[Action]) -> None:
+        transport = self._transport
+        assert transport is not None
+        try:
+            for index, action in enumerate(actions):
+                if type(action) is bytes:
+                    transport.write(action)
+                elif action is CLOSE:
+                    discard(actions[index + 1 :])
+                    self._file_task = None
+                    self._close()
+                    return
+                else:
+                    assert not isinstance(action, bytes) and action is not CLOSE
+                    try:
+                        await self._wait_drained()
+                        sock = transport.get_extra_info("socket")
+                        await _sendfile(sock.fileno(), action.fileno(), action.offset, action.count)
+                    finally:
+                        action.close()
+            await self._wait_drained()
+        except (OSError, asyncio.CancelledError):
+            discard(actions)
+            self._file_task = None
+            self.abort()
+            return
+        self._file_task = None
+        self._resume()
+
+
+async def _sendfile(sock_fd: int, file_fd: int, offset: int, count: int) -> None:
+    """sendfile(2) the slice through a duplicate descriptor of the (non-blocking) socket.
+
+    A short file (truncated while being sent) raises: the promised length cannot be met,
+    so the connection must not continue (RFC 9112 §6.3: the client would desynchronise).
+    """
+    loop = asyncio.get_running_loop()
+    fd = os.dup(sock_fd)
+    try:
+        end = offset + count
+        while offset < end:
+            try:
+                sent = os.sendfile(fd, file_fd, offset, end - offset)
+            except BlockingIOError:
+                ready = loop.create_future()
+                loop.add_writer(fd, ready.set_result, None)
+                try:
+                    await ready
+                finally:
+                    loop.remove_writer(fd)
+                continue
+            if sent == 0:
+                raise OSError(errno.EIO, "file shrank while being sent")
+            offset += sent
+    finally:
+        os.close(fd)
+
+
+class _Server:
+    def __init__(self, service: Service, listeners: list[socket.socket]) -> None:
+        self.service = service
+        self.listeners = listeners
+        self.connections: set[_Protocol] = set()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._stopping = asyncio.Event()
+
+    def forget(self, protocol: _Protocol) -> None:
+        self.connections.discard(protocol)
+        if len(self.connections) < self.service.limits.max_connections:
+            self._room.set()
+
+    async def accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        limit = self.service.limits.max_connections
+        while True:
+            await self._room.wait()  # at the cap: stop accepting; the kernel queues
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    await asyncio.sleep(0.1)  # out of descriptors: back off, do not spin
+                continue
+            tune(conn)
+            if len(self.connections) + 1 >= limit:
+                self._room.clear()
+            await loop.connect_accepted_socket(lambda: _Protocol(self), conn)
+
+    async def sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            now = monotonic()
+            self.service.tick(now)
+            for protocol in list(self.connections):
+                protocol.check(now)
+
+    async def serve(self, on_ready: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        tasks = [asyncio.ensure_future(self.accept(s)) for s in self.listeners]
+        sweeper = asyncio.ensure_future(self.sweep())
+        on_ready()
+        await self._stopping.wait()
+        # Graceful stop: no new connections; idle ones close now, busy ones after their
+        # response; whatever is left when the grace period ends is cut.
+        for task in tasks:
+            task.cancel()
+        for listener in self.listeners:
+            listener.close()
+        self.service.draining = True
+        for protocol in list(self.connections):
+            protocol.shutdown()
+        deadline = monotonic() + self.service.limits.grace_s
+        while self.connections and monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for protocol in list(self.connections):
+            protocol.abort()
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        self.service.close()
+
+
+def run(listeners: list[socket.socket], service: Service, on_ready: Callable[[], None]) -> None:
+    """Serve until SIGTERM/SIGINT, then drain."""
+    loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(_Server(service, listeners).serve(on_ready))
+    finally:
+        loop.close()

@@ -1,0 +1,186 @@
+"""`events`: a single-threaded reactor over `selectors` (epoll), nginx-style.
+
+Every socket is non-blocking. A connection is watched for reading while it has nothing
+to write and for writing while a batch is going out (partial writes resume where they
+stopped; file bodies go out with non-blocking sendfile(2)). Deadlines are checked by a
+sweep every SWEEP_S.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import selectors
+import socket
+from collections import deque
+from collections.abc import Callable
+
+from lanthorn.clock import monotonic
+from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, discard
+from lanthorn.engines.listeners import peer_host, tune
+from lanthorn.engines.stopping import StopFlag
+
+SWEEP_S = 0.25
+READ_BYTES = 65536
+
+
+class _Peer:
+    __slots__ = ("conn", "out", "sock", "writing")
+
+    def __init__(self, sock: socket.socket, conn: Connection) -> None:
+        self.sock = sock
+        self.conn = conn
+        self.out: deque[Action | memoryview] = deque()
+        self.writing = False
+
+
+class _Reactor:
+    def __init__(self, service: Service, listeners: list[socket.socket]) -> None:
+        self.service = service
+        self.listeners = listeners
+        self.selector = selectors.DefaultSelector()
+        self.peers: dict[int, _Peer] = {}
+        self.accepting = False
+
+    def set_accepting(self, accepting: bool) -> None:
+        if accepting == self.accepting:
+            return
+        self.accepting = accepting
+        for listener in self.listeners:
+            if accepting:
+                self.selector.register(listener, selectors.EVENT_READ, None)
+            else:
+                self.selector.unregister(listener)
+
+    def accept(self, listener: socket.socket) -> None:
+        while len(self.peers) < self.service.limits.max_connections:
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # EMFILE and friends: try again on the next readiness
+            sock.setblocking(False)
+            tune(sock)
+            peer = _Peer(sock, self.service.connection(peer_host(address), monotonic()))
+            self.peers[sock.fileno()] = peer
+            self.selector.register(sock, selectors.EVENT_READ, peer)
+        self.set_accepting(False)  # at the cap: the kernel's backlog holds the rest
+
+    def read(self, peer: _Peer) -> None:
+        try:
+            data = peer.sock.recv(READ_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.drop(peer)
+            return
+        self.run(peer, peer.conn.feed(data, monotonic()))
+
+    def run(self, peer: _Peer, actions: list[Action]) -> None:
+        peer.out.extend(actions)
+        self.flush(peer)
+
+    def flush(self, peer: _Peer) -> None:
+        """Write as much as the socket takes; switch interest accordingly."""
+        out = peer.out
+        sock = peer.sock
+        while True:
+            while out:
+                action = out[0]
+                try:
+                    if action is CLOSE:
+                        self.drop(peer)
+                        return
+                    if isinstance(action, FileBody):
+                        sent = os.sendfile(sock.fileno(), action.fileno(), action.offset, action.count)
+                        if sent == 0:
+                            raise OSError(errno.EIO, "file shrank while being sent")
+                        action.offset += sent
+                        action.count -= sent
+                        if action.count:
+                            return self.want_write(peer)
+                        action.close()
+                    else:
+                        sent = sock.send(action)
+                        if sent < len(action):
+                            out[0] = memoryview(action)[sent:]
+                            return self.want_write(peer)
+                except (BlockingIOError, InterruptedError):
+                    return self.want_write(peer)
+                except OSError:
+                    self.drop(peer)
+                    return
+                out.popleft()
+            more = peer.conn.drained(monotonic())
+            if not more:
+                break
+            out.extend(more)
+        if peer.writing:
+            peer.writing = False
+            self.selector.modify(sock, selectors.EVENT_READ, peer)
+
+    def want_write(self, peer: _Peer) -> None:
+        if not peer.writing:
+            peer.writing = True
+            self.selector.modify(peer.sock, selectors.EVENT_WRITE, peer)
+
+    def drop(self, peer: _Peer) -> None:
+        fd = peer.sock.fileno()
+        if self.peers.pop(fd, None) is None:
+            return
+        self.selector.unregister(peer.sock)
+        discard([a for a in peer.out if not isinstance(a, memoryview)])
+        peer.out.clear()
+        peer.sock.close()
+        if not self.accepting and not self.service.draining:
+            self.set_accepting(True)
+
+    def sweep(self, now: float) -> None:
+        self.service.tick(now)
+        for peer in list(self.peers.values()):
+            conn = peer.conn
+            if self.service.draining and conn.idle and not peer.out:
+                self.run(peer, conn.shutdown())
+            elif now >= conn.deadline:
+                if peer.out:  # a batch is stuck: the client stopped reading
+                    self.drop(peer)
+                else:
+                    self.run(peer, conn.expired(now))
+
+    def serve(self, stop: StopFlag, on_ready: Callable[[], None]) -> None:
+        self.set_accepting(True)
+        on_ready()
+        swept = monotonic()
+        stop_by: float | None = None
+        while True:
+            if stop.is_set() and stop_by is None:
+                stop_by = monotonic() + self.service.limits.grace_s
+                self.set_accepting(False)
+                for listener in self.listeners:
+                    listener.close()
+                swept = 0.0  # sweep now: idle connections close at once
+            if stop_by is not None and (not self.peers or monotonic() >= stop_by):
+                break
+            for key, mask in self.selector.select(SWEEP_S):
+                peer = key.data
+                if peer is not None and self.peers.get(key.fd) is not peer:
+                    continue  # dropped earlier in this round
+                if peer is None:
+                    self.accept(key.fileobj)  # type: ignore[arg-type]
+                elif mask & selectors.EVENT_WRITE:
+                    self.flush(peer)
+                else:
+                    self.read(peer)
+            now = monotonic()
+            if now - swept >= SWEEP_S:
+                swept = now
+                self.sweep(now)
+        for peer in list(self.peers.values()):
+            self.drop(peer)
+        self.selector.close()
+        self.service.close()
+
+
+def run(listeners: list[socket.socket], service: Service, on_ready: Callable[[], None]) -> None:
+    _Reactor(service, listeners).serve(StopFlag.install(service), on_ready)

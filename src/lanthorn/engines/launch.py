@@ -1,0 +1,58 @@
+"""Start a server from a Config: bind, pick the engine, report readiness, run."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import socket
+from collections.abc import Callable
+
+from lanthorn.config import Config
+from lanthorn.driver import Service
+from lanthorn.engines import listeners as listening
+from lanthorn.engines.prefork import Supervisor
+
+log = logging.getLogger("lanthorn")
+
+EngineRun = Callable[[list[socket.socket], Service, Callable[[], None]], None]
+
+
+def engine(model: str) -> EngineRun:
+    module = importlib.import_module(f"lanthorn.engines.{model}")
+    run: EngineRun = module.run
+    return run
+
+
+def serve(config: Config) -> None:
+    """Run until SIGTERM/SIGINT and a graceful drain."""
+    server = config.server
+    run = engine(server.model)
+
+    def announce(addresses: list[tuple[str, int]]) -> None:
+        for host, port in addresses:
+            log.info(
+                "serving %s at %s (model %s, %d worker%s)",
+                config.site.root,
+                listening.url(host, port),
+                server.model,
+                server.workers,
+                "" if server.workers == 1 else "s",
+            )
+        if server.ready_file:
+            listening.write_ready_file(
+                server.ready_file, addresses, model=server.model, workers=server.workers
+            )
+
+    try:
+        if server.workers == 1:
+            sockets = listening.bind(server.host, server.port)
+            service = Service(config)
+            run(sockets, service, lambda: announce(listening.addresses(sockets)))
+        else:
+
+            def worker_main(sockets: list[socket.socket], ready: Callable[[], None]) -> None:
+                run(sockets, Service(config), ready)
+
+            Supervisor(config, worker_main).run(announce)
+    finally:
+        listening.remove_ready_file(server.ready_file)

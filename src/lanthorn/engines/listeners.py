@@ -1,0 +1,94 @@
+"""Listening sockets and the ready file.
+
+`localhost` binds every loopback address it resolves to (127.0.0.1 and ::1), like Caddy.
+With port 0 the first socket picks the ephemeral port and the others reuse it, so a
+server has one port whatever its address family.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+
+BACKLOG = 1024
+
+
+def bind(
+    host: str, port: int, *, reuse_port: bool = False, listen: bool = True
+) -> list[socket.socket]:
+    """Bound (and, unless told otherwise, listening) non-blocking sockets for every
+    address `host` resolves to."""
+    infos = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    seen: set[tuple[int, str]] = set()
+    sockets: list[socket.socket] = []
+    errors: list[str] = []
+    for family, kind, proto, _, sockaddr in infos:
+        key = (family, str(sockaddr[0]))
+        if key in seen:
+            continue
+        seen.add(key)
+        if sockets:  # same port on every address
+            sockaddr = (sockaddr[0], sockets[0].getsockname()[1], *sockaddr[2:])
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(sockaddr)
+            if listen:
+                sock.listen(BACKLOG)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            errors.append(f"{sockaddr[0]}:{sockaddr[1]}: {exc.strerror}")
+            continue
+        sockets.append(sock)
+    if not sockets:
+        raise OSError(f"cannot listen on {host}:{port}: {'; '.join(errors)}")
+    return sockets
+
+
+def addresses(sockets: list[socket.socket]) -> list[tuple[str, int]]:
+    return [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in sockets]
+
+
+def url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def write_ready_file(path: str, bound: list[tuple[str, int]], **extra: object) -> None:
+    """Atomically write JSON describing where the server accepts connections."""
+    document = {
+        "pid": os.getpid(),
+        "addresses": [{"host": h, "port": p} for h, p in bound],
+        "urls": [url(h, p) for h, p in bound],
+        **extra,
+    }
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(document, fh)
+    os.replace(tmp, path)
+
+
+def remove_ready_file(path: str | None) -> None:
+    if path:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
+def tune(conn: socket.socket) -> None:
+    """Per-connection options: responses are written whole, so Nagle only adds delay."""
+    if conn.family in (socket.AF_INET, socket.AF_INET6):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def peer_host(address: object) -> str:
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return "-"

@@ -1,0 +1,126 @@
+"""Prefork supervisor: N worker processes of any engine, one port (SO_REUSEPORT).
+
+The supervisor binds the addresses first (to learn the port when it is 0) and keeps
+those sockets bound but not listening, which reserves the port. Each worker opens its own
+listening socket on it with SO_REUSEPORT, so the kernel spreads new connections across
+workers (nginx `reuseport`). A worker that dies is replaced; SIGTERM/SIGINT is passed to
+every worker, which drain within the grace period; stragglers are killed after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from lanthorn.config import Config
+from lanthorn.engines import listeners as listening
+
+log = logging.getLogger("lanthorn")
+
+WorkerMain = Callable[[list[socket.socket], Callable[[], None]], None]
+RESPAWN_BACKOFF_S = 1.0
+
+
+class Supervisor:
+    def __init__(self, config: Config, worker_main: WorkerMain) -> None:
+        self.config = config
+        self.worker_main = worker_main
+        self.workers: dict[int, float] = {}  # pid → start time
+        self.stopping = False
+
+    def _spawn(self, addresses: list[tuple[str, int]]) -> int:
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # worker
+            os.close(ready_r)
+            code = 0
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                socks = [
+                    s for host, port in addresses for s in listening.bind(host, port, reuse_port=True)
+                ]
+
+                def ready() -> None:
+                    os.write(ready_w, b"1")
+                    os.close(ready_w)
+
+                self.worker_main(socks, ready)
+            except BaseException:
+                log.exception("worker %d failed", os.getpid())
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(ready_w)
+        with contextlib.closing(open(ready_r, "rb", buffering=0)) as pipe:
+            readable, _, _ = select.select([pipe], [], [], 30)
+            if not readable or not pipe.read(1):
+                log.error("worker %d did not start", pid)
+        self.workers[pid] = time.monotonic()
+        return pid
+
+    def run(self, on_ready: Callable[[list[tuple[str, int]]], None]) -> None:
+        server = self.config.server
+        # Bound but not listening: the port is ours, every connection goes to a worker.
+        reserved = listening.bind(server.host, server.port, reuse_port=True, listen=False)
+        addresses = listening.addresses(reserved)
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        for _ in range(server.workers):
+            self._spawn(addresses)
+        on_ready(addresses)
+        try:
+            while not self.stopping:
+                time.sleep(0.1)
+                self._reap(addresses)
+        finally:
+            self._stop_all()
+            for sock in reserved:
+                sock.close()
+
+    def _reap(self, addresses: list[tuple[str, int]]) -> None:
+        while self.workers:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            started = self.workers.pop(pid, time.monotonic())
+            if self.stopping:
+                continue
+            log.warning("worker %d exited (status %d); starting a new one", pid, status)
+            if time.monotonic() - started < RESPAWN_BACKOFF_S:
+                time.sleep(RESPAWN_BACKOFF_S)  # a crash loop must not spin
+            self._spawn(addresses)
+
+    def _stop_all(self) -> None:
+        for pid in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.config.limits.grace_s + 2.0
+        while self.workers and time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                self.workers.pop(pid, None)
+            else:
+                time.sleep(0.05)
+        for pid in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        self.workers.clear()

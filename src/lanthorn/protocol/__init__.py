@@ -1,0 +1,1 @@
+"""Sans-IO protocol adapters: wire bytes ⇄ protocol events and response plans."""

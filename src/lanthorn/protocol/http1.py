@@ -1,0 +1,212 @@
+"""HTTP/1.1 adapter (RFC 9112) over httptools (llhttp): bytes → events, plans → bytes.
+
+Framing limits are enforced here, where the bytes are: request-target length (414),
+header block size and count (431), request body size (413), Transfer-Encoding other than
+chunked (501, RFC 9112 §6.1), versions other than 1.0/1.1 (505). Request bodies are
+parsed and discarded so the next pipelined request stays in sync (RFC 9112 §6.3).
+"""
+
+from __future__ import annotations
+
+import re
+
+import httptools
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade
+
+from lanthorn.config import Limits
+from lanthorn.core.request import Request
+from lanthorn.core.response import REASONS, FileBody, ResponsePlan
+from lanthorn.errors import ProtocolError
+from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_SERVER = b"Server: lanthorn\r\n"
+_KEEP_ALIVE = b"\r\nConnection: keep-alive\r\n\r\n"
+_CLOSE = b"\r\nConnection: close\r\n\r\n"
+_READ_SLACK = 256 * 1024  # one engine read may sit inside httptools unseen
+
+
+def _field_name(name: bytes) -> bytes:
+    """`content-type` → `Content-Type` (names are case-insensitive; this is for people)."""
+    if name == b"etag":
+        return b"ETag"
+    return b"-".join(part.capitalize() for part in name.split(b"-"))
+
+
+def _head_prefix(plan: ResponsePlan) -> bytes:
+    lines = [b"HTTP/1.1 %d %s\r\n" % (plan.status, REASONS[plan.status]), _SERVER]
+    lines.extend(b"%s: %s\r\n" % (_field_name(n), v) for n, v in plan.headers)
+    lines.append(b"Date: ")
+    return b"".join(lines)
+
+
+class Http1:
+    """One HTTP/1.x connection's parser and serialiser."""
+
+    __slots__ = (
+        "_begin_chunk",
+        "_begin_mark",
+        "_body_bytes",
+        "_chunk",
+        "_events",
+        "_fed",
+        "_head_bytes",
+        "_headers",
+        "_in_head",
+        "_limits",
+        "_parser",
+        "_request",
+        "_url",
+        "closed",
+        "in_message",
+    )
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: list[Event] = []
+        self._url = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._request: Request | None = None
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._fed = 0
+        self._chunk = b""
+        self._begin_mark = 0
+        self._begin_chunk = 0
+        self._in_head = False
+        self.in_message = False  # some bytes of a request have arrived, not all of it
+        self.closed = False  # the parser stopped (error, Upgrade or CONNECT): no more events
+
+    # --- bytes in -------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> list[Event]:
+        """Parse `data`; complete requests come out in order, a failure last."""
+        events: list[Event] = []
+        if self.closed:
+            return events
+        self._events = events
+        self._chunk = data
+        try:
+            self._parser.feed_data(data)
+        except HttpParserUpgrade:
+            # CONNECT, or an Upgrade we do not speak: answer the request, then close.
+            self.closed = True
+            for event in events:
+                if isinstance(event, RequestReceived):
+                    event.keep_alive = False
+        except HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if not isinstance(cause, ProtocolError):
+                raise
+            self._fail(cause)
+        except HttpParserError as exc:
+            self._fail(self._classify(exc))
+        self._fed += len(data)
+        if self._in_head and not self.closed:
+            # Header fragments are buffered inside httptools until complete; bound them.
+            unseen = self._fed - self._begin_mark - self._begin_chunk
+            if unseen > self._limits.max_head_bytes:
+                self._fail(ProtocolError(431, "request header block too large"))
+        return events
+
+    def _fail(self, error: ProtocolError) -> None:
+        self.closed = True
+        self.in_message = False
+        self._events.append(ProtocolFailed(error))
+
+    def _classify(self, exc: HttpParserError) -> ProtocolError:
+        text = str(exc)
+        if isinstance(exc, httptools.HttpParserInvalidMethodError):
+            # RFC 9110 §9.1: a well-formed but unknown method is 501; garbage is 400.
+            first = self._chunk.lstrip(b"\r\n").split(b" ", 1)[0]
+            if not self._events and _TOKEN.fullmatch(first):
+                return ProtocolError(501, f"method {first[:32]!r} not implemented")
+            return ProtocolError(400, "malformed method")
+        if "version" in text.lower() or "PRI" in text:
+            return ProtocolError(505, text)
+        return ProtocolError(400, text)
+
+    # httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.in_message = True
+        self._in_head = True
+        self._url = b""
+        self._headers = {}
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._begin_mark = self._fed
+        self._begin_chunk = len(self._chunk)
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._limits.max_url_bytes:
+            raise ProtocolError(414, "request-target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        limits = self._limits
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > limits.max_head_bytes:
+            raise ProtocolError(431, "request header block too large")
+        headers = self._headers
+        if len(headers) >= limits.max_headers:
+            raise ProtocolError(431, "too many header fields")
+        name = name.lower()
+        if name in headers:
+            if name == b"host":  # RFC 9112 §3.2: more than one Host is a 400
+                raise ProtocolError(400, "duplicate Host")
+            headers[name] += b", " + value
+        else:
+            headers[name] = value
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise ProtocolError(505, f"HTTP/{version} is not spoken here")
+        headers = self._headers
+        if version == "1.1" and b"host" not in headers:
+            raise ProtocolError(400, "missing Host")  # RFC 9112 §3.2
+        te = headers.get(b"transfer-encoding")
+        if te is not None:
+            if version == "1.0":  # RFC 9112 §6.1: treat the framing as faulty
+                raise ProtocolError(400, "Transfer-Encoding in HTTP/1.0")
+            if te.strip().lower() != b"chunked":
+                raise ProtocolError(501, "unsupported Transfer-Encoding")
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit():  # llhttp already refuses most; never int() garbage
+                raise ProtocolError(400, "invalid Content-Length")
+            if int(length) > self._limits.max_body_bytes:
+                raise ProtocolError(413, "request body too large")
+        self._request = Request(parser.get_method(), self._url, version, headers)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self._limits.max_body_bytes:
+            raise ProtocolError(413, "request body too large")
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        request = self._request
+        assert request is not None
+        self._events.append(RequestReceived(request, self._parser.should_keep_alive()))
+
+    # --- plans out ------------------------------------------------------------------------
+
+    def response(
+        self, plan: ResponsePlan, send_body: bool, keep_alive: bool, date: bytes
+    ) -> list[bytes | FileBody]:
+        """The wire form of `plan`: one bytes object, plus the file body if there is one."""
+        prefix = plan.memo.get(Http1)
+        if prefix is None:
+            prefix = plan.memo[Http1] = _head_prefix(plan)
+        tail = _KEEP_ALIVE if keep_alive else _CLOSE
+        body = plan.body
+        if not send_body:
+            return [b"".join((prefix, date, tail))]
+        if isinstance(body, bytes):
+            return [b"".join((prefix, date, tail, body))]
+        return [b"".join((prefix, date, tail)), body]
