@@ -192,28 +192,41 @@ class _Protocol(asyncio.Protocol):
 async def _sendfile(sock_fd: int, file_fd: int, offset: int, count: int) -> None:
     """sendfile(2) the slice through a duplicate descriptor of the (non-blocking) socket.
 
-    A short file (truncated while being sent) raises: the promised length cannot be met,
-    so the connection must not continue (RFC 9112 §6.3: the client would desynchronise).
+    The writer callback stays registered for the whole transfer, so each readiness costs
+    one Python call and as many sendfile calls as the socket takes. A file that shrinks
+    while being sent raises: the promised length cannot be met, so the connection must not
+    continue (RFC 9112 §6.3: the client would desynchronise).
     """
     loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
     fd = os.dup(sock_fd)
-    try:
-        end = offset + count
-        while offset < end:
-            try:
+    end = offset + count
+
+    def on_writable() -> None:
+        nonlocal offset
+        try:
+            while offset < end:
                 sent = os.sendfile(fd, file_fd, offset, end - offset)
-            except BlockingIOError:
-                ready = loop.create_future()
-                loop.add_writer(fd, ready.set_result, None)
-                try:
-                    await ready
-                finally:
-                    loop.remove_writer(fd)
-                continue
-            if sent == 0:
-                raise OSError(errno.EIO, "file shrank while being sent")
-            offset += sent
+                if sent == 0:
+                    raise OSError(errno.EIO, "file shrank while being sent")
+                offset += sent
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            loop.remove_writer(fd)
+            if not done.done():
+                done.set_exception(exc)
+            return
+        loop.remove_writer(fd)
+        if not done.done():
+            done.set_result(None)
+
+    try:
+        loop.add_writer(fd, on_writable)
+        on_writable()
+        await done
     finally:
+        loop.remove_writer(fd)
         os.close(fd)
 
 
