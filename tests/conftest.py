@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Models × workers every integration suite runs against.
+MODELS = [
+    pytest.param(("asyncio", 1), id="asyncio"),
+    pytest.param(("events", 1), id="events"),
+    pytest.param(("threads", 1), id="threads"),
+    pytest.param(("single", 1), id="single"),
+    pytest.param(("asyncio", 2), id="asyncio-w2"),
+]
+
+INDEX = b"<!doctype html><title>test</title><p>hello from the test root</p>\n"
+LARGE_SIZE = 3 * 1024 * 1024 + 17
+
+
+def _make_site(root: Path) -> None:
+    (root / "index.html").write_bytes(INDEX)
+    (root / "style.css").write_bytes(b"body{color:red}\n")
+    (root / "app.js").write_bytes(b"console.log(1)\n")
+    (root / "photo.jpg").write_bytes(b"\xff\xd8\xff" + b"\0" * 100)
+    (root / "photo.jpeg").write_bytes(b"\xff\xd8\xff" + b"\0" * 50)
+    (root / "movie.swf").write_bytes(b"FWS" + b"\0" * 10)
+    (root / "data.json").write_bytes(b'{"a": 1}\n')
+    (root / "notes.txt").write_bytes(b"plain text\n")
+    (root / "text..txt").write_bytes(b"dots inside\n")
+    (root / "with space.txt").write_bytes(b"space\n")
+    (root / "файл.txt").write_bytes(b"unicode name\n")
+    (root / "noext").write_bytes(b"no extension\n")
+    (root / ".secret").write_bytes(b"hidden dotfile\n")
+    large = bytes(range(256)) * (LARGE_SIZE // 256) + b"x" * (LARGE_SIZE % 256)
+    (root / "large.bin").write_bytes(large)
+    (root / "sub").mkdir()
+    (root / "sub" / "index.html").write_bytes(b"sub index\n")
+    (root / "sub" / "page.html").write_bytes(b"sub page\n")
+    (root / "empty-dir").mkdir()
+    (root / "empty.txt").write_bytes(b"")
+
+
+@pytest.fixture(scope="session")
+def outside(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory beside the root holding a file that must never be served."""
+    path = tmp_path_factory.mktemp("outside")
+    (path / "secret.txt").write_bytes(b"TOP-SECRET-OUTSIDE-ROOT\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory, outside: Path) -> Path:
+    root = tmp_path_factory.mktemp("site")
+    _make_site(root)
+    os.symlink(outside / "secret.txt", root / "escape.txt")
+    os.symlink(outside, root / "escape-dir")
+    os.symlink(root / "notes.txt", root / "inside-link.txt")
+    return root
+
+
+@pytest.fixture(scope="session")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield tmp_path_factory.mktemp("scratch")
