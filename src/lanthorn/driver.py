@@ -14,6 +14,7 @@ flight (pipelined requests beyond the budget wait, parsed, in `_waiting`).
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 
 from lanthorn.clock import DateCache, wall
@@ -33,11 +34,30 @@ class _Close:
 
 
 CLOSE = _Close()
-__all__ = ["CLOSE", "Action", "Connection", "FileBody", "Service", "discard"]
+__all__ = [
+    "CLOSE",
+    "LINGER_BYTES",
+    "LINGER_S",
+    "Action",
+    "Connection",
+    "FileBody",
+    "Service",
+    "discard",
+]
 Action = bytes | FileBody | _Close
 
 log_error = logging.getLogger("lanthorn")
-_FILES_PER_BATCH = 4  # open file bodies handed to the engine in one batch
+# One batch (what an engine writes before it reads again) holds at most this many open
+# file bodies and about this many bytes of in-memory bodies: the bound on what a client
+# that pipelines without reading can make a connection hold.
+_BATCH_FILES = 4
+# After the server decides to close, it shuts its sending side and discards what the
+# client still sends for at most this long / this much (RFC 9112 §9.6, nginx's
+# lingering_close): closing with unread input would make the kernel reset the connection
+# and destroy the response the client has not read yet.
+LINGER_S = 2.0
+LINGER_BYTES = 1024 * 1024
+_BATCH_BYTES = 256 * 1024
 _NO_BODY_STATUSES = frozenset((204, 304))
 
 
@@ -58,6 +78,12 @@ class Service:
         self.access_log = AccessLog.open(config.server.access_log)
         self.dates = DateCache()
         self.draining = False  # set on graceful shutdown: answer, then close
+        self.stop_at = math.inf  # monotonic time when draining connections are cut
+
+    def drain(self, now: float) -> None:
+        """Graceful shutdown begins: finish what is in flight within the grace period."""
+        self.draining = True
+        self.stop_at = now + self.limits.grace_s
 
     def connection(self, peer: str, now: float) -> Connection:
         return Connection(self, peer, now)
@@ -106,12 +132,19 @@ class Connection:
             self._closing = True
             return [CLOSE]
         self._waiting.extend(self._adapter.receive(data))
-        return self._answer(now)
+        return self._answer(now, False)
 
     def drained(self, now: float) -> list[Action]:
         """Everything answered so far has been written."""
+        was_writing = self._writing
         self._writing = False
-        return self._answer(now)
+        return self._answer(now, was_writing)
+
+    def progressed(self, now: float) -> None:
+        """Some of the batch was written: the send timeout counts from the last progress
+        (like nginx's send_timeout), so a slow but reading client is never cut."""
+        if self._writing:
+            self.deadline = now + self._service.limits.send_timeout_s
 
     def expired(self, now: float) -> list[Action]:
         """Called when `now >= deadline`: 408 for a stalled request, else just close."""
@@ -128,7 +161,7 @@ class Connection:
 
     # ---------------------------------------------------------------------------------------
 
-    def _answer(self, now: float) -> list[Action]:
+    def _answer(self, now: float, just_written: bool) -> list[Action]:
         out: list[Action] = []
         waiting = self._waiting
         if waiting:
@@ -139,8 +172,9 @@ class Connection:
             date = service.dates.value(stamp)
             log = service.access_log
             files = 0
+            size = 0
             closing = False
-            while waiting and files < _FILES_PER_BATCH and not closing:
+            while waiting and files < _BATCH_FILES and size < _BATCH_BYTES and not closing:
                 event = waiting.popleft()
                 if isinstance(event, ProtocolFailed):
                     closing = True
@@ -159,6 +193,8 @@ class Connection:
                     plan.close()
                 elif isinstance(plan.body, FileBody):
                     files += 1
+                else:
+                    size += len(plan.body)
                 out += adapter.response(plan, send_body, keep_alive, date)
                 if log is not None:
                     headers = request.headers
@@ -191,8 +227,10 @@ class Connection:
             self.deadline = now + limits.send_timeout_s
         elif self._head_started is not None:
             self.deadline = self._head_started + limits.header_timeout_s
-        else:
+        elif just_written:
             self.deadline = now + limits.keepalive_timeout_s
+        # Otherwise (only blank lines arrived) the running clock is left alone, so bytes
+        # that start no request cannot hold a connection open.
         if not out and self._service.draining and self.idle and not self._closing:
             self._closing = True
             out.append(CLOSE)

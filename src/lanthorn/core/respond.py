@@ -6,7 +6,9 @@ path safety → lookup (directory redirects, index files) → representation hea
 
 from __future__ import annotations
 
+import errno
 import os
+from urllib.parse import quote
 
 from lanthorn.clock import http_date
 from lanthorn.config import SiteConfig
@@ -58,6 +60,25 @@ def etag(st: os.stat_result) -> bytes:
     return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'.encode()
 
 
+def _open_failure_status(exc: Exception) -> int:
+    """Why a name could not be opened → status. Nothing here is the client's fault
+    except asking for what is not there (404) or not allowed (403)."""
+    if isinstance(exc, OutsideRoot | PermissionError):
+        return 403
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+        return 503  # out of descriptors or memory: try again later
+    return 404  # ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ...
+
+
+def _redirect_to_directory(parts: tuple[str, ...], query: bytes) -> ResponsePlan:
+    """301 to the slash-terminated directory (RFC 9110 §15.4.2). The Location is rebuilt
+    from the normalised path, re-encoded, so it is always a path-absolute reference: a
+    target like `//evil.example/../docs` can never become a network-path reference."""
+    path = "".join("/" + quote(part, safe="", errors="surrogateescape") for part in parts)
+    location = (path + "/").encode("ascii") + (b"?" + query if query else b"")
+    return ResponsePlan(301, [(b"location", location), (b"content-length", b"0")], b"")
+
+
 class Site:
     """Everything needed to answer requests for one document root."""
 
@@ -87,15 +108,11 @@ class Site:
         relative = path.relative
         try:
             opened = self.source.open(relative)
-        except (FileNotFoundError, NotADirectoryError):
-            return ERRORS[404]
-        except (PermissionError, OutsideRoot):
-            return ERRORS[403]
+        except (OSError, OutsideRoot) as exc:
+            return ERRORS[_open_failure_status(exc)]
         if opened.file is None:  # a directory
             if not path.directory:
-                # RFC 9110 §15.4.2: a relative reference keeps scheme/host from the request.
-                location = raw_path + b"/" + (b"?" + query if query else b"")
-                return ResponsePlan(301, [(b"location", location), (b"content-length", b"0")], b"")
+                return _redirect_to_directory(path.parts, query)
             return self._directory(relative, target, now)
         if path.directory:  # "/file.html/" names a directory that is a file: no such thing
             opened.file.close()
@@ -106,8 +123,9 @@ class Site:
         index = f"{relative}/{self.config.index}" if relative else self.config.index
         try:
             opened = self.source.open(index)
-        except (FileNotFoundError, NotADirectoryError, PermissionError, OutsideRoot):
-            return ERRORS[403]  # no index and listing is off (nginx: 403)
+        except (OSError, OutsideRoot) as exc:
+            status = _open_failure_status(exc)
+            return ERRORS[403 if status == 404 else status]  # no index, no listing: 403
         if opened.file is None:
             return ERRORS[403]
         return self._file(opened, index, target, now)

@@ -20,7 +20,16 @@ from collections.abc import Callable
 from typing import cast
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import CLOSE, Action, Connection, Service, discard
+from lanthorn.driver import (
+    CLOSE,
+    LINGER_BYTES,
+    LINGER_S,
+    Action,
+    Connection,
+    FileBody,
+    Service,
+    discard,
+)
 from lanthorn.engines.listeners import peer_host, tune
 
 try:
@@ -42,6 +51,8 @@ class _Protocol(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._file_task: asyncio.Task[None] | None = None
         self.close_by = 0.0  # after CLOSE, abort if the buffer has not flushed by then
+        self._lingering = False  # our side is shut; input is discarded until EOF
+        self._lingered = 0
 
     # asyncio callbacks -----------------------------------------------------------------
 
@@ -62,6 +73,11 @@ class _Protocol(asyncio.Protocol):
             self._file_task.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            self._lingered += len(data)
+            if self._lingered > LINGER_BYTES:
+                self.abort()
+            return
         if self._busy:
             self._stash.append(data)
             return
@@ -69,6 +85,8 @@ class _Protocol(asyncio.Protocol):
         self._execute(self._conn.feed(data, monotonic()))
 
     def eof_received(self) -> bool | None:
+        if self._lingering:
+            return None  # the client has closed too: let the transport close
         self.data_received(b"")
         return True  # keep the transport: we close it ourselves after the last write
 
@@ -77,6 +95,8 @@ class _Protocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._conn is not None:
+            self._conn.progressed(monotonic())
         waiter = self._drain_waiter
         if waiter is not None:
             self._drain_waiter = None
@@ -126,10 +146,20 @@ class _Protocol(asyncio.Protocol):
             self.data_received(self._stash.pop(0))
 
     def _close(self) -> None:
-        assert self._transport is not None
-        self.close_by = monotonic() + self._server.service.limits.send_timeout_s
+        """Close after the buffer drains, lingering (see driver.LINGER_S) on input."""
+        transport = self._transport
+        assert transport is not None
         self._busy = True  # never feed again
-        self._transport.close()
+        if not transport.can_write_eof():
+            transport.close()
+            self.close_by = monotonic() + self._server.service.limits.send_timeout_s
+            return
+        self._lingering = True
+        transport.write_eof()  # flushes the buffer, then shuts our sending side
+        transport.resume_reading()
+        self.close_by = monotonic() + LINGER_S + (
+            self._server.service.limits.send_timeout_s if self._write_paused else 0.0
+        )
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -140,7 +170,7 @@ class _Protocol(asyncio.Protocol):
         conn, transport = self._conn, self._transport
         if conn is None or transport is None:
             return
-        if transport.is_closing():
+        if transport.is_closing() or self._lingering:
             if now >= self.close_by:
                 self.abort()
         elif now >= conn.deadline:
@@ -159,6 +189,10 @@ class _Protocol(asyncio.Protocol):
             self._drain_waiter = asyncio.get_running_loop().create_future()
             await self._drain_waiter
 
+    def _progressed(self) -> None:
+        assert self._conn is not None
+        self._conn.progressed(monotonic())
+
     async def _send_files(self, actions: list[Action]) -> None:
         transport = self._transport
         assert transport is not None
@@ -176,7 +210,7 @@ class _Protocol(asyncio.Protocol):
                     try:
                         await self._wait_drained()
                         sock = transport.get_extra_info("socket")
-                        await _sendfile(sock.fileno(), action.fileno(), action.offset, action.count)
+                        await _sendfile(sock.fileno(), action, self._progressed)
                     finally:
                         action.close()
             await self._wait_drained()
@@ -189,7 +223,7 @@ class _Protocol(asyncio.Protocol):
         self._resume()
 
 
-async def _sendfile(sock_fd: int, file_fd: int, offset: int, count: int) -> None:
+async def _sendfile(sock_fd: int, body: FileBody, progressed: Callable[[], None]) -> None:
     """sendfile(2) the slice through a duplicate descriptor of the (non-blocking) socket.
 
     The writer callback stays registered for the whole transfer, so each readiness costs
@@ -200,7 +234,9 @@ async def _sendfile(sock_fd: int, file_fd: int, offset: int, count: int) -> None
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     fd = os.dup(sock_fd)
-    end = offset + count
+    file_fd = body.fileno()
+    offset = body.offset
+    end = offset + body.count
 
     def on_writable() -> None:
         nonlocal offset
@@ -211,6 +247,7 @@ async def _sendfile(sock_fd: int, file_fd: int, offset: int, count: int) -> None
                     raise OSError(errno.EIO, "file shrank while being sent")
                 offset += sent
         except BlockingIOError:
+            progressed()
             return
         except OSError as exc:
             loop.remove_writer(fd)
@@ -282,11 +319,10 @@ class _Server:
             task.cancel()
         for listener in self.listeners:
             listener.close()
-        self.service.draining = True
+        self.service.drain(monotonic())
         for protocol in list(self.connections):
             protocol.shutdown()
-        deadline = monotonic() + self.service.limits.grace_s
-        while self.connections and monotonic() < deadline:
+        while self.connections and monotonic() < self.service.stop_at:
             await asyncio.sleep(0.05)
         for protocol in list(self.connections):
             protocol.abort()

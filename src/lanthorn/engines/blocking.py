@@ -6,60 +6,112 @@ graceful stop, or waiting neighbours, are noticed while a keep-alive connection 
 
 from __future__ import annotations
 
+import select
 import socket
 from collections.abc import Callable
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import CLOSE, Action, Connection, Service, discard
+from lanthorn.driver import (
+    CLOSE,
+    LINGER_BYTES,
+    LINGER_S,
+    Action,
+    Connection,
+    FileBody,
+    Service,
+    discard,
+)
 from lanthorn.engines.listeners import peer_host, tune
 
 WAKE_S = 0.5
 READ_BYTES = 65536
+SENDFILE_CHUNK = 8 * 1024 * 1024  # between chunks a graceful stop's deadline is checked
 
 
-def _write(sock: socket.socket, actions: list[Action], timeout_s: float) -> bool:
-    """Carry out a batch; False when the connection is finished (CLOSE or a failure)."""
-    sock.settimeout(timeout_s)
+def _sendfile(sock: socket.socket, body: FileBody, service: Service) -> bool:
+    """Send a file slice; False if it could not be sent whole (the framing is broken)."""
+    offset, end = body.offset, body.offset + body.count
+    while offset < end:
+        if monotonic() >= service.stop_at:
+            return False
+        count = min(SENDFILE_CHUNK, end - offset)
+        sent = sock.sendfile(body.file, offset, count)
+        if sent != count:  # the file shrank underneath us
+            return False
+        offset += sent
+    return True
+
+
+def _write(sock: socket.socket, actions: list[Action], service: Service) -> bool | None:
+    """Carry out a batch: True when done, False on CLOSE, None on a failure."""
+    sock.settimeout(service.limits.send_timeout_s)
     for index, action in enumerate(actions):
         try:
             if type(action) is bytes:
                 sock.sendall(action)
-            elif action is CLOSE:
-                discard(actions[index + 1 :])
-                return False
-            else:
-                assert not isinstance(action, bytes) and action is not CLOSE
+            elif isinstance(action, FileBody):
                 try:
-                    sent = sock.sendfile(action.file, action.offset, action.count)
+                    if not _sendfile(sock, action, service):
+                        discard(actions[index + 1 :])
+                        return None
                 finally:
                     action.close()
-                if sent != action.count:  # the file shrank: the framing is broken
-                    discard(actions[index + 1 :])
-                    return False
+            else:
+                assert action is CLOSE
+                discard(actions[index + 1 :])
+                return False
         except OSError:
             discard(actions[index + 1 :])
-            return False
+            return None
     return True
+
+
+def _linger(sock: socket.socket) -> None:
+    """Shut our side, then discard input until the client closes (bounded)."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        deadline = monotonic() + LINGER_S
+        total = 0
+        while total < LINGER_BYTES and (left := deadline - monotonic()) > 0:
+            sock.settimeout(left)
+            chunk = sock.recv(READ_BYTES)
+            if not chunk:
+                return
+            total += len(chunk)
+    except OSError:
+        return
+
+
+def _has_input(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 def handle(
     sock: socket.socket, address: object, service: Service, crowded: Callable[[], bool]
 ) -> None:
     """Serve one connection to the end. `crowded()` says others are waiting for a turn:
-    then an idle keep-alive connection gives its place up (RFC 9112 §9.5 allows it)."""
+    then a keep-alive connection that has been answered and sent nothing more gives its
+    place up (RFC 9112 §9.5 lets a server close an idle connection at any time)."""
     tune(sock)
     conn: Connection = service.connection(peer_host(address), monotonic())
-    send_timeout = service.limits.send_timeout_s
+    answered = False
     try:
         actions: list[Action] = []
         while True:
             while actions:
-                if not _write(sock, actions, send_timeout):
+                done = _write(sock, actions, service)
+                if done is None:
+                    return
+                if not done:
+                    _linger(sock)
                     return
                 actions = conn.drained(monotonic())
+                answered = True
             now = monotonic()
-            if conn.idle and (service.draining or crowded()):
-                return
+            if conn.idle and (service.draining or (answered and crowded())):
+                if not _has_input(sock):
+                    _linger(sock)
+                    return
             if now >= conn.deadline:
                 actions = conn.expired(now)
                 continue

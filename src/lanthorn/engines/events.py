@@ -16,7 +16,16 @@ from collections import deque
 from collections.abc import Callable
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, discard
+from lanthorn.driver import (
+    CLOSE,
+    LINGER_BYTES,
+    LINGER_S,
+    Action,
+    Connection,
+    FileBody,
+    Service,
+    discard,
+)
 from lanthorn.engines.listeners import peer_host, tune
 from lanthorn.engines.stopping import StopFlag
 
@@ -25,13 +34,15 @@ READ_BYTES = 65536
 
 
 class _Peer:
-    __slots__ = ("conn", "out", "sock", "writing")
+    __slots__ = ("conn", "linger_until", "lingered", "out", "sock", "writing")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
         self.conn = conn
         self.out: deque[Action | memoryview] = deque()
         self.writing = False
+        self.linger_until: float | None = None  # set once our side is shut
+        self.lingered = 0
 
 
 class _Reactor:
@@ -41,6 +52,7 @@ class _Reactor:
         self.selector = selectors.DefaultSelector()
         self.peers: dict[int, _Peer] = {}
         self.accepting = False
+        self.resume_accepting_at: float | None = None
 
     def set_accepting(self, accepting: bool) -> None:
         if accepting == self.accepting:
@@ -59,7 +71,11 @@ class _Reactor:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                return  # EMFILE and friends: try again on the next readiness
+                # EMFILE and friends: the listener stays readable, so stop watching it
+                # for a moment instead of spinning.
+                self.set_accepting(False)
+                self.resume_accepting_at = monotonic() + 0.1
+                return
             sock.setblocking(False)
             tune(sock)
             peer = _Peer(sock, self.service.connection(peer_host(address), monotonic()))
@@ -75,7 +91,26 @@ class _Reactor:
         except OSError:
             self.drop(peer)
             return
+        if peer.linger_until is not None:  # discarding until the client closes
+            peer.lingered += len(data)
+            if not data or peer.lingered > LINGER_BYTES:
+                self.drop(peer)
+            return
         self.run(peer, peer.conn.feed(data, monotonic()))
+
+    def linger(self, peer: _Peer) -> None:
+        """Everything is written and we are closing: shut our side, drain theirs."""
+        try:
+            peer.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.drop(peer)
+            return
+        discard([a for a in peer.out if not isinstance(a, memoryview)])
+        peer.out.clear()
+        peer.linger_until = monotonic() + LINGER_S
+        if peer.writing:
+            peer.writing = False
+            self.selector.modify(peer.sock, selectors.EVENT_READ, peer)
 
     def run(self, peer: _Peer, actions: list[Action]) -> None:
         peer.out.extend(actions)
@@ -90,7 +125,7 @@ class _Reactor:
                 action = out[0]
                 try:
                     if action is CLOSE:
-                        self.drop(peer)
+                        self.linger(peer)
                         return
                     if isinstance(action, FileBody):
                         sent = os.sendfile(sock.fileno(), action.fileno(), action.offset, action.count)
@@ -99,12 +134,14 @@ class _Reactor:
                         action.offset += sent
                         action.count -= sent
                         if action.count:
+                            peer.conn.progressed(monotonic())
                             return self.want_write(peer)
                         action.close()
                     else:
                         sent = sock.send(action)
                         if sent < len(action):
                             out[0] = memoryview(action)[sent:]
+                            peer.conn.progressed(monotonic())
                             return self.want_write(peer)
                 except (BlockingIOError, InterruptedError):
                     return self.want_write(peer)
@@ -133,14 +170,21 @@ class _Reactor:
         discard([a for a in peer.out if not isinstance(a, memoryview)])
         peer.out.clear()
         peer.sock.close()
-        if not self.accepting and not self.service.draining:
+        if not self.accepting and not self.service.draining and not self.resume_accepting_at:
             self.set_accepting(True)
 
     def sweep(self, now: float) -> None:
         self.service.tick(now)
+        if self.resume_accepting_at is not None and now >= self.resume_accepting_at:
+            self.resume_accepting_at = None
+            if not self.service.draining:
+                self.set_accepting(True)
         for peer in list(self.peers.values()):
             conn = peer.conn
-            if self.service.draining and conn.idle and not peer.out:
+            if peer.linger_until is not None:
+                if now >= peer.linger_until:
+                    self.drop(peer)
+            elif self.service.draining and conn.idle and not peer.out:
                 self.run(peer, conn.shutdown())
             elif now >= conn.deadline:
                 if peer.out:  # a batch is stuck: the client stopped reading
@@ -155,7 +199,7 @@ class _Reactor:
         stop_by: float | None = None
         while True:
             if stop.is_set() and stop_by is None:
-                stop_by = monotonic() + self.service.limits.grace_s
+                stop_by = self.service.stop_at
                 self.set_accepting(False)
                 for listener in self.listeners:
                     listener.close()

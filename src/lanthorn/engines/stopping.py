@@ -10,6 +10,7 @@ import signal
 import threading
 from types import FrameType
 
+from lanthorn.clock import monotonic
 from lanthorn.driver import Service
 
 
@@ -19,8 +20,9 @@ class StopFlag(threading.Event):
         flag = cls()
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            service.draining = True
-            flag.set()
+            if not flag.is_set():
+                service.drain(monotonic())
+                flag.set()
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)

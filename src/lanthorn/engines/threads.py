@@ -27,11 +27,18 @@ def run(listeners: list[socket.socket], service: Service, on_ready: Callable[[],
     jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
     slots = threading.BoundedSemaphore(service.limits.max_connections)
 
+    free = [0]  # workers waiting for a job (approximate: only a heuristic reads it)
+
     def crowded() -> bool:
-        return not jobs.empty()
+        return free[0] == 0 and not jobs.empty()
 
     def worker() -> None:
-        while (job := jobs.get()) is not None:
+        while True:
+            free[0] += 1
+            job = jobs.get()
+            free[0] -= 1
+            if job is None:
+                return
             sock, address = job
             try:
                 blocking.handle(sock, address, service, crowded)

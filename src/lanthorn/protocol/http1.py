@@ -23,7 +23,7 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SERVER = b"Server: lanthorn\r\n"
 _KEEP_ALIVE = b"\r\nConnection: keep-alive\r\n\r\n"
 _CLOSE = b"\r\nConnection: close\r\n\r\n"
-_READ_SLACK = 256 * 1024  # one engine read may sit inside httptools unseen
+_BODYLESS_OK = (b"GET", b"HEAD", b"OPTIONS")  # methods whose requests we answer
 
 
 def _field_name(name: bytes) -> bytes:
@@ -51,6 +51,7 @@ class Http1:
         "_events",
         "_fed",
         "_head_bytes",
+        "_header_count",
         "_headers",
         "_in_head",
         "_limits",
@@ -69,6 +70,7 @@ class Http1:
         self._headers: dict[bytes, bytes] = {}
         self._request: Request | None = None
         self._head_bytes = 0
+        self._header_count = 0
         self._body_bytes = 0
         self._fed = 0
         self._chunk = b""
@@ -105,8 +107,9 @@ class Http1:
         self._fed += len(data)
         if self._in_head and not self.closed:
             # Header fragments are buffered inside httptools until complete; bound them.
+            # A lower bound of the head's size so far: the chunk it began in is not counted.
             unseen = self._fed - self._begin_mark - self._begin_chunk
-            if unseen > self._limits.max_head_bytes:
+            if unseen > self._limits.max_head_bytes + self._limits.max_url_bytes:
                 self._fail(ProtocolError(431, "request header block too large"))
         return events
 
@@ -123,7 +126,7 @@ class Http1:
             if not self._events and _TOKEN.fullmatch(first):
                 return ProtocolError(501, f"method {first[:32]!r} not implemented")
             return ProtocolError(400, "malformed method")
-        if "version" in text.lower() or "PRI" in text:
+        if text in ("Invalid HTTP version", "Pause on PRI/Upgrade"):
             return ProtocolError(505, text)
         return ProtocolError(400, text)
 
@@ -135,6 +138,7 @@ class Http1:
         self._url = b""
         self._headers = {}
         self._head_bytes = 0
+        self._header_count = 0
         self._body_bytes = 0
         self._begin_mark = self._fed
         self._begin_chunk = len(self._chunk)
@@ -145,13 +149,16 @@ class Http1:
             raise ProtocolError(414, "request-target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            return  # a chunked trailer field: not part of the head (RFC 9112 §7.1.2)
         limits = self._limits
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > limits.max_head_bytes:
             raise ProtocolError(431, "request header block too large")
-        headers = self._headers
-        if len(headers) >= limits.max_headers:
+        self._header_count += 1
+        if self._header_count > limits.max_headers:
             raise ProtocolError(431, "too many header fields")
+        headers = self._headers
         name = name.lower()
         if name in headers:
             if name == b"host":  # RFC 9112 §3.2: more than one Host is a 400
@@ -181,7 +188,16 @@ class Http1:
                 raise ProtocolError(400, "invalid Content-Length")
             if int(length) > self._limits.max_body_bytes:
                 raise ProtocolError(413, "request body too large")
-        self._request = Request(parser.get_method(), self._url, version, headers)
+        method = parser.get_method()
+        if (
+            headers.get(b"expect", b"").lower() == b"100-continue"
+            and method not in _BODYLESS_OK
+            and (length not in (None, b"0") or te is not None)
+        ):
+            # RFC 9110 §10.1.1: answer the final status now instead of waiting for a
+            # body we would refuse anyway.
+            raise ProtocolError(405, "method not allowed; body not wanted")
+        self._request = Request(method, self._url, version, headers)
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
