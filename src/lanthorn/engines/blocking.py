@@ -86,32 +86,50 @@ def _has_input(sock: socket.socket) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
 
 
-def handle(
-    sock: socket.socket, address: object, service: Service, crowded: Callable[[], bool]
-) -> None:
-    """Serve one connection to the end. `crowded()` says others are waiting for a turn:
-    then a keep-alive connection that has been answered and sent nothing more gives its
-    place up (RFC 9112 §9.5 lets a server close an idle connection at any time)."""
+def start(sock: socket.socket, address: object, service: Service) -> Connection:
     tune(sock)
-    conn: Connection = service.connection(peer_host(address), monotonic())
+    return service.connection(peer_host(address), monotonic())
+
+
+def serve(
+    sock: socket.socket,
+    conn: Connection,
+    service: Service,
+    crowded: Callable[[], bool],
+    can_park: bool,
+) -> bool:
+    """Serve a connection until it ends (False: the socket is closed) or, when
+    `crowded()` says others wait for this thread, until it is idle with no input pending
+    (True: the socket stays open for the caller to park).
+
+    Without parking, an idle connection gives its place up by closing, but only after it
+    has been answered at least once (RFC 9112 §9.5 lets a server close idle connections).
+    """
     answered = False
+    parked = False
     try:
         actions: list[Action] = []
         while True:
             while actions:
                 done = _write(sock, actions, service)
                 if done is None:
-                    return
+                    return False
                 if not done:
                     _linger(sock)
-                    return
+                    return False
                 actions = conn.drained(monotonic())
                 answered = True
             now = monotonic()
-            if conn.idle and (service.draining or (answered and crowded())):
-                if not _has_input(sock):
+            if conn.idle and not _has_input(sock):
+                if service.draining:
                     _linger(sock)
-                    return
+                    return False
+                if (can_park or answered) and crowded():
+                    if can_park:
+                        parked = True
+                        return True
+                    _linger(sock)
+                    return False
             if now >= conn.deadline:
                 actions = conn.expired(now)
                 continue
@@ -121,7 +139,8 @@ def handle(
             except TimeoutError:
                 continue
             except OSError:
-                return
+                return False
             actions = conn.feed(data, monotonic())
     finally:
-        sock.close()
+        if not parked:
+            sock.close()

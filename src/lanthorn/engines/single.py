@@ -1,48 +1,20 @@
 """`single`: one thread, one connection at a time — the teaching baseline.
 
-While a connection is served, nobody else is; new connections wait in the kernel's
-accept queue. An idle keep-alive connection steps aside when another is waiting.
+While a connection is served, nobody else is. Between requests, an idle keep-alive
+connection is parked when another client is waiting and picked up again when it sends
+more, so one client cannot hold the server for its whole keep-alive timeout. It is the
+`threads` pool with no worker threads: the main thread does the serving itself.
 """
 
 from __future__ import annotations
 
-import select
 import socket
 from collections.abc import Callable
 
-from lanthorn.clock import monotonic
 from lanthorn.driver import Service
-from lanthorn.engines import blocking
 from lanthorn.engines.stopping import StopFlag
+from lanthorn.engines.threads import Pool
 
 
 def run(listeners: list[socket.socket], service: Service, on_ready: Callable[[], None]) -> None:
-    stop = StopFlag.install(service)
-    poller = select.poll()
-    for listener in listeners:
-        poller.register(listener, select.POLLIN)
-
-    def crowded() -> bool:
-        return bool(poller.poll(0))
-
-    on_ready()
-    try:
-        while not stop.is_set():
-            service.tick(monotonic())
-            for fd, _ in poller.poll(blocking.WAKE_S * 1000):
-                listener = next(s for s in listeners if s.fileno() == fd)
-                try:
-                    sock, address = listener.accept()
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    continue
-                sock.setblocking(True)
-                blocking.handle(sock, address, service, crowded)
-                if stop.is_set():
-                    break
-    finally:
-        service.draining = True
-        for listener in listeners:
-            listener.close()
-        service.close()
+    Pool(service, listeners, workers=0).run(StopFlag.install(service), on_ready)

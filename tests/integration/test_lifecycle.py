@@ -1,0 +1,206 @@
+"""Start-up, readiness, graceful shutdown, worker supervision, logs, the CLI entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LARGE_SIZE
+from tests.integration import rawhttp
+from tests.servers import Server
+
+MODEL_NAMES = ["asyncio", "events", "threads", "single"]
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return {int(x) for x in out.stdout.split()}
+
+
+def _wait_for(predicate: object, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_sigterm_finishes_in_flight_and_closes_idle(model: str, site: Path, scratch: Path) -> None:
+    srv = Server(site, "--model", model, "--access-log", "off", "--grace", "10", tmp=scratch)
+    try:
+        idle = None
+        if model != "single":
+            idle = rawhttp.connect(srv.port)
+            idle.sendall(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert rawhttp.read_response(idle, bytearray()).status == 200
+        busy = rawhttp.connect(srv.port)
+        busy.sendall(b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        first = busy.recv(1000)  # the response has started
+        srv.signal(signal.SIGTERM)
+        time.sleep(0.3)  # a slow reader: the download is still in flight
+        received = len(first)
+        while chunk := busy.recv(1 << 16):
+            received += len(chunk)
+        head_end = (first + b"\r\n\r\n").index(b"\r\n\r\n") + 4
+        assert received - head_end == LARGE_SIZE  # finished whole, then closed
+        assert b"Connection: close" in first or b"Connection: keep-alive" in first
+        if idle is not None:
+            idle.settimeout(5)
+            assert idle.recv(10) == b""  # the idle keep-alive connection was closed
+            idle.close()
+        busy.close()
+        assert srv.proc.wait(15) == 0
+        assert not srv.ready_file.exists()  # removed on exit
+    finally:
+        srv.stop()
+    assert "Traceback" not in srv.output()
+
+
+def test_sigterm_grace_cuts_a_stuck_download(site: Path, scratch: Path) -> None:
+    srv = Server(site, "--access-log", "off", "--grace", "1", tmp=scratch)
+    try:
+        stuck = rawhttp.connect(srv.port)
+        stuck.sendall(b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\n" * 5)  # never read
+        time.sleep(0.3)
+        start = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        assert srv.proc.wait(10) == 0
+        assert time.monotonic() - start < 5
+        stuck.close()
+    finally:
+        srv.stop()
+
+
+def test_prefork_restarts_dead_worker_and_drains(site: Path, scratch: Path) -> None:
+    srv = Server(site, "-w", "2", "--access-log", "off", tmp=scratch)
+    try:
+        assert srv.info["workers"] == 2
+        _wait_for(lambda: len(_children(srv.proc.pid)) == 2)
+        workers = _children(srv.proc.pid)
+        victim = sorted(workers)[0]
+        os.kill(victim, signal.SIGKILL)
+        _wait_for(lambda: len(_children(srv.proc.pid) - {victim}) == 2)
+        for _ in range(20):  # every connection lands on a live worker
+            assert rawhttp.get(srv.port, "/notes.txt").status == 200
+        assert "exited" in srv.output()
+        srv.signal(signal.SIGTERM)
+        assert srv.proc.wait(15) == 0
+        _wait_for(lambda: not _children(srv.proc.pid))
+    finally:
+        srv.stop()
+
+
+def test_access_log_file_in_combined_format(site: Path, scratch: Path, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    with Server(site, "--access-log", str(log), tmp=scratch) as srv:
+        rawhttp.get(srv.port, "/notes.txt", extra="User-Agent: tester/1\r\nReferer: http://r/\r\n")
+        rawhttp.get(srv.port, "/nope")
+        rawhttp.exchange(srv.port, b"BAD\r\n\r\n")
+    lines = log.read_text().splitlines()
+    assert len(lines) == 3
+    assert re.match(
+        r'^127\.0\.0\.1 - - \[[^]]+\] "GET /notes.txt HTTP/1.1" 200 11 "http://r/" "tester/1"$',
+        lines[0],
+    )
+    assert '"GET /nope HTTP/1.1" 404' in lines[1]
+    assert '"-" 400' in lines[2]
+
+
+def test_access_log_to_stdout_by_default(site: Path, scratch: Path) -> None:
+    with Server(site, tmp=scratch) as srv:
+        rawhttp.get(srv.port, "/notes.txt")
+    assert '"GET /notes.txt HTTP/1.1" 200 11' in srv.output()
+
+
+def test_default_root_is_www(tmp_path: Path, scratch: Path) -> None:
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "index.html").write_bytes(b"from www")
+    ready = tmp_path / "ready.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lanthorn", "-p", "0", "--host", "127.0.0.1",
+         "--ready-file", str(ready), "--access-log", "off"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(ready.exists)
+        port = json.loads(ready.read_text())["addresses"][0]["port"]
+        assert rawhttp.get(port, "/").body == b"from www"
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+        assert proc.stderr is not None
+        assert b"serving www at http://127.0.0.1:" in proc.stderr.read()
+        proc.stderr.close()
+
+
+def test_localhost_binds_loopback(site: Path, scratch: Path) -> None:
+    ready = scratch / "lo.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lanthorn", str(site), "-p", "0", "--ready-file", str(ready),
+         "--access-log", "off"],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(ready.exists)
+        hosts = {a["host"] for a in json.loads(ready.read_text())["addresses"]}
+        assert "127.0.0.1" in hosts
+        port = json.loads(ready.read_text())["addresses"][0]["port"]
+        assert rawhttp.get(port, "/notes.txt").status == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_version_and_console_script() -> None:
+    out = subprocess.run([sys.executable, "-m", "lanthorn", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and re.fullmatch(r"lanthorn \d+\.\d+\.\d+\n", out.stdout)
+    script = Path(sys.executable).parent / "lanthorn"
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("lanthorn ")
+
+
+def test_port_in_use_is_a_clear_error(site: Path, scratch: Path) -> None:
+    with Server(site, "--access-log", "off", tmp=scratch) as srv:
+        out = subprocess.run(
+            [sys.executable, "-m", "lanthorn", str(site), "--host", "127.0.0.1", "-p", str(srv.port)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    assert out.returncode == 1
+    assert "lanthorn: error: cannot listen on 127.0.0.1" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_concurrent_clients(site: Path, scratch: Path) -> None:
+    """Many clients at once on the default model: all answered, all correct."""
+    with Server(site, "--access-log", "off", tmp=scratch) as srv:
+        errors: list[str] = []
+
+        def client() -> None:
+            try:
+                for _ in range(10):
+                    r = rawhttp.get(srv.port, "/notes.txt")
+                    if r.body != b"plain text\n":
+                        errors.append(repr(r))
+            except OSError as exc:
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=client) for _ in range(30)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
