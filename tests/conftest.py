@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-# Models × workers every integration suite runs against.
+# Models and worker counts every integration suite runs against.
 MODELS = [
     pytest.param(("asyncio", 1), id="asyncio"),
     pytest.param(("events", 1), id="events"),

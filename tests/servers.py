@@ -38,11 +38,11 @@ class Server:
             *args,
         ]
         self._log = open(self.log_file, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.args, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd
-        )
+        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd)
         self.info = self._wait_ready()
-        self.port: int = self.info["addresses"][0]["port"]
+        addresses = self.info["addresses"]
+        assert isinstance(addresses, list)
+        self.port: int = addresses[0]["port"]
         self.host = "127.0.0.1"
 
     def _wait_ready(self) -> dict[str, object]:

@@ -28,8 +28,18 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "engines": ("lanthorn.engines", "lanthorn.driver", "lanthorn.config", "lanthorn.clock"),
 }
 # Modules that touch the outside world, forbidden below the engines.
-IO_MODULES = {"socket", "selectors", "select", "asyncio", "threading", "multiprocessing",
-              "signal", "subprocess", "uvloop", "logging"}
+IO_MODULES = {
+    "socket",
+    "selectors",
+    "select",
+    "asyncio",
+    "threading",
+    "multiprocessing",
+    "signal",
+    "subprocess",
+    "uvloop",
+    "logging",
+}
 IO_ALLOWED = {"core": set(), "protocol": set(), "driver": {"logging"}}
 # Engines never import the protocol libraries directly.
 ENGINE_FORBIDDEN = {"httptools", "h2", "aioquic", "wsproto"}

@@ -1,8 +1,8 @@
 """Command line → Config → server. The only place that exits.
 
-    lanthorn [serve] [ROOT] [-r/--root DIR] [--host H] [-p/--port N] [-w/--workers N|auto]
-             [--model asyncio|events|threads|single] [--threads N] [--access-log -|PATH|off]
-             [--log-level L] [--ready-file PATH] [--config FILE] [--version] ...
+lanthorn [serve] [ROOT] [-r/--root DIR] [--host H] [-p/--port N] [-w/--workers N|auto]
+         [--model asyncio|events|threads|single] [--threads N] [--access-log -|PATH|off]
+         [--log-level L] [--ready-file PATH] [--config FILE] [--version] ...
 """
 
 from __future__ import annotations

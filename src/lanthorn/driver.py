@@ -19,8 +19,8 @@ from collections import deque
 
 from lanthorn.clock import DateCache, wall
 from lanthorn.config import Config
-from lanthorn.core.response import FileBody
 from lanthorn.core.respond import Site, error
+from lanthorn.core.response import FileBody
 from lanthorn.logs import AccessLog
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
 from lanthorn.protocol.http1 import Http1
@@ -152,7 +152,7 @@ class Connection:
             return []
         self._closing = True
         if self._adapter.in_message and not self._writing:
-            return self._respond_error(408, now) + [CLOSE]
+            return [*self._respond_error(408), CLOSE]
         return [CLOSE]
 
     def shutdown(self) -> list[Action]:
@@ -165,12 +165,8 @@ class Connection:
         out: list[Action] = []
         waiting = self._waiting
         if waiting:
-            service = self._service
-            site = service.site
-            adapter = self._adapter
             stamp = wall()
-            date = service.dates.value(stamp)
-            log = service.access_log
+            date = self._service.dates.value(stamp)
             files = 0
             size = 0
             closing = False
@@ -178,51 +174,67 @@ class Connection:
                 event = waiting.popleft()
                 if isinstance(event, ProtocolFailed):
                     closing = True
-                    out += self._respond_error(event.error.status, now)
+                    out += self._respond_error(event.error.status)
                     break
                 assert isinstance(event, RequestReceived)
-                request = event.request
-                keep_alive = event.keep_alive and not service.draining
-                try:
-                    plan = site.respond(request, now)
-                except Exception:  # a bug must cost one request, never the server
-                    log_error.exception("error answering %r", request)
-                    plan = error(500)
-                send_body = request.method != b"HEAD" and plan.status not in _NO_BODY_STATUSES
-                if not send_body:
-                    plan.close()
-                elif isinstance(plan.body, FileBody):
+                body = self._respond(event, now, date, stamp, out)
+                if isinstance(body, FileBody):
                     files += 1
                 else:
-                    size += len(plan.body)
-                out += adapter.response(plan, send_body, keep_alive, date)
-                if log is not None:
-                    headers = request.headers
-                    log.record(
-                        (
-                            self.peer,
-                            request.method,
-                            request.target,
-                            request.version,
-                            plan.status,
-                            plan.body_length if send_body else 0,
-                            headers.get(b"referer", b""),
-                            headers.get(b"user-agent", b""),
-                            stamp,
-                        )
-                    )
-                closing = not keep_alive
+                    size += len(body)
+                closing = not event.keep_alive or self._service.draining
             if closing:
                 self._closing = True
                 waiting.clear()
                 out.append(CLOSE)
+        self._reschedule(now, bool(out), just_written)
+        if not out and self._service.draining and self.idle and not self._closing:
+            self._closing = True
+            out.append(CLOSE)
+        return out
+
+    def _respond(
+        self, event: RequestReceived, now: float, date: bytes, stamp: float, out: list[Action]
+    ) -> bytes | FileBody:
+        """Decide one request and append its wire form to `out`; returns what was sent as
+        body (b"" when none)."""
+        request = event.request
+        keep_alive = event.keep_alive and not self._service.draining
+        try:
+            plan = self._service.site.respond(request, now)
+        except Exception:  # a bug must cost one request, never the server
+            log_error.exception("error answering %r", request)
+            plan = error(500)
+        send_body = request.method != b"HEAD" and plan.status not in _NO_BODY_STATUSES
+        if not send_body:
+            plan.close()
+        out += self._adapter.response(plan, send_body, keep_alive, date)
+        log = self._service.access_log
+        if log is not None:
+            headers = request.headers
+            log.record(
+                (
+                    self.peer,
+                    request.method,
+                    request.target,
+                    request.version,
+                    plan.status,
+                    plan.body_length if send_body else 0,
+                    headers.get(b"referer", b""),
+                    headers.get(b"user-agent", b""),
+                    stamp,
+                )
+            )
+        return plan.body if send_body else b""
+
+    def _reschedule(self, now: float, writing: bool, just_written: bool) -> None:
         limits = self._service.limits
         if self._adapter.in_message:
             if self._head_started is None:
                 self._head_started = now
         else:
             self._head_started = None
-        if out:
+        if writing:
             self._writing = True
             self.deadline = now + limits.send_timeout_s
         elif self._head_started is not None:
@@ -231,12 +243,8 @@ class Connection:
             self.deadline = now + limits.keepalive_timeout_s
         # Otherwise (only blank lines arrived) the running clock is left alone, so bytes
         # that start no request cannot hold a connection open.
-        if not out and self._service.draining and self.idle and not self._closing:
-            self._closing = True
-            out.append(CLOSE)
-        return out
 
-    def _respond_error(self, status: int, now: float) -> list[Action]:
+    def _respond_error(self, status: int) -> list[Action]:
         plan = error(status)
         stamp = wall()
         log = self._service.access_log

@@ -10,9 +10,7 @@ from tests.servers import Server
 
 
 @pytest.fixture(scope="module", params=MODELS)
-def server(
-    request: pytest.FixtureRequest, site: Path, scratch: Path
-) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, site: Path, scratch: Path) -> Iterator[Server]:
     model, workers = request.param
     with Server(
         site, "--model", model, "--workers", str(workers), "--access-log", "off", tmp=scratch

@@ -141,7 +141,9 @@ def test_huge_body_refused_413(server: Server) -> None:
 
 def test_empty_lines_and_partial_requests_cost_nothing(server: Server) -> None:
     # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before a request.
-    r, _ = _answer(server, b"\r\n\r\nGET /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    r, _ = _answer(
+        server, b"\r\n\r\nGET /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
     assert r.status == 200
     for data in (b"", b"\r\n", b"GET /notes.txt HTT", b"GET / HTTP/1.1\r\nHost: t\r\n"):
         with rawhttp.connect(server.port) as sock:
@@ -152,7 +154,9 @@ def test_empty_lines_and_partial_requests_cost_nothing(server: Server) -> None:
 def test_disconnect_mid_response(server: Server) -> None:
     for _ in range(5):
         with rawhttp.connect(server.port) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
             sock.sendall(b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\n" * 3)
             sock.recv(1000)
     _still_serving(server)

@@ -90,9 +90,9 @@ def test_directory_without_slash_redirects_keeping_query(server: Server) -> None
     r = rawhttp.get(server.port, "/sub?a=1&b=2")
     assert r.status == 301
     assert r.headers["location"] == "/sub/?a=1&b=2"
-    r = requests.get(server.url("/sub"), timeout=10)  # a real client follows it
-    assert r.status_code == 200 and r.content == b"sub index\n"
-    assert r.history[0].status_code == 301
+    followed = requests.get(server.url("/sub"), timeout=10)  # a real client follows it
+    assert followed.status_code == 200 and followed.content == b"sub index\n"
+    assert followed.history[0].status_code == 301
 
 
 @pytest.mark.parametrize(
@@ -239,8 +239,18 @@ def test_curl(server: Server) -> None:
     assert out.startswith(b"HTTP/1.1 200 OK\r\n")
     assert out.endswith(b"\r\n\r\nspace\n")
     code = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--path-as-is",
-         "--max-time", "10", server.url("/../../etc/passwd")],
+        [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--path-as-is",
+            "--max-time",
+            "10",
+            server.url("/../../etc/passwd"),
+        ],
         capture_output=True,
         check=True,
     ).stdout

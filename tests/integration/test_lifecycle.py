@@ -22,7 +22,9 @@ MODEL_NAMES = ["asyncio", "events", "threads", "single"]
 
 
 def _children(pid: int) -> set[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
     return {int(x) for x in out.stdout.split()}
 
 
@@ -128,8 +130,19 @@ def test_default_root_is_www(tmp_path: Path, scratch: Path) -> None:
     (tmp_path / "www" / "index.html").write_bytes(b"from www")
     ready = tmp_path / "ready.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lanthorn", "-p", "0", "--host", "127.0.0.1",
-         "--ready-file", str(ready), "--access-log", "off"],
+        [
+            sys.executable,
+            "-m",
+            "lanthorn",
+            "-p",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--ready-file",
+            str(ready),
+            "--access-log",
+            "off",
+        ],
         cwd=tmp_path,
         stderr=subprocess.PIPE,
     )
@@ -148,8 +161,18 @@ def test_default_root_is_www(tmp_path: Path, scratch: Path) -> None:
 def test_localhost_binds_loopback(site: Path, scratch: Path) -> None:
     ready = scratch / "lo.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lanthorn", str(site), "-p", "0", "--ready-file", str(ready),
-         "--access-log", "off"],
+        [
+            sys.executable,
+            "-m",
+            "lanthorn",
+            str(site),
+            "-p",
+            "0",
+            "--ready-file",
+            str(ready),
+            "--access-log",
+            "off",
+        ],
         stderr=subprocess.DEVNULL,
     )
     try:
@@ -164,19 +187,31 @@ def test_localhost_binds_loopback(site: Path, scratch: Path) -> None:
 
 
 def test_version_and_console_script() -> None:
-    out = subprocess.run([sys.executable, "-m", "lanthorn", "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "lanthorn", "--version"], capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0 and re.fullmatch(r"lanthorn \d+\.\d+\.\d+\n", out.stdout)
     script = Path(sys.executable).parent / "lanthorn"
-    out = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.startswith("lanthorn ")
 
 
 def test_port_in_use_is_a_clear_error(site: Path, scratch: Path) -> None:
     with Server(site, "--access-log", "off", tmp=scratch) as srv:
         out = subprocess.run(
-            [sys.executable, "-m", "lanthorn", str(site), "--host", "127.0.0.1", "-p", str(srv.port)],
+            [
+                sys.executable,
+                "-m",
+                "lanthorn",
+                str(site),
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(srv.port),
+            ],
             capture_output=True,
             text=True,
+            check=False,
             timeout=20,
         )
     assert out.returncode == 1

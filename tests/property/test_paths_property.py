@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -14,8 +15,28 @@ from lanthorn.core.request import Request
 from lanthorn.core.respond import Site
 
 SEGMENTS = st.sampled_from(
-    ["..", ".", "", "a", "sub", "%2e%2e", "%2E.", ".%2e", "%2f", "%5c", "\\", "%00",
-     "secret.txt", "..%2f", "%252e%252e", "link", "file.txt", "%c0%ae%c0%ae", "~", "a b"]
+    [
+        "..",
+        ".",
+        "",
+        "a",
+        "sub",
+        "%2e%2e",
+        "%2E.",
+        ".%2e",
+        "%2f",
+        "%5c",
+        "\\",
+        "%00",
+        "secret.txt",
+        "..%2f",
+        "%252e%252e",
+        "link",
+        "file.txt",
+        "%c0%ae%c0%ae",
+        "~",
+        "a b",
+    ]
 )
 TARGETS = st.lists(SEGMENTS, max_size=8).map(lambda parts: "/" + "/".join(parts))
 RAW = st.binary(max_size=40).map(lambda b: b"/" + b)
@@ -36,10 +57,8 @@ def test_safe_path_never_climbs(target: str) -> None:
 
 @given(RAW)
 def test_arbitrary_bytes_never_crash(raw: bytes) -> None:
-    try:
+    with contextlib.suppress(PathRejected):
         safe_path(raw)
-    except PathRejected:
-        pass
 
 
 def _site(tmp: Path) -> tuple[Site, Path]:

@@ -28,7 +28,7 @@ class FakeSource:
         ns = self.mtime * 10**9
         fields = (mode, ino, 1, 1, 0, 0, size, self.mtime, self.mtime, self.mtime)
         extra = {"st_atime_ns": ns, "st_mtime_ns": ns, "st_ctime_ns": ns}
-        return os.stat_result(fields, extra)  # type: ignore[call-arg]
+        return os.stat_result(fields, extra)
 
     def open(self, relative: str) -> Opened:
         if relative in self.outside:

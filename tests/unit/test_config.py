@@ -13,7 +13,9 @@ from lanthorn.config import Config, build
 from lanthorn.errors import ConfigError
 
 
-def test_defaults_follow_the_course_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_follow_the_course_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """HOST=localhost, PORT=8080, DOCUMENT_ROOT=./www (else the current directory)."""
     monkeypatch.chdir(tmp_path)
     config = config_from_args([])
@@ -26,9 +28,29 @@ def test_defaults_follow_the_course_template(tmp_path: Path, monkeypatch: pytest
 
 def test_long_and_short_options(tmp_path: Path) -> None:
     config = config_from_args(
-        ["serve", "-r", str(tmp_path), "-p", "0", "-w", "3", "--model", "events",
-         "--threads", "8", "--access-log", "off", "--host", "127.0.0.1",
-         "--log-level", "debug", "--header-timeout", "2.5", "--max-connections", "9"]
+        [
+            "serve",
+            "-r",
+            str(tmp_path),
+            "-p",
+            "0",
+            "-w",
+            "3",
+            "--model",
+            "events",
+            "--threads",
+            "8",
+            "--access-log",
+            "off",
+            "--host",
+            "127.0.0.1",
+            "--log-level",
+            "debug",
+            "--header-timeout",
+            "2.5",
+            "--max-connections",
+            "9",
+        ]
     )
     assert config.site.root == str(tmp_path)
     assert (config.server.port, config.server.workers, config.server.model) == (0, 3, "events")
@@ -63,7 +85,9 @@ def test_toml_file_and_cli_precedence(tmp_path: Path) -> None:
         ({"site": {"root": "/definitely/not/here"}}, "not a directory"),
     ],
 )
-def test_invalid_config_rejected_with_a_hint(mapping: dict[str, dict[str, object]], message: str) -> None:
+def test_invalid_config_rejected_with_a_hint(
+    mapping: dict[str, dict[str, object]], message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         build(mapping)
 
@@ -86,7 +110,9 @@ def test_config_pickles_for_workers(tmp_path: Path) -> None:
         ["--port", "99999"],
     ],
 )
-def test_cli_errors_exit_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_errors_exit_2_with_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as info:
         raise SystemExit(main(argv))
     assert info.value.code == 2

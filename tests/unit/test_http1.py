@@ -144,7 +144,7 @@ def test_serialisation_and_memo() -> None:
 def test_file_bodies_follow_the_head(tmp_path: object) -> None:
     import io
 
-    body = FileBody(io.BytesIO(b"abc"), 0, 3)  # type: ignore[arg-type]
+    body = FileBody(io.BytesIO(b"abc"), 0, 3)
     plan = ResponsePlan(200, [(b"content-length", b"3")], body)
     head, file_body = Http1(LIMITS).response(plan, True, True, b"D")
     assert isinstance(head, bytes) and head.endswith(b"\r\n\r\n")

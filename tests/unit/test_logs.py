@@ -28,7 +28,7 @@ def test_control_characters_and_quotes_escaped() -> None:
         ("p", b"GET", b'/x"\n\x1b[31m\\', "1.1", 404, 0, b"", b'evil"\r\nFAKE', 0.0)
     )
     assert line.count("\n") == 1 and "\x1b" not in line
-    assert '\\x22' in line and "\\x0A" in line and "\\x5C" in line
+    assert "\\x22" in line and "\\x0A" in line and "\\x5C" in line
     assert line.endswith('"-" "evil\\x22\\x0D\\x0AFAKE"\n')
 
 

@@ -144,7 +144,7 @@ def test_cache_drops_deleted_files(tmp_path: Path) -> None:
 
 
 def test_cache_is_bounded(tmp_path: Path) -> None:
-    site, source = make_site(tmp_path, cache_entries=2)
+    site, _ = make_site(tmp_path, cache_entries=2)
     for name in ("a.css", "index.html", "docs/index.html"):
         ask(site, b"/" + name.encode())
     assert len(site.cache) == 2

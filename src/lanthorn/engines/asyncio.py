@@ -32,10 +32,15 @@ from lanthorn.driver import (
 )
 from lanthorn.engines.listeners import peer_host, tune
 
-try:
-    import uvloop
-except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-    uvloop = None
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when installed (a dependency on Linux), else the stdlib's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
 
 SWEEP_S = 0.25
 
@@ -157,8 +162,10 @@ class _Protocol(asyncio.Protocol):
         self._lingering = True
         transport.write_eof()  # flushes the buffer, then shuts our sending side
         transport.resume_reading()
-        self.close_by = monotonic() + LINGER_S + (
-            self._server.service.limits.send_timeout_s if self._write_paused else 0.0
+        self.close_by = (
+            monotonic()
+            + LINGER_S
+            + (self._server.service.limits.send_timeout_s if self._write_paused else 0.0)
         )
 
     def abort(self) -> None:
@@ -206,7 +213,7 @@ class _Protocol(asyncio.Protocol):
                     self._close()
                     return
                 else:
-                    assert not isinstance(action, bytes) and action is not CLOSE
+                    assert isinstance(action, FileBody)
                     try:
                         await self._wait_drained()
                         sock = transport.get_extra_info("socket")
@@ -334,7 +341,7 @@ class _Server:
 
 def run(listeners: list[socket.socket], service: Service, on_ready: Callable[[], None]) -> None:
     """Serve until SIGTERM/SIGINT, then drain."""
-    loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+    loop = new_event_loop()
     try:
         loop.run_until_complete(_Server(service, listeners).serve(on_ready))
     finally:

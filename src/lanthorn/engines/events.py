@@ -128,7 +128,9 @@ class _Reactor:
                         self.linger(peer)
                         return
                     if isinstance(action, FileBody):
-                        sent = os.sendfile(sock.fileno(), action.fileno(), action.offset, action.count)
+                        sent = os.sendfile(
+                            sock.fileno(), action.fileno(), action.offset, action.count
+                        )
                         if sent == 0:
                             raise OSError(errno.EIO, "file shrank while being sent")
                         action.offset += sent
@@ -138,6 +140,7 @@ class _Reactor:
                             return self.want_write(peer)
                         action.close()
                     else:
+                        assert isinstance(action, bytes | memoryview)
                         sent = sock.send(action)
                         if sent < len(action):
                             out[0] = memoryview(action)[sent:]

@@ -20,9 +20,7 @@ def bind(
 ) -> list[socket.socket]:
     """Bound (and, unless told otherwise, listening) non-blocking sockets for every
     address `host` resolves to."""
-    infos = socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     seen: set[tuple[int, str]] = set()
     sockets: list[socket.socket] = []
     errors: list[str] = []
@@ -31,8 +29,9 @@ def bind(
         if key in seen:
             continue
         seen.add(key)
+        address = sockaddr
         if sockets:  # same port on every address
-            sockaddr = (sockaddr[0], sockets[0].getsockname()[1], *sockaddr[2:])
+            address = (sockaddr[0], sockets[0].getsockname()[1], *sockaddr[2:])
         sock = socket.socket(family, kind, proto)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -40,17 +39,17 @@ def bind(
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(sockaddr)
+            sock.bind(address)
             if listen:
                 sock.listen(BACKLOG)
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
-            errors.append(f"{sockaddr[0]}:{sockaddr[1]}: {exc.strerror}")
+            errors.append(str(exc.strerror))
             continue
         sockets.append(sock)
     if not sockets:
-        raise OSError(f"cannot listen on {host}:{port}: {'; '.join(errors)}")
+        raise OSError(f"cannot listen on {host}:{port}: {'; '.join(sorted(set(errors)))}")
     return sockets
 
 

@@ -45,7 +45,9 @@ class Supervisor:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 socks = [
-                    s for host, port in addresses for s in listening.bind(host, port, reuse_port=True)
+                    s
+                    for host, port in addresses
+                    for s in listening.bind(host, port, reuse_port=True)
                 ]
 
                 def ready() -> None:

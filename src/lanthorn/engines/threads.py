@@ -171,6 +171,4 @@ class Pool:
 
 
 def run(listeners: list[socket.socket], service: Service, on_ready: Callable[[], None]) -> None:
-    Pool(service, listeners, service.config.server.threads).run(
-        StopFlag.install(service), on_ready
-    )
+    Pool(service, listeners, service.config.server.threads).run(StopFlag.install(service), on_ready)

@@ -171,7 +171,7 @@ class Http1:
         self._in_head = False
         parser = self._parser
         version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
+        if version not in ("1.1", "1.0"):
             raise ProtocolError(505, f"HTTP/{version} is not spoken here")
         headers = self._headers
         if version == "1.1" and b"host" not in headers:
