@@ -1,0 +1,1 @@
+"""Benchmarks: lanthorn side by side with nginx and `python -m http.server`."""

@@ -1,0 +1,90 @@
+"""Load generators (wrk, ab) and what their output says."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from lanthorn.bench.targets import pinned
+
+_UNITS = {"B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}
+_TIME = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+@dataclass(frozen=True)
+class Result:
+    requests_per_s: float
+    bytes_per_s: float
+    latency_avg_s: float
+    requests: int
+    errors: int  # socket errors + non-2xx: a run with errors is not a clean number
+    command: str
+
+
+def require(tool: str, package: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise SystemExit(f"lanthorn bench: {tool} is missing (apt-get install {package})")
+    return path
+
+
+def _seconds(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(text)
+    return float(match.group(1)) * _TIME[match.group(2)]
+
+
+def parse_wrk(out: str, command: str) -> Result:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    size, unit = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out).groups()  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    latency = re.search(r"Latency\s+(\S+)", out)
+    errors = sum(
+        int(n)
+        for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out)
+        + re.findall(r"Non-2xx or 3xx responses: (\d+)", out)
+    )
+    return Result(
+        rps,
+        float(size) * _UNITS[unit],
+        _seconds(latency.group(1)) if latency else 0.0,
+        requests,
+        errors,
+        command,
+    )
+
+
+def wrk(url: str, conns: int, duration_s: float, cpu: int | None, threads: int = 1) -> Result:
+    argv = [require("wrk", "wrk"), f"-t{threads}", f"-c{conns}", f"-d{duration_s:g}s",
+            "--timeout", "10s", url]  # fmt: skip
+    out = subprocess.run(
+        pinned(cpu, argv), capture_output=True, text=True, check=True, timeout=duration_s + 60
+    ).stdout
+    return parse_wrk(out, " ".join(argv))
+
+
+def parse_ab(out: str, command: str) -> Result:
+    def number(label: str) -> float:
+        match = re.search(rf"{label}:\s+([\d.]+)", out)
+        return float(match.group(1)) if match else 0.0
+
+    failed = int(number("Failed requests")) + int(number("Non-2xx responses"))
+    return Result(
+        number("Requests per second"),
+        number("Transfer rate") * 1024,
+        number(r"Time per request") / 1000,
+        int(number("Complete requests")),
+        failed,
+        command,
+    )
+
+
+def ab(url: str, requests: int, conns: int, cpu: int | None) -> Result:
+    argv = [require("ab", "apache2-utils"), "-q", "-n", str(requests), "-c", str(conns), url]
+    out = subprocess.run(
+        pinned(cpu, argv), capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    return parse_ab(out, " ".join(argv))

@@ -1,0 +1,145 @@
+"""Servers under test, each started on loopback and pinned to a CPU core."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Protocol
+
+START_TIMEOUT_S = 20.0
+
+
+def pinned(cpu: int | None, argv: list[str]) -> list[str]:
+    """Prefix `argv` with taskset when a core is given and taskset exists."""
+    if cpu is None or shutil.which("taskset") is None:
+        return argv
+    return ["taskset", "-c", str(cpu), *argv]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{proc.args!r} did not listen on {port}")
+
+
+class Target(Protocol):
+    name: str
+    port: int
+
+    def start(self, root: Path, work: Path, cpu: int | None) -> None: ...
+    def stop(self) -> None: ...
+
+
+class _Process:
+    name = ""
+    port = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Lanthorn(_Process):
+    def __init__(self, model: str = "asyncio", workers: int = 1) -> None:
+        self.model = model
+        self.workers = workers
+        self.name = f"lanthorn {model}" + (f" -w {workers}" if workers > 1 else "")
+
+    def start(self, root: Path, work: Path, cpu: int | None) -> None:
+        ready = work / f"ready-{self.model}-{self.workers}.json"
+        ready.unlink(missing_ok=True)
+        argv = [
+            sys.executable, "-m", "lanthorn", str(root), "--host", "127.0.0.1", "-p", "0",
+            "--model", self.model, "-w", str(self.workers), "--access-log", "off",
+            "--log-level", "warning", "--ready-file", str(ready),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(pinned(cpu, argv))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start")
+            time.sleep(0.05)
+        self.port = json.loads(ready.read_text())["addresses"][0]["port"]
+
+
+NGINX_CONF = """\
+worker_processes {workers};
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    include {mime};
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path {work}/nginx-body;
+    server {{ listen 127.0.0.1:{port} reuseport; root {root}; }}
+}}
+"""
+
+
+class Nginx(_Process):
+    """nginx as Debian ships it, one worker, logging off (as lanthorn in the runs)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self.name = "nginx" + (f" x{workers}" if workers > 1 else "")
+
+    def start(self, root: Path, work: Path, cpu: int | None) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.path.exists(binary):
+            raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
+        self.port = free_port()
+        conf = work / f"nginx-{self.workers}.conf"
+        conf.write_text(
+            NGINX_CONF.format(
+                workers=self.workers, work=work, port=self.port, root=root,
+                mime="/etc/nginx/mime.types",
+            )  # fmt: skip
+        )
+        self.proc = subprocess.Popen(
+            pinned(cpu, [binary, "-c", str(conf), "-p", str(work), "-e", str(work / "e.log")])
+        )
+        wait_listening(self.port, self.proc)
+
+
+class HttpServer(_Process):
+    """`python -m http.server`: the baseline lanthorn replaces."""
+
+    name = "python -m http.server"
+
+    def start(self, root: Path, work: Path, cpu: int | None) -> None:
+        self.port = free_port()
+        argv = [sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
+                "--directory", str(root)]  # fmt: skip
+        self.proc = subprocess.Popen(
+            pinned(cpu, argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_listening(self.port, self.proc)
