@@ -42,7 +42,12 @@ def make_root(path: Path) -> None:
 
 SCENARIOS = [
     # name, file, connections, targets (by key)
-    ("small file, 100 connections", SMALL, 100, ["nginx", "asyncio", "events", "threads"]),
+    (
+        "small file, 100 connections",
+        SMALL,
+        100,
+        ["nginx", "nginx-cached", "asyncio", "events", "threads"],
+    ),
     ("10 MiB file, 10 connections", LARGE, 10, ["nginx", "asyncio", "events"]),
     ("small file, 10 connections", SMALL, 10, ["http.server", "threads", "single"]),
 ]
@@ -51,6 +56,7 @@ SCENARIOS = [
 def targets() -> dict[str, Target]:
     return {
         "nginx": Nginx(),
+        "nginx-cached": Nginx(open_file_cache=True),
         "asyncio": Lanthorn("asyncio"),
         "events": Lanthorn("events"),
         "threads": Lanthorn("threads"),
@@ -111,7 +117,7 @@ def course_commands(
 
 
 def median(runs: list[Result], field: str) -> float:
-    return statistics.median(getattr(r, field) for r in runs)
+    return float(statistics.median(float(getattr(r, field)) for r in runs))
 
 
 def report(data: dict[str, object], rounds: int, duration: float) -> str:
@@ -136,7 +142,7 @@ def report(data: dict[str, object], rounds: int, duration: float) -> str:
             errors = sum(r.errors for r in rs)
             lines.append(
                 f"| {scenario} | {name} | {rps:,.0f} | {bps / 2**20:,.1f} | {errors} "
-                f"| {ratio:.2f}× {base_name} |"
+                f"| {ratio:.2f} of {base_name} |"
             )
     lines += ["", "Course commands against lanthorn (asyncio, 1 worker):", ""]
     course = data["course"]

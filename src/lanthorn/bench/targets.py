@@ -99,6 +99,7 @@ http {{
     sendfile on;
     tcp_nopush on;
     keepalive_requests 1000000;
+    {cache}
     client_body_temp_path {work}/nginx-body;
     server {{ listen 127.0.0.1:{port} reuseport; root {root}; }}
 }}
@@ -106,23 +107,31 @@ http {{
 
 
 class Nginx(_Process):
-    """nginx as Debian ships it, one worker, logging off (as lanthorn in the runs)."""
+    """nginx as Debian ships it, one worker, logging off (as lanthorn in the runs);
+    `open_file_cache=True` adds the descriptor cache a tuned deployment would turn on."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, open_file_cache: bool = False) -> None:
         self.workers = workers
+        self.open_file_cache = open_file_cache
         self.name = "nginx" + (f" x{workers}" if workers > 1 else "")
+        self.name += " +open_file_cache" if open_file_cache else ""
 
     def start(self, root: Path, work: Path, cpu: int | None) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not os.path.exists(binary):
             raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
         self.port = free_port()
-        conf = work / f"nginx-{self.workers}.conf"
+        conf = work / f"nginx-{self.workers}-{self.open_file_cache}.conf"
+        cache = "open_file_cache max=1000 inactive=60s;" if self.open_file_cache else ""
         conf.write_text(
             NGINX_CONF.format(
-                workers=self.workers, work=work, port=self.port, root=root,
+                workers=self.workers,
+                work=work,
+                port=self.port,
+                root=root,
                 mime="/etc/nginx/mime.types",
-            )  # fmt: skip
+                cache=cache,
+            )
         )
         self.proc = subprocess.Popen(
             pinned(cpu, [binary, "-c", str(conf), "-p", str(work), "-e", str(work / "e.log")])
