@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
 from collections import deque
 from typing import TextIO
@@ -45,6 +46,7 @@ class AccessLog:
         self._owned = owned
         self._pending: deque[Record] = deque()
         self._flushed_at = 0.0
+        self._write_lock = threading.Lock()  # flushes may race from pool threads
 
     @classmethod
     def open(cls, target: str) -> AccessLog | None:
@@ -79,8 +81,9 @@ class AccessLog:
                 break
         if lines:
             try:
-                self._stream.write("".join(lines))
-                self._stream.flush()
+                with self._write_lock:
+                    self._stream.write("".join(lines))
+                    self._stream.flush()
             except (OSError, ValueError) as exc:  # closed stdout must not kill the server
                 logging.getLogger("lanthorn").warning("access log write failed: %s", exc)
 
