@@ -59,6 +59,48 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keepalive-timeout", type=float, metavar="S", help="idle keep-alive")
     p.add_argument("--send-timeout", type=float, metavar="S", help="client not reading")
     p.add_argument("--grace", type=float, metavar="S", help="graceful shutdown period")
+    site = p.add_argument_group("site")
+    site.add_argument("--index", help="index file name (default index.html)")
+    site.add_argument("--charset", help="add '; charset=CHARSET' to text/* types")
+    site.add_argument("--dotfiles", action="store_true", default=None, help="serve dotfiles")
+    site.add_argument(
+        "--follow-symlinks", action="store_true", default=None, help="allow symlinks out of root"
+    )
+    site.add_argument(
+        "--no-precompressed",
+        dest="precompressed",
+        action="store_false",
+        default=None,
+        help="ignore .zst/.br/.gz sidecar files",
+    )
+    site.add_argument(
+        "--compress", action="store_true", default=None, help="compress text types on the fly"
+    )
+    site.add_argument(
+        "--cache-control",
+        action="append",
+        metavar="GLOB=VALUE",
+        help="Cache-Control for matching paths (repeatable; first match wins)",
+    )
+    site.add_argument(
+        "--header", action="append", metavar="NAME:VALUE", help="extra response header"
+    )
+    site.add_argument(
+        "--no-nosniff",
+        dest="nosniff",
+        action="store_false",
+        default=None,
+        help="omit X-Content-Type-Options: nosniff",
+    )
+    site.add_argument(
+        "--autoindex", action="store_true", default=None, help="list directories without index"
+    )
+    site.add_argument(
+        "--error-page", action="append", metavar="STATUS=/PATH", help="custom error page"
+    )
+    site.add_argument(
+        "--spa", action="store_true", default=None, help="serve /index.html for unknown routes"
+    )
     p.add_argument("--version", action="version", version=f"lanthorn {__version__}")
     return p
 
@@ -77,6 +119,18 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "keepalive_timeout": ("limits", "keepalive_timeout_s"),
     "send_timeout": ("limits", "send_timeout_s"),
     "grace": ("limits", "grace_s"),
+    "index": ("site", "index"),
+    "charset": ("site", "charset"),
+    "dotfiles": ("site", "allow_dotfiles"),
+    "follow_symlinks": ("site", "follow_symlinks_outside"),
+    "precompressed": ("site", "precompressed"),
+    "compress": ("site", "compress"),
+    "cache_control": ("site", "cache_control"),
+    "header": ("site", "headers"),
+    "nosniff": ("site", "nosniff"),
+    "autoindex": ("site", "autoindex"),
+    "error_page": ("site", "error_pages"),
+    "spa": ("site", "spa"),
 }
 
 

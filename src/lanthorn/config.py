@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -36,6 +37,16 @@ class SiteConfig:
     cache_entries: int = 4096
     cache_bytes: int = 64 * 1024 * 1024
     revalidate_s: float = 1.0  # a cached file is re-checked at most this often
+    precompressed: bool = True  # serve x.zst / x.br / x.gz sidecars when accepted
+    compress: bool = False  # compress compressible types on the fly
+    compress_min_bytes: int = 256
+    compress_max_bytes: int = 1024 * 1024
+    cache_control: tuple[str, ...] = ("*.html=no-cache",)  # "GLOB=VALUE", first match wins
+    headers: tuple[str, ...] = ()  # "Name: value" added to every response
+    nosniff: bool = True  # X-Content-Type-Options: nosniff on every response
+    autoindex: bool = False  # list directories without an index (HTML or JSON)
+    error_pages: tuple[str, ...] = ()  # "404=/404.html"
+    spa: bool = False  # unknown extension-less paths serve /index.html
 
     def __post_init__(self) -> None:
         if not os.path.isdir(self.root):
@@ -43,6 +54,43 @@ class SiteConfig:
         if "/" in self.index or not self.index:
             raise ConfigError(f"index {self.index!r} must be a plain file name")
         _require_positive(self, "small_file_bytes", "cache_entries", "cache_bytes")
+        _require_positive(self, "compress_min_bytes", "compress_max_bytes")
+        self.cache_control_rules()
+        self.extra_headers()
+        self.error_page_map()
+
+    def cache_control_rules(self) -> list[tuple[str, str]]:
+        """(glob, value) pairs; `.css=...` is shorthand for `*.css=...`."""
+        rules = []
+        for rule in self.cache_control:
+            glob, eq, value = rule.partition("=")
+            glob, value = glob.strip(), value.strip()
+            if not eq or not glob or not value or not _printable(value):
+                raise ConfigError(f"cache-control rule {rule!r} is not GLOB=VALUE")
+            rules.append(("*" + glob if glob.startswith(".") else glob, value))
+        return rules
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        pairs = []
+        for header in self.headers:
+            name, colon, value = header.partition(":")
+            name, value = name.strip(), value.strip()
+            if not colon or not _TOKEN.fullmatch(name) or not _printable(value):
+                raise ConfigError(f"header {header!r} is not NAME: VALUE")
+            pairs.append((name.lower().encode("ascii"), value.encode("latin-1")))
+        return pairs
+
+    def error_page_map(self) -> dict[int, str]:
+        pages = {}
+        for page in self.error_pages:
+            code, eq, path = page.partition("=")
+            if not eq or not code.strip().isdigit() or not path.strip().startswith("/"):
+                raise ConfigError(f"error page {page!r} is not STATUS=/path")
+            status = int(code)
+            if not 400 <= status <= 599:
+                raise ConfigError(f"error page status {status} is not 4xx or 5xx")
+            pages[status] = path.strip()
+        return pages
 
 
 @dataclass(frozen=True)
@@ -96,6 +144,14 @@ class Config:
 _SECTIONS: dict[str, type[Any]] = {"server": ServerConfig, "site": SiteConfig, "limits": Limits}
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _printable(value: str) -> bool:
+    """A field value that cannot split a header (no CR, LF, NUL or other controls)."""
+    return all(ch == "\t" or 0x20 <= ord(ch) < 0x7F or 0x80 <= ord(ch) <= 0xFF for ch in value)
+
+
 def _require_positive(obj: object, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
@@ -112,6 +168,10 @@ def _unknown(kind: str, name: str, valid: list[str]) -> ConfigError:
 def _coerce(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
     kind = str(f.type)
     wants: tuple[type, ...]
+    if kind.startswith("tuple"):
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{section}.{f.name} must be a list of strings, got {value!r}")
+        return tuple(value)
     if kind.startswith("bool"):
         wants = (bool,)
     elif kind.startswith("int"):

@@ -19,8 +19,8 @@ from collections import deque
 
 from lanthorn.clock import DateCache, wall
 from lanthorn.config import Config
-from lanthorn.core.respond import Site, error
-from lanthorn.core.response import FileBody
+from lanthorn.core.respond import Site
+from lanthorn.core.response import Body, FileBody
 from lanthorn.logs import AccessLog
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
 from lanthorn.protocol.http1 import Http1
@@ -59,6 +59,25 @@ LINGER_S = 2.0
 LINGER_BYTES = 1024 * 1024
 _BATCH_BYTES = 256 * 1024
 _NO_BODY_STATUSES = frozenset((204, 304))
+
+
+class _Sent:
+    """What one response adds to a batch: open files and in-memory body bytes."""
+
+    __slots__ = ("files", "memory_bytes")
+
+    def __init__(self, files: int, memory_bytes: int) -> None:
+        self.files = files
+        self.memory_bytes = memory_bytes
+
+    @classmethod
+    def of(cls, body: Body) -> _Sent:
+        chunks = body if isinstance(body, tuple) else (body,)
+        files = sum(isinstance(c, FileBody) for c in chunks)
+        return cls(files, sum(len(c) for c in chunks if isinstance(c, bytes)))
+
+
+_NOTHING = _Sent(0, 0)
 
 
 def discard(actions: list[Action]) -> None:
@@ -177,11 +196,9 @@ class Connection:
                     out += self._respond_error(event.error.status)
                     break
                 assert isinstance(event, RequestReceived)
-                body = self._respond(event, now, date, stamp, out)
-                if isinstance(body, FileBody):
-                    files += 1
-                else:
-                    size += len(body)
+                sent = self._respond(event, now, date, stamp, out)
+                files += sent.files
+                size += sent.memory_bytes
                 closing = not event.keep_alive or self._service.draining
             if closing:
                 self._closing = True
@@ -195,16 +212,16 @@ class Connection:
 
     def _respond(
         self, event: RequestReceived, now: float, date: bytes, stamp: float, out: list[Action]
-    ) -> bytes | FileBody:
-        """Decide one request and append its wire form to `out`; returns what was sent as
-        body (b"" when none)."""
+    ) -> _Sent:
+        """Decide one request and append its wire form to `out`; says what the body
+        costs the batch."""
         request = event.request
         keep_alive = event.keep_alive and not self._service.draining
         try:
             plan = self._service.site.respond(request, now)
         except Exception:  # a bug must cost one request, never the server
             log_error.exception("error answering %r", request)
-            plan = error(500)
+            plan = self._service.site.errors[500]
         send_body = request.method != b"HEAD" and plan.status not in _NO_BODY_STATUSES
         if not send_body:
             plan.close()
@@ -225,7 +242,7 @@ class Connection:
                     stamp,
                 )
             )
-        return plan.body if send_body else b""
+        return _Sent.of(plan.body) if send_body else _NOTHING
 
     def _reschedule(self, now: float, writing: bool, just_written: bool) -> None:
         limits = self._service.limits
@@ -245,7 +262,7 @@ class Connection:
         # that start no request cannot hold a connection open.
 
     def _respond_error(self, status: int) -> list[Action]:
-        plan = error(status)
+        plan = self._service.site.errors[status]
         stamp = wall()
         log = self._service.access_log
         if log is not None:

@@ -7,7 +7,7 @@ import os
 import stat
 from typing import BinaryIO
 
-from lanthorn.core.files import Opened, OutsideRoot
+from lanthorn.core.files import Listed, Opened, OutsideRoot
 
 MTIME = 784111777  # Sun, 06 Nov 1994 08:49:37 GMT
 
@@ -47,3 +47,11 @@ class FakeSource:
 
     def stat(self, relative: str) -> os.stat_result | None:
         return self._stat(relative) if relative in self.files else None
+
+    def list(self, relative: str) -> list[Listed]:
+        prefix = f"{relative}/" if relative else ""
+        return [
+            Listed(name[len(prefix) :], content is None, len(content or b""), self.mtime)
+            for name, content in self.files.items()
+            if name.startswith(prefix) and name != relative and "/" not in name[len(prefix) :]
+        ]

@@ -1,8 +1,10 @@
 """A per-worker cache of complete plans for small hot files.
 
-Keyed by the raw (undecoded) request path so a hit skips decoding, resolution, open and
-read. An entry is trusted for `revalidate_s`; after that the name is stat'ed again and the
-entry dropped if the file's identity (inode, size, mtime) changed. The bodies were read
+Keyed by the raw (undecoded) request target (plus Accept-Encoding when codings are
+negotiated) so a hit skips decoding, resolution, open and read. An entry is trusted for
+`revalidate_s`; after that every name it depends on (the file, and its sidecars present
+or absent) is stat'ed again and the entry dropped if any identity (inode, size, mtime)
+changed. The bodies were read
 from the descriptor their headers describe, so a hit is always self-consistent.
 Bounded by entry count and total body bytes; eviction is oldest-first.
 """
@@ -21,13 +23,15 @@ def identity(st: os.stat_result) -> Identity:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-class _Entry:
-    __slots__ = ("checked_at", "identity", "plan", "relative", "size")
+Checks = list[tuple[str, Identity | None]]  # names the plan depends on, None: absent
 
-    def __init__(self, plan: ResponsePlan, relative: str, ident: Identity, now: float) -> None:
+
+class _Entry:
+    __slots__ = ("checked_at", "checks", "plan", "size")
+
+    def __init__(self, plan: ResponsePlan, checks: Checks, now: float) -> None:
         self.plan = plan
-        self.relative = relative
-        self.identity = ident
+        self.checks = checks
         self.checked_at = now
         self.size = plan.body_length
 
@@ -49,17 +53,16 @@ class PlanCache:
             return None
         if now - entry.checked_at < self._revalidate_s:
             return entry.plan
-        st = self._source.stat(entry.relative)
-        if st is None or identity(st) != entry.identity:
-            self._drop(raw_path)
-            return None
+        for relative, expected in entry.checks:
+            st = self._source.stat(relative)
+            if (None if st is None else identity(st)) != expected:
+                self._drop(raw_path)
+                return None
         entry.checked_at = now
         return entry.plan
 
-    def put(
-        self, raw_path: bytes, plan: ResponsePlan, relative: str, st: os.stat_result, now: float
-    ) -> None:
-        entry = _Entry(plan, relative, identity(st), now)
+    def put(self, raw_path: bytes, plan: ResponsePlan, checks: Checks, now: float) -> None:
+        entry = _Entry(plan, checks, now)
         if entry.size > self._max_bytes:
             return
         self._drop(raw_path)

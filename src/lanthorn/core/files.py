@@ -16,6 +16,13 @@ class OutsideRoot(Exception):
     """The name resolves (through a symlink) to something outside the document root."""
 
 
+class Listed(NamedTuple):
+    name: str
+    is_dir: bool
+    size: int
+    mtime_s: float
+
+
 class Opened(NamedTuple):
     file: BinaryIO | None  # None for a directory (nothing to read)
     stat: os.stat_result
@@ -31,6 +38,9 @@ class FileSource(Protocol):
 
     def stat(self, relative: str) -> os.stat_result | None:
         """Current status of the name, following symlinks; None when it is gone."""
+
+    def list(self, relative: str) -> list[Listed]:
+        """A directory's entries that resolve inside the root (symlinks followed)."""
 
 
 class OsFileSource:
@@ -76,3 +86,20 @@ class OsFileSource:
             return os.stat(self._path(relative))
         except OSError:
             return None
+
+    def list(self, relative: str) -> list[Listed]:
+        entries = []
+        with os.scandir(self._path(relative)) as scan:
+            for entry in scan:
+                try:
+                    st = entry.stat()
+                    if not self._follow_outside and entry.is_symlink():
+                        real = os.path.realpath(entry.path)
+                        if real != self.root and not real.startswith(self._prefix):
+                            continue
+                except OSError:
+                    continue  # vanished, or a dangling link
+                is_dir = stat.S_ISDIR(st.st_mode)
+                if is_dir or stat.S_ISREG(st.st_mode):
+                    entries.append(Listed(entry.name, is_dir, st.st_size, st.st_mtime))
+        return entries

@@ -1,63 +1,43 @@
 """decide(): request → ResponsePlan. The one place every protocol and engine asks.
 
-Order of decisions (RFC 9110): method (§9.1, 405 with Allow §15.5.6) → target form and
-path safety → lookup (directory redirects, index files) → representation headers.
+Order of decisions (RFC 9110): method (§9.1; 405 carries Allow, §15.5.6) → target form
+and path safety → lookup (directory redirect, index file, listing) → representation
+(content coding, validators, preconditions, ranges: see `representation`) → site
+headers (Cache-Control, X-Content-Type-Options, configured extras).
 """
 
 from __future__ import annotations
 
 import errno
-import os
+import fnmatch
 from urllib.parse import quote
 
-from lanthorn.clock import http_date
 from lanthorn.config import SiteConfig
-from lanthorn.core.cache import PlanCache
+from lanthorn.core import encodings, listing
+from lanthorn.core.cache import Identity, PlanCache, identity
+from lanthorn.core.compress import CompressedCache, compressible
 from lanthorn.core.files import FileSource, Opened, OsFileSource, OutsideRoot
 from lanthorn.core.mime import content_type
-from lanthorn.core.paths import PathRejected, safe_path, split_target
+from lanthorn.core.pages import page_plan
+from lanthorn.core.paths import PathRejected, SafePath, safe_path, split_target
+from lanthorn.core.representation import Variant, etag, plan_for, validators
 from lanthorn.core.request import Request
-from lanthorn.core.response import REASONS, FileBody, ResponsePlan
+from lanthorn.core.response import REASONS, ResponsePlan
 
 ALLOW = b"GET, HEAD, OPTIONS"
 _READ_METHODS = (b"GET", b"HEAD")
+# Requests carrying any of these take the full path (the cache holds plain 200s only).
+_VALIDATING = (
+    b"range",
+    b"if-none-match",
+    b"if-modified-since",
+    b"if-match",
+    b"if-unmodified-since",
+)
+_VARY_ENCODING = (b"vary", b"Accept-Encoding")
 
-
-def _page(status: int) -> bytes:
-    title = f"{status} {REASONS[status].decode()}"
-    return (
-        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{title}</h1></center>\r\n<hr><center>lanthorn</center>\r\n"
-        "</body>\r\n</html>\r\n"
-    ).encode()
-
-
-def _error_plan(status: int, extra: list[tuple[bytes, bytes]]) -> ResponsePlan:
-    body = _page(status)
-    headers = [
-        (b"content-type", b"text/html"),
-        (b"content-length", str(len(body)).encode()),
-        *extra,
-    ]
-    return ResponsePlan(status, headers, body)
-
-
-# Shared, never-mutated plans for every error status (adapters memoise their wire form).
-ERRORS: dict[int, ResponsePlan] = {
-    status: _error_plan(status, [(b"allow", ALLOW)] if status == 405 else [])
-    for status in REASONS
-    if status >= 400
-}
-OPTIONS_PLAN = ResponsePlan(204, [(b"allow", ALLOW)], b"")
-
-
-def error(status: int) -> ResponsePlan:
-    return ERRORS[status]
-
-
-def etag(st: os.stat_result) -> bytes:
-    """A strong validator (RFC 9110 §8.8.3) from inode, mtime and size."""
-    return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'.encode()
+Headers = list[tuple[bytes, bytes]]
+Checks = list[tuple[str, Identity | None]]
 
 
 def _open_failure_status(exc: Exception) -> int:
@@ -68,15 +48,6 @@ def _open_failure_status(exc: Exception) -> int:
     if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
         return 503  # out of descriptors or memory: try again later
     return 404  # ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ...
-
-
-def _redirect_to_directory(parts: tuple[str, ...], query: bytes) -> ResponsePlan:
-    """301 to the slash-terminated directory (RFC 9110 §15.4.2). The Location is rebuilt
-    from the normalised path, re-encoded, so it is always a path-absolute reference: a
-    target like `//evil.example/../docs` can never become a network-path reference."""
-    path = "".join("/" + quote(part, safe="", errors="surrogateescape") for part in parts)
-    location = (path + "/").encode("ascii") + (b"?" + query if query else b"")
-    return ResponsePlan(301, [(b"location", location), (b"content-length", b"0")], b"")
 
 
 class Site:
@@ -90,66 +61,255 @@ class Site:
         self.cache = PlanCache(
             self.source, config.cache_entries, config.cache_bytes, config.revalidate_s
         )
+        common: Headers = [(b"x-content-type-options", b"nosniff")] if config.nosniff else []
+        self.common = common + config.extra_headers()
+        self._rules = config.cache_control_rules()
+        self._error_pages = config.error_page_map()
+        self.errors = {
+            status: page_plan(
+                status, [(b"allow", ALLOW), *self.common] if status == 405 else self.common
+            )
+            for status in REASONS
+            if status >= 400
+        }
+        self._options = ResponsePlan(204, [(b"allow", ALLOW), *self.common], b"")
+        self._compressed = CompressedCache(config.cache_bytes // 4) if config.compress else None
+        self._negotiates = config.precompressed or config.compress
+
+    # --- entry point ----------------------------------------------------------------------
 
     def respond(self, request: Request, now: float) -> ResponsePlan:
         """Decide the response. `now` is monotonic seconds (cache revalidation only)."""
         method = request.method
         if method not in _READ_METHODS:
-            return OPTIONS_PLAN if method == b"OPTIONS" else ERRORS[405]
-        target = request.target
-        plan = self.cache.get(target, now)
-        if plan is not None:
-            return plan
+            return self._options if method == b"OPTIONS" else self.errors[405]
+        headers = request.headers
+        key = request.target
+        if self._negotiates and b"accept-encoding" in headers:
+            key += b"\n" + headers[b"accept-encoding"]
+        plain = not any(name in headers for name in _VALIDATING)
+        if plain:
+            plan = self.cache.get(key, now)
+            if plan is not None:
+                return plan
+        return self._decide(request, key if plain else None, now)
+
+    def _decide(self, request: Request, cache_key: bytes | None, now: float) -> ResponsePlan:
         try:
-            raw_path, query = split_target(target)
+            raw_path, query = split_target(request.target)
             path = safe_path(raw_path, allow_dotfiles=self.config.allow_dotfiles)
         except PathRejected as exc:
-            return ERRORS[exc.status]
-        relative = path.relative
+            return self._error(exc.status, request, None, now)
+        if query or b"#" in request.target or not request.target.startswith(b"/"):
+            cache_key = None  # only plain origin-form targets are cache keys
         try:
-            opened = self.source.open(relative)
+            opened = self.source.open(path.relative)
         except (OSError, OutsideRoot) as exc:
-            return ERRORS[_open_failure_status(exc)]
+            return self._error(_open_failure_status(exc), request, path, now)
         if opened.file is None:  # a directory
             if not path.directory:
-                return _redirect_to_directory(path.parts, query)
-            return self._directory(relative, target, now)
-        if path.directory:  # "/file.html/" names a directory that is a file: no such thing
+                return self._redirect_to_directory(path, query)
+            return self._directory(path, request, cache_key, now)
+        if path.directory:  # "/file.html/" names a file as if it were a directory
             opened.file.close()
-            return ERRORS[404]
-        return self._file(opened, relative, target, now)
+            return self._error(404, request, path, now)
+        return self._file(opened, path.relative, request, cache_key, now)
 
-    def _directory(self, relative: str, target: bytes, now: float) -> ResponsePlan:
+    # --- lookups --------------------------------------------------------------------------
+
+    def _redirect_to_directory(self, path: SafePath, query: bytes) -> ResponsePlan:
+        """301 to the slash-terminated directory (§15.4.2). The Location is rebuilt from
+        the normalised path, re-encoded, so it is always a path-absolute reference: a
+        target like `//evil.example/../docs` can never become a network-path reference."""
+        encoded = "".join("/" + quote(p, safe="", errors="surrogateescape") for p in path.parts)
+        location = (encoded + "/").encode("ascii") + (b"?" + query if query else b"")
+        headers = [(b"location", location), (b"content-length", b"0"), *self.common]
+        return ResponsePlan(301, headers, b"")
+
+    def _directory(
+        self, path: SafePath, request: Request, cache_key: bytes | None, now: float
+    ) -> ResponsePlan:
+        relative = path.relative
         index = f"{relative}/{self.config.index}" if relative else self.config.index
         try:
             opened = self.source.open(index)
         except (OSError, OutsideRoot) as exc:
             status = _open_failure_status(exc)
-            return ERRORS[403 if status == 404 else status]  # no index, no listing: 403
+            if status != 404:
+                return self._error(status, request, path, now)
+            if self.config.autoindex:
+                return self._listing(path, request)
+            return self._error(403, request, path, now)  # no index, no listing (nginx: 403)
         if opened.file is None:
-            return ERRORS[403]
-        return self._file(opened, index, target, now)
+            return self._error(403, request, path, now)
+        return self._file(opened, index, request, cache_key, now)
 
-    def _file(self, opened: Opened, relative: str, target: bytes, now: float) -> ResponsePlan:
+    def _listing(self, path: SafePath, request: Request) -> ResponsePlan:
+        try:
+            entries = self.source.list(path.relative)
+        except OSError as exc:
+            return self.errors[_open_failure_status(exc)]
+        shown = listing.visible(entries, self.config.allow_dotfiles)
+        if listing.wants_json(request.headers.get(b"accept")):
+            body, ctype = listing.render_json(shown), b"application/json"
+        else:
+            display = "/" + "".join(part + "/" for part in path.parts)
+            body, ctype = listing.render_html(display, shown), b"text/html; charset=utf-8"
+        headers = [
+            (b"content-type", ctype),
+            (b"content-length", b"%d" % len(body)),
+            (b"vary", b"Accept"),
+            (b"cache-control", b"no-cache"),
+            *self.common,
+        ]
+        return ResponsePlan(200, headers, body)
+
+    def _error(
+        self, status: int, request: Request, path: SafePath | None, now: float
+    ) -> ResponsePlan:
+        """An error status, with the SPA fallback (404 on an extension-less path serves
+        the root index) and configured error pages applied."""
+        if (
+            status == 404
+            and self.config.spa
+            and path is not None
+            and not (path.parts and "." in path.parts[-1])
+        ):
+            try:
+                opened = self.source.open(self.config.index)
+            except (OSError, OutsideRoot):
+                pass
+            else:
+                if opened.file is not None:
+                    return self._file(opened, self.config.index, request, None, now)
+        page = self._error_pages.get(status)
+        if page is not None:
+            plan = self._error_page(status, page)
+            if plan is not None:
+                return plan
+        return self.errors[status]
+
+    def _error_page(self, status: int, page: str) -> ResponsePlan | None:
+        try:
+            target = safe_path(page.encode("utf-8", "surrogateescape"))
+            opened = self.source.open(target.relative)
+        except (PathRejected, OSError, OutsideRoot):
+            return None
+        if opened.file is None:
+            return None
+        with opened.file as fh:
+            body = fh.read(min(opened.stat.st_size, self.config.small_file_bytes)) or b""
+        ctype = content_type(target.relative, self.config.charset)
+        headers = [(b"content-type", ctype), (b"content-length", b"%d" % len(body)), *self.common]
+        return ResponsePlan(status, headers, body)
+
+    # --- files ----------------------------------------------------------------------------
+
+    def _file(
+        self,
+        opened: Opened,
+        relative: str,
+        request: Request,
+        cache_key: bytes | None,
+        now: float,
+    ) -> ResponsePlan:
+        ctype = content_type(relative, self.config.charset)
+        checks: Checks = [(relative, identity(opened.stat))]
+        chosen = self._variant(opened, relative, ctype, request, checks)
+        extra: Headers = []
+        has_sidecar = any(found is not None for _, found in checks[1:])
+        if has_sidecar or chosen is None or chosen.coding != "identity":
+            extra.append(_VARY_ENCODING)  # §12.5.5: the choice depended on Accept-Encoding
+        elif self._compressed is not None and self._compresses(ctype, opened.stat.st_size):
+            extra.append(_VARY_ENCODING)
+        cache_control = self._cache_control(relative)
+        if cache_control is not None:
+            extra.append((b"cache-control", cache_control))
+        extra += self.common
+        if chosen is None:
+            return page_plan(406, extra)
+        plan = plan_for(request, chosen, ctype, extra)
+        if cache_key is not None and plan.status == 200 and isinstance(plan.body, bytes):
+            self.cache.put(cache_key, plan, checks, now)
+        return plan
+
+    def _compresses(self, ctype: bytes, size: int) -> bool:
+        config = self.config
+        return (
+            compressible(ctype) and config.compress_min_bytes <= size <= config.compress_max_bytes
+        )
+
+    def _variant(
+        self, opened: Opened, relative: str, ctype: bytes, request: Request, checks: Checks
+    ) -> Variant | None:
+        """Pick the representation to send (None: nothing acceptable → 406). Sidecars
+        that exist, are regular files inside the root and are not older than the
+        original are candidates; their identities join `checks` for cache revalidation."""
+        st = opened.stat
+        sidecars: dict[str, Opened] = {}
+        if self.config.precompressed:
+            for name, suffix in encodings.CODINGS.items():
+                try:
+                    candidate = self.source.open(relative + suffix)
+                except (OSError, OutsideRoot):
+                    checks.append((relative + suffix, None))
+                    continue
+                checks.append((relative + suffix, identity(candidate.stat)))
+                if candidate.file is None or candidate.stat.st_mtime_ns < st.st_mtime_ns:
+                    if candidate.file is not None:
+                        candidate.file.close()  # stale: older than the original
+                    continue
+                sidecars[name] = candidate
+        available = tuple(sidecars)
+        generated = self._compressed is not None and self._compresses(ctype, st.st_size)
+        if generated:
+            available = tuple(encodings.CODINGS)
+        coding = encodings.choose(request.headers.get(b"accept-encoding"), available)
+        for name, sidecar in sidecars.items():
+            if name != coding and sidecar.file is not None:
+                sidecar.file.close()
+        if coding is None:
+            _close(opened)
+            return None
+        if coding in sidecars:
+            _close(opened)
+            return self._stored(sidecars[coding], coding)
+        if coding != "identity":
+            return self._generated(opened, relative, coding)
+        return self._stored(opened, "identity")
+
+    def _stored(self, opened: Opened, coding: str) -> Variant:
         st = opened.stat
         file = opened.file
         assert file is not None
-        size = st.st_size
-        headers = [
-            (b"content-type", content_type(relative, self.config.charset)),
-            (b"content-length", str(size).encode()),
-            (b"last-modified", http_date(st.st_mtime).encode()),
-            (b"etag", etag(st)),
-        ]
-        if size > self.config.small_file_bytes:
-            return ResponsePlan(200, headers, FileBody(file, 0, size))
+        last_modified, mtime_s = validators(st)
+        tag = etag(st, coding)
+        if st.st_size > self.config.small_file_bytes:
+            return Variant(file, None, st.st_size, tag, last_modified, mtime_s, coding)
         with file as fh:
-            body = fh.read(size) or b""
-        if len(body) != size:  # truncated between fstat and read: describe what we have
-            headers[1] = (b"content-length", str(len(body)).encode())
-            return ResponsePlan(200, headers, body)
-        plan = ResponsePlan(200, headers, body)
-        # Only targets in plain origin-form are cached: the key is the raw target.
-        if target.startswith(b"/") and b"?" not in target and b"#" not in target:
-            self.cache.put(target, plan, relative, st, now)
-        return plan
+            data = fh.read(st.st_size) or b""
+        # Read from the descriptor that was described: sizes always agree with the bytes.
+        return Variant(None, data, len(data), tag, last_modified, mtime_s, coding)
+
+    def _generated(self, opened: Opened, relative: str, coding: str) -> Variant:
+        assert self._compressed is not None and opened.file is not None
+        st = opened.stat
+        with opened.file as fh:
+            data = self._compressed.get(
+                (relative, *identity(st)), coding, lambda: fh.read(st.st_size) or b""
+            )
+        last_modified, mtime_s = validators(st)
+        return Variant(None, data, len(data), etag(st, coding), last_modified, mtime_s, coding)
+
+    def _cache_control(self, relative: str) -> bytes | None:
+        for glob, value in self._rules:
+            if fnmatch.fnmatchcase(relative, glob) or fnmatch.fnmatchcase(
+                relative.rpartition("/")[2], glob
+            ):
+                return value.encode("latin-1")
+        return None
+
+
+def _close(opened: Opened) -> None:
+    if opened.file is not None:
+        opened.file.close()

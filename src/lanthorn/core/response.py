@@ -20,6 +20,7 @@ REASONS: dict[int, bytes] = {
     403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
+    406: b"Not Acceptable",
     408: b"Request Timeout",
     412: b"Precondition Failed",
     413: b"Content Too Large",
@@ -50,7 +51,8 @@ class FileBody:
         self.file.close()
 
 
-Body = bytes | FileBody
+Chunk = bytes | FileBody
+Body = Chunk | tuple[Chunk, ...]  # a tuple: multipart/byteranges parts, in order
 
 
 class ResponsePlan:
@@ -71,10 +73,14 @@ class ResponsePlan:
 
     @property
     def body_length(self) -> int:
-        body = self.body
-        return len(body) if isinstance(body, bytes) else body.count
+        return sum(map(_length, self.body)) if isinstance(self.body, tuple) else _length(self.body)
 
     def close(self) -> None:
-        """Release the file behind the body, if any (the plan will not be sent)."""
-        if isinstance(self.body, FileBody):
-            self.body.close()
+        """Release the files behind the body, if any (the plan will not be sent)."""
+        for chunk in self.body if isinstance(self.body, tuple) else (self.body,):
+            if isinstance(chunk, FileBody):
+                chunk.close()
+
+
+def _length(chunk: Chunk) -> int:
+    return len(chunk) if isinstance(chunk, bytes) else chunk.count

@@ -225,4 +225,6 @@ class Http1:
             return [b"".join((prefix, date, tail))]
         if isinstance(body, bytes):
             return [b"".join((prefix, date, tail, body))]
-        return [b"".join((prefix, date, tail)), body]
+        if isinstance(body, FileBody):
+            return [b"".join((prefix, date, tail)), body]
+        return [b"".join((prefix, date, tail)), *body]  # multipart parts, in order
