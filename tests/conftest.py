@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import brotli
 import pytest
 
 # Models and worker counts every integration suite runs against.
@@ -17,6 +19,7 @@ MODELS = [
 
 INDEX = b"<!doctype html><title>test</title><p>hello from the test root</p>\n"
 LARGE_SIZE = 3 * 1024 * 1024 + 17
+STYLES = b"".join(b".rule-%d { color: #%06x; }\n" % (i, i * 997) for i in range(400))
 
 
 def _make_site(root: Path) -> None:
@@ -40,6 +43,9 @@ def _make_site(root: Path) -> None:
     (root / "sub" / "page.html").write_bytes(b"sub page\n")
     (root / "empty-dir").mkdir()
     (root / "empty.txt").write_bytes(b"")
+    (root / "styles.css").write_bytes(STYLES)
+    (root / "styles.css.gz").write_bytes(gzip.compress(STYLES))
+    (root / "styles.css.br").write_bytes(brotli.compress(STYLES))
 
 
 @pytest.fixture(scope="session")

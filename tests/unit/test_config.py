@@ -118,3 +118,34 @@ def test_cli_errors_exit_2_with_one_line(
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("lanthorn: error:") and "\n" not in err.split("error:", 1)[1].strip()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--header", "Bad Name: x"], "NAME: VALUE"),
+        (["--header", "X-Ok: a\rb"], "NAME: VALUE"),
+        (["--cache-control", "nonsense"], "GLOB=VALUE"),
+        (["--error-page", "404:/x"], "STATUS=/path"),
+        (["--error-page", "200=/x.html"], "4xx or 5xx"),
+    ],
+)
+def test_site_option_syntax_checked(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_site_options_from_cli(tmp_path: Path) -> None:
+    config = config_from_args(
+        [str(tmp_path), "--compress", "--no-precompressed", "--autoindex", "--spa",
+         "--no-nosniff", "--header", "A: b", "--cache-control", ".css=no-store",
+         "--error-page", "404=/404.html", "--charset", "utf-8", "--dotfiles"]
+    )  # fmt: skip
+    site = config.site
+    assert site.compress and not site.precompressed and site.autoindex and site.spa
+    assert not site.nosniff and site.allow_dotfiles and site.charset == "utf-8"
+    assert site.extra_headers() == [(b"a", b"b")]
+    assert site.cache_control_rules() == [("*.css", "no-store")]
+    assert site.error_page_map() == {404: "/404.html"}

@@ -54,9 +54,12 @@ def parse(value: bytes, size: int) -> list[Span] | None:
                 spans.append(Span(max(0, size - count), size - 1))
             continue
         start = int(first)
-        end = int(last) if last else size - 1
-        if end < start:
-            return None
+        if last:
+            end = int(last)
+            if end < start:
+                return None  # §14.1.1: an invalid range-spec makes the whole set invalid
+        else:
+            end = size - 1
         if start < size:
             spans.append(Span(start, min(end, size - 1)))  # clip past the end
     if not spans:
