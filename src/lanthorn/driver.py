@@ -61,25 +61,6 @@ _BATCH_BYTES = 256 * 1024
 _NO_BODY_STATUSES = frozenset((204, 304))
 
 
-class _Sent:
-    """What one response adds to a batch: open files and in-memory body bytes."""
-
-    __slots__ = ("files", "memory_bytes")
-
-    def __init__(self, files: int, memory_bytes: int) -> None:
-        self.files = files
-        self.memory_bytes = memory_bytes
-
-    @classmethod
-    def of(cls, body: Body) -> _Sent:
-        chunks = body if isinstance(body, tuple) else (body,)
-        files = sum(isinstance(c, FileBody) for c in chunks)
-        return cls(files, sum(len(c) for c in chunks if isinstance(c, bytes)))
-
-
-_NOTHING = _Sent(0, 0)
-
-
 def discard(actions: list[Action]) -> None:
     """Release what an aborted connection will never send."""
     for action in actions:
@@ -196,9 +177,15 @@ class Connection:
                     out += self._respond_error(event.error.status)
                     break
                 assert isinstance(event, RequestReceived)
-                sent = self._respond(event, now, date, stamp, out)
-                files += sent.files
-                size += sent.memory_bytes
+                body = self._respond(event, now, date, stamp, out)
+                if type(body) is bytes:
+                    size += len(body)
+                else:
+                    for chunk in body if isinstance(body, tuple) else (body,):
+                        if isinstance(chunk, FileBody):
+                            files += 1
+                        else:
+                            size += len(chunk)
                 closing = not event.keep_alive or self._service.draining
             if closing:
                 self._closing = True
@@ -212,9 +199,9 @@ class Connection:
 
     def _respond(
         self, event: RequestReceived, now: float, date: bytes, stamp: float, out: list[Action]
-    ) -> _Sent:
-        """Decide one request and append its wire form to `out`; says what the body
-        costs the batch."""
+    ) -> Body:
+        """Decide one request and append its wire form to `out`; returns the body that
+        was sent (b"" when none), for the batch's accounting."""
         request = event.request
         keep_alive = event.keep_alive and not self._service.draining
         try:
@@ -242,7 +229,7 @@ class Connection:
                     stamp,
                 )
             )
-        return _Sent.of(plan.body) if send_body else _NOTHING
+        return plan.body if send_body else b""
 
     def _reschedule(self, now: float, writing: bool, just_written: bool) -> None:
         limits = self._service.limits

@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     results: dict[str, dict[str, list[Result]]] = {}
     try:
         for scenario, path, conns, keys in SCENARIOS:
+            if args.only and args.only not in scenario:
+                continue
             runs: dict[str, list[Result]] = {pool[k].name: [] for k in keys}
             results[scenario] = runs
             for round_ in range(args.rounds):
@@ -162,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per run")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s (smoke test)")
     parser.add_argument("--out", type=Path, help="write results JSON here")
+    parser.add_argument("--only", help="run the scenarios whose name contains this")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration = 1, 2.0

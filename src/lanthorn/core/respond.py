@@ -27,12 +27,14 @@ from lanthorn.core.response import REASONS, ResponsePlan
 ALLOW = b"GET, HEAD, OPTIONS"
 _READ_METHODS = (b"GET", b"HEAD")
 # Requests carrying any of these take the full path (the cache holds plain 200s only).
-_VALIDATING = (
-    b"range",
-    b"if-none-match",
-    b"if-modified-since",
-    b"if-match",
-    b"if-unmodified-since",
+_VALIDATING = frozenset(
+    (
+        b"range",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-match",
+        b"if-unmodified-since",
+    )
 )
 _VARY_ENCODING = (b"vary", b"Accept-Encoding")
 
@@ -87,7 +89,7 @@ class Site:
         key = request.target
         if self._negotiates and b"accept-encoding" in headers:
             key += b"\n" + headers[b"accept-encoding"]
-        plain = not any(name in headers for name in _VALIDATING)
+        plain = _VALIDATING.isdisjoint(headers)
         if plain:
             plan = self.cache.get(key, now)
             if plan is not None:
