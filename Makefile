@@ -46,9 +46,10 @@ system-tools:
 	  else echo "missing tools:$$missing (run: sudo apt-get install $(APT))"; exit 1; fi; \
 	fi
 
-## make bench: lanthorn against nginx, side by side (see README "Performance")
+## make bench: the architectures and nginx side by side (see README "Performance")
 bench: $(DEPS) system-tools
-	$(BIN)/python -m lanthorn.bench
+	$(BIN)/lanthorn bench --models single,threads,events,asyncio --peers nginx,http.server \
+	  --files small,large --conns 10,100,400 --rounds 2 --duration 4 --out bench-results
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -158,6 +158,10 @@ def config_from_args(argv: list[str]) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from lanthorn.bench.cli import main as bench
+
+        return bench(argv[1:])
     try:
         config = config_from_args(argv)
     except ConfigError as exc:

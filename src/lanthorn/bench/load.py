@@ -21,6 +21,8 @@ class Result:
     requests: int
     errors: int  # socket errors + non-2xx: a run with errors is not a clean number
     command: str
+    latency_p50_s: float = 0.0
+    latency_p99_s: float = 0.0
 
 
 def require(tool: str, package: str) -> str:
@@ -47,6 +49,7 @@ def parse_wrk(out: str, command: str) -> Result:
         for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out)
         + re.findall(r"Non-2xx or 3xx responses: (\d+)", out)
     )
+    percentiles = {p: _seconds(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M)}
     return Result(
         rps,
         float(size) * _UNITS[unit],
@@ -54,12 +57,14 @@ def parse_wrk(out: str, command: str) -> Result:
         requests,
         errors,
         command,
+        percentiles.get("50", 0.0),
+        percentiles.get("99", 0.0),
     )
 
 
 def wrk(url: str, conns: int, duration_s: float, cpu: int | None, threads: int = 1) -> Result:
-    argv = [require("wrk", "wrk"), f"-t{threads}", f"-c{conns}", f"-d{duration_s:g}s",
-            "--timeout", "10s", url]  # fmt: skip
+    argv = [require("wrk", "wrk"), f"-t{threads}", f"-c{conns}", f"-d{max(1, round(duration_s))}s",
+            "--timeout", "10s", "--latency", url]  # fmt: skip
     out = subprocess.run(
         pinned(cpu, argv), capture_output=True, text=True, check=True, timeout=duration_s + 60
     ).stdout
@@ -72,6 +77,7 @@ def parse_ab(out: str, command: str) -> Result:
         return float(match.group(1)) if match else 0.0
 
     failed = int(number("Failed requests")) + int(number("Non-2xx responses"))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\d+)$", out, re.M))
     return Result(
         number("Requests per second"),
         number("Transfer rate") * 1024,
@@ -79,11 +85,14 @@ def parse_ab(out: str, command: str) -> Result:
         int(number("Complete requests")),
         failed,
         command,
+        float(percentiles.get("50", 0)) / 1000,
+        float(percentiles.get("99", 0)) / 1000,
     )
 
 
-def ab(url: str, requests: int, conns: int, cpu: int | None) -> Result:
-    argv = [require("ab", "apache2-utils"), "-q", "-n", str(requests), "-c", str(conns), url]
+def ab(url: str, requests: int, conns: int, cpu: int | None, keep_alive: bool = False) -> Result:
+    argv = [require("ab", "apache2-utils"), "-q", "-n", str(requests), "-c", str(conns)]
+    argv += ["-k", url] if keep_alive else [url]
     out = subprocess.run(
         pinned(cpu, argv), capture_output=True, text=True, check=True, timeout=300
     ).stdout

@@ -44,6 +44,9 @@ class Target(Protocol):
     name: str
     port: int
 
+    @property
+    def pid(self) -> int: ...
+
     def start(self, root: Path, work: Path, cpu: int | None) -> None: ...
     def stop(self) -> None: ...
 
@@ -52,6 +55,11 @@ class _Process:
     name = ""
     port = 0
     proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -64,16 +72,22 @@ class _Process:
 
 
 class Lanthorn(_Process):
-    def __init__(self, model: str = "asyncio", workers: int = 1) -> None:
+    def __init__(
+        self, model: str = "asyncio", workers: int = 1, profile: Path | None = None
+    ) -> None:
         self.model = model
         self.workers = workers
+        self.profile = profile  # write a pyinstrument HTML profile of the run here
         self.name = f"lanthorn {model}" + (f" -w {workers}" if workers > 1 else "")
 
     def start(self, root: Path, work: Path, cpu: int | None) -> None:
         ready = work / f"ready-{self.model}-{self.workers}.json"
         ready.unlink(missing_ok=True)
+        runner = [sys.executable, "-m"]
+        if self.profile is not None:
+            runner += ["pyinstrument", "-r", "html", "-o", str(self.profile), "-m"]
         argv = [
-            sys.executable, "-m", "lanthorn", str(root), "--host", "127.0.0.1", "-p", "0",
+            *runner, "lanthorn", str(root), "--host", "127.0.0.1", "-p", "0",
             "--model", self.model, "-w", str(self.workers), "--access-log", "off",
             "--log-level", "warning", "--ready-file", str(ready),
         ]  # fmt: skip
@@ -152,3 +166,35 @@ class HttpServer(_Process):
             pinned(cpu, argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wait_listening(self.port, self.proc)
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (prefork workers, nginx workers)."""
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                queue += [int(child) for child in task.read_text().split()]
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def peak_rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) * 1024
+    return total

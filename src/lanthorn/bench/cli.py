@@ -1,0 +1,150 @@
+"""`lanthorn bench`: the lecture's architectures and the field's servers, side by side.
+
+lanthorn bench [ROOT] [--models single,threads,events,asyncio] [--workers 1,2]
+               [--peers nginx,http.server] [--files small,medium,large]
+               [--conns 10,100,400] [--duration 10s] [--rounds N] [--tool wrk|ab]
+               [--out DIR] [--quick] [--profile]
+lanthorn bench compare A/results.json B/results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lanthorn.bench import report
+from lanthorn.bench.runner import FILES, PEERS, Plan, Run, execute, make_root
+from lanthorn.bench.targets import Lanthorn
+from lanthorn.config import MODELS
+
+DEMO_INDEX = Path(__file__).resolve().parents[3] / "www" / "index.html"
+
+
+def _list(kind: type, allowed: tuple[str, ...] | None = None) -> Callable[[str], list[Any]]:
+    def parse(text: str) -> list[Any]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if allowed is not None:
+            bad = [item for item in items if item not in allowed]
+            if bad:
+                raise argparse.ArgumentTypeError(f"{bad[0]!r} is not one of {', '.join(allowed)}")
+        try:
+            return [kind(item) for item in items]
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    return float(text[:-1]) if text.endswith("s") else float(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lanthorn bench", description=__doc__.split("\n")[0])
+    p.add_argument("root", nargs="?", help="serve this directory instead of a generated root")
+    p.add_argument("--models", type=_list(str, MODELS), default=["asyncio", "events", "threads"])
+    p.add_argument("--workers", type=_list(int), default=[1])
+    p.add_argument("--peers", type=_list(str, (*PEERS, "none")), default=["nginx"])
+    p.add_argument("--files", type=_list(str, tuple(FILES)), default=["small", "large"])
+    p.add_argument("--conns", type=_list(int), default=[10, 100])
+    p.add_argument("--duration", type=_seconds, default=5.0, help="seconds per run (5s)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--tool", choices=("wrk", "ab"), default="wrk")
+    p.add_argument("--out", type=Path, default=Path("bench-results"))
+    p.add_argument("--quick", action="store_true", help="one round of 1 s: a smoke test")
+    p.add_argument("--profile", action="store_true", help="profile the first lanthorn target")
+    return p
+
+
+def _progress(total: int) -> tuple[object, object]:
+    """A rich progress bar when the terminal is interactive, plain lines otherwise."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console, disable=not console.is_terminal,
+    )  # fmt: skip
+    task = bar.add_task("starting", total=total)
+
+    def update(run: Run | None, label: str) -> None:
+        if run is None:
+            bar.update(task, description=label)
+            return
+        bar.advance(task)
+        r = run.result
+        flag = f"  ERRORS={r.errors}" if r.errors else ""
+        console.print(
+            f"{label}: {r.requests_per_s:,.0f} req/s, {r.bytes_per_s / 2**20:,.1f} MiB/s, "
+            f"p99 {r.latency_p99_s * 1000:.2f} ms{flag}"
+        )
+
+    return bar, update
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.quick:
+        args.rounds, args.duration = 1, 1.0
+    peers = [p for p in args.peers if p != "none"]
+    plan = Plan(args.models, args.workers, peers, args.files, args.conns, args.duration,
+                args.rounds, args.tool, warmup_s=0.5 if args.quick else 1.0)  # fmt: skip
+    if args.tool == "wrk" and not shutil.which("wrk"):
+        print("lanthorn bench: wrk is missing (apt-get install wrk)", file=sys.stderr)
+        return 2
+    if args.tool == "ab" and not shutil.which("ab"):
+        print("lanthorn bench: ab is missing (apt-get install apache2-utils)", file=sys.stderr)
+        return 2
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="lanthorn-bench-"))
+    work.chmod(0o755)
+    try:
+        root = Path(args.root).resolve() if args.root else work / "root"
+        if not args.root:
+            make_root(root, DEMO_INDEX)
+        total = (
+            plan.rounds
+            * len(plan.files)
+            * len(plan.conns)
+            * (len(plan.models) * len(plan.workers) + len(peers))
+        )
+        bar, update = _progress(total)
+        with bar:  # type: ignore[attr-defined]
+            execute(plan, root, work, update)  # type: ignore[arg-type]
+        if args.profile:
+            profile = out / "profile.html"
+            target = Lanthorn(plan.models[0], 1, profile=profile)
+            from lanthorn.bench.runner import measure
+
+            measure(target, root, work, FILES[plan.files[0]][0], conns=plan.conns[-1], plan=plan)
+            print(f"profile: {profile}", file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    document = report.results_document(plan, argv)
+    (out / "results.json").write_text(json.dumps(document, indent=2))
+    rows = report.summarize(plan)
+    text = report.markdown(rows, document)
+    (out / "report.md").write_text(text)
+    report.charts(rows, out)
+    print(text)
+    print(f"written: {out}/results.json, report.md, *.png", file=sys.stderr)
+    return 1 if any(r.errors for r in rows) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        if len(argv) != 3:
+            print("usage: lanthorn bench compare A/results.json B/results.json", file=sys.stderr)
+            return 2
+        a, b = (report.load_results(Path(p)) for p in argv[1:])
+        print(report.compare(a, b))
+        return 0
+    return run(parser().parse_args(argv), argv)

@@ -1,0 +1,222 @@
+"""What a benchmark run produced: summary rows, results.json, Markdown, PNG charts, and
+the comparison of two result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from lanthorn import __version__
+from lanthorn.bench.runner import Plan
+
+SCHEMA = "lanthorn-bench/1"
+
+
+@dataclass(frozen=True)
+class Row:
+    target: str
+    file: str
+    conns: int
+    rounds: int
+    requests_per_s: float
+    mib_per_s: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    errors: int
+    server_cpu_s: float
+    server_peak_rss_mib: float
+    ratio_to_nginx: float | None  # req/s (bytes/s for the large file) over nginx's
+
+
+def summarize(plan: Plan) -> list[Row]:
+    groups: dict[tuple[str, str, int], list[Any]] = {}
+    for run in plan.runs:
+        groups.setdefault((run.target, run.file, run.conns), []).append(run)
+    rows = []
+    for (target, file, conns), runs in groups.items():
+
+        def med(attr: str, runs: list[Any] = runs) -> float:
+            return float(statistics.median(getattr(r.result, attr) for r in runs))
+
+        rows.append(
+            Row(
+                target,
+                file,
+                conns,
+                len(runs),
+                med("requests_per_s"),
+                med("bytes_per_s") / 2**20,
+                med("latency_p50_s") * 1000,
+                med("latency_p99_s") * 1000,
+                sum(r.result.errors for r in runs),
+                float(statistics.median(r.server_cpu_s for r in runs)),
+                max(r.server_peak_rss_bytes for r in runs) / 2**20,
+                None,
+            )
+        )
+    nginx = {(r.file, r.conns): r for r in rows if r.target.startswith("nginx")}
+    out = []
+    for row in rows:
+        base = nginx.get((row.file, row.conns))
+        ratio = None
+        if base is not None:
+            ours, theirs = (
+                (row.mib_per_s, base.mib_per_s)
+                if row.file == "large"
+                else (row.requests_per_s, base.requests_per_s)
+            )
+            ratio = ours / theirs if theirs else None
+        out.append(Row(**{**asdict(row), "ratio_to_nginx": ratio}))
+    return sorted(out, key=lambda r: (r.file, r.conns, -r.requests_per_s))
+
+
+def _command(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unavailable"
+    return (out.stdout + out.stderr).strip().splitlines()[0] if out.stdout + out.stderr else "?"
+
+
+def fingerprint() -> dict[str, Any]:
+    cpu = "unknown"
+    for line in (
+        Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    ):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    versions = {"python": sys.version.split()[0], "lanthorn": __version__}
+    for module in ("uvloop", "httptools"):
+        try:
+            versions[module] = __import__(module).__version__
+        except ImportError:
+            versions[module] = "missing"
+    versions["wrk"] = _command(["wrk", "-v"]) if shutil.which("wrk") else "missing"
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    versions["nginx"] = _command([nginx, "-v"]) if os.path.exists(nginx) else "missing"
+    revision = _command(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"])
+    return {
+        "machine": {
+            "cpu": cpu,
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "versions": versions,
+        "git_revision": revision,
+    }
+
+
+def results_document(plan: Plan, argv: list[str]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        **fingerprint(),
+        "argv": argv,
+        "plan": {k: v for k, v in asdict(plan).items() if k != "runs"},
+        "runs": [asdict(run) for run in plan.runs],
+        "summary": [asdict(row) for row in summarize(plan)],
+    }
+
+
+def markdown(rows: list[Row], document: dict[str, Any]) -> str:
+    machine = document["machine"]
+    lines = [
+        f"# lanthorn bench — {machine['cores']} cores, {machine['cpu']}",
+        "",
+        f"revision `{document['git_revision'][:12]}`, tool {document['plan']['tool']}, "
+        f"{document['plan']['rounds']} round(s) of {document['plan']['duration_s']:g} s, "
+        "median per cell; servers pinned to core 0, load generator to core 1.",
+        "",
+        "| file | conns | server | req/s | MiB/s | p50 ms | p99 ms | errors | CPU s "
+        "| peak RSS MiB | vs nginx |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ratio = "—" if r.ratio_to_nginx is None else f"{r.ratio_to_nginx:.2f}"
+        flag = " ⚠" if r.errors else ""
+        lines.append(
+            f"| {r.file} | {r.conns} | {r.target} | {r.requests_per_s:,.0f} | {r.mib_per_s:,.1f} "
+            f"| {r.latency_p50_ms:.2f} | {r.latency_p99_ms:.2f} | {r.errors}{flag} "
+            f"| {r.server_cpu_s:.2f} | {r.server_peak_rss_mib:.1f} | {ratio} |"
+        )
+    if any(r.errors for r in rows):
+        lines += ["", "⚠ rows with errors are not clean numbers: see results.json."]
+    return "\n".join(lines) + "\n"
+
+
+def charts(rows: list[Row], out: Path) -> list[Path]:
+    """throughput.png (by target x connections, per file), latency.png (p50/p99) and,
+    when nginx ran, ratio.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    files = sorted({r.file for r in rows})
+    targets = sorted({r.target for r in rows})
+    conns = sorted({r.conns for r in rows})
+
+    def grouped(metric: str, title: str, ylabel: str, name: str) -> None:
+        fig, axes = plt.subplots(1, len(files), figsize=(6 * len(files), 4.5), squeeze=False)
+        for ax, file in zip(axes[0], files, strict=True):
+            width = 0.8 / max(1, len(targets))
+            for i, target in enumerate(targets):
+                values = [
+                    next((getattr(r, metric) or 0 for r in rows
+                          if r.file == file and r.conns == c and r.target == target), 0)
+                    for c in conns
+                ]  # fmt: skip
+                ax.bar([x + i * width for x in range(len(conns))], values, width, label=target)
+            ax.set_xticks([x + width * (len(targets) - 1) / 2 for x in range(len(conns))])
+            ax.set_xticklabels([f"{c} conns" for c in conns])
+            ax.set_title(f"{title}: {file} file")
+            ax.set_ylabel(ylabel)
+        axes[0][0].legend(fontsize="small")
+        fig.tight_layout()
+        path = out / name
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+
+    grouped("requests_per_s", "Throughput", "requests/s", "throughput.png")
+    grouped("latency_p99_ms", "p99 latency", "ms", "latency.png")
+    if any(r.ratio_to_nginx is not None for r in rows):
+        grouped("ratio_to_nginx", "Ratio to nginx", "x nginx", "ratio.png")
+    return written
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Markdown: B's throughput over A's for every cell both measured."""
+    before = {(r["target"], r["file"], r["conns"]): r for r in a["summary"]}
+    lines = [
+        f"A = {a.get('git_revision', '?')[:12]}, B = {b.get('git_revision', '?')[:12]}",
+        "",
+        "| file | conns | server | A req/s | B req/s | B/A |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for r in b["summary"]:
+        old = before.get((r["target"], r["file"], r["conns"]))
+        if old is None:
+            continue
+        ratio = r["requests_per_s"] / old["requests_per_s"] if old["requests_per_s"] else 0.0
+        lines.append(
+            f"| {r['file']} | {r['conns']} | {r['target']} | {old['requests_per_s']:,.0f} "
+            f"| {r['requests_per_s']:,.0f} | {ratio:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text())
+    if document.get("schema") != SCHEMA:
+        raise SystemExit(f"lanthorn bench: {path} is not a lanthorn bench results file")
+    return document

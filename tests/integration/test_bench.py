@@ -1,0 +1,72 @@
+"""`lanthorn bench` end to end in --quick mode (seconds), against two lanthorn models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lanthorn.bench.report import SCHEMA
+
+
+@pytest.fixture(scope="module")
+def bench_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--models", "asyncio,threads",
+         "--files", "small", "--conns", "10", "--peers", "nginx", "--out", str(out)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "| small | 10 | lanthorn asyncio |" in proc.stdout
+    return out
+
+
+def test_results_json_schema(bench_out: Path) -> None:
+    document = json.loads((bench_out / "results.json").read_text())
+    assert document["schema"] == SCHEMA
+    assert document["machine"]["cores"] >= 1 and document["machine"]["cpu"]
+    assert {"python", "lanthorn", "uvloop", "httptools", "wrk", "nginx"} <= set(
+        document["versions"]
+    )
+    assert len(document["git_revision"]) == 40 or document["git_revision"] == "unavailable"
+    targets = {run["target"] for run in document["runs"]}
+    assert targets == {"lanthorn asyncio", "lanthorn threads", "nginx"}
+    for run in document["runs"]:
+        result = run["result"]
+        assert result["requests_per_s"] > 0 and result["errors"] == 0
+        assert result["latency_p99_s"] >= result["latency_p50_s"] > 0
+        assert "wrk" in result["command"] and "--latency" in result["command"]
+        assert run["server_cpu_s"] > 0 and run["server_peak_rss_bytes"] > 1_000_000
+    ratios = {row["target"]: row["ratio_to_nginx"] for row in document["summary"]}
+    assert ratios["nginx"] == 1.0 and ratios["lanthorn asyncio"] > 0
+
+
+def test_report_and_charts(bench_out: Path) -> None:
+    report = (bench_out / "report.md").read_text()
+    assert report.startswith("# lanthorn bench") and "| lanthorn threads |" in report
+    for name in ("throughput.png", "latency.png", "ratio.png"):
+        data = (bench_out / name).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
+
+
+def test_compare(bench_out: Path) -> None:
+    results = str(bench_out / "results.json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanthorn", "bench", "compare", results, results],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert "| small | 10 | lanthorn asyncio |" in proc.stdout and "| 1.00 |" in proc.stdout
+
+
+def test_compare_rejects_other_files(tmp_path: Path) -> None:
+    other = tmp_path / "x.json"
+    other.write_text("{}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanthorn", "bench", "compare", str(other), str(other)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "not a lanthorn bench results file" in proc.stderr
