@@ -245,6 +245,11 @@ class Connection:
             self.deadline = self._head_started + limits.header_timeout_s
         elif just_written:
             self.deadline = now + limits.keepalive_timeout_s
+        if just_written and self._head_started is not None and not writing:
+            # The next request's head began while we were writing (and not reading): its
+            # clock starts now, or a long download would make it time out unread.
+            self._head_started = now
+            self.deadline = now + limits.header_timeout_s
         # Otherwise (only blank lines arrived) the running clock is left alone, so bytes
         # that start no request cannot hold a connection open.
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,3 +121,56 @@ def test_connection_cap_stops_accepting(model: str, site: Path, scratch: Path) -
         waiting.close()
         held[1].close()
         assert "Traceback" not in srv.output()
+
+
+def test_pipelined_head_waiting_behind_a_long_download_is_not_408(quick: Server) -> None:
+    """The next request's header clock starts when we can read it again, not while we
+    were busy writing the previous response (header timeout is 1 s here)."""
+    with rawhttp.connect(quick.port) as sock:
+        sock.sendall(b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\nGET /notes.txt HTTP/1.1\r\nHo")
+        time.sleep(0.2)
+        sock.sendall(b"st: t\r\n\r\n")
+        buffer = bytearray()
+        while len(buffer) < 1_500_000:  # read the first body slowly: well past 1 s
+            buffer += sock.recv(100_000)
+            time.sleep(0.1)
+        first = rawhttp.read_response(sock, buffer)
+        second = rawhttp.read_response(sock, buffer)
+    assert first.status == 200 and second.status == 200 and second.body == b"plain text\n"
+
+
+@pytest.mark.parametrize("model", ["threads", "single"])
+def test_descriptors_above_1024(model: str, site: Path, scratch: Path) -> None:
+    """Connections whose descriptor number passes FD_SETSIZE (1024) are served too."""
+    with Server(
+        site,
+        *("--model", model, "--threads", "4", "--access-log", "off"),
+        *("--max-connections", "3000"),
+        tmp=scratch,
+    ) as srv:
+        idle = [rawhttp.connect(srv.port) for _ in range(1030)]
+        try:
+            last = idle[-1]
+            last.sendall(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert rawhttp.read_response(last, bytearray()).body == b"plain text\n"
+        finally:
+            for sock in idle:
+                sock.close()
+        assert rawhttp.get(srv.port, "/notes.txt").status == 200
+        assert "Traceback" not in srv.output()
+
+
+def test_threads_resume_accepting_at_once_below_the_cap(site: Path, scratch: Path) -> None:
+    with Server(
+        site,
+        *("--model", "threads", "--threads", "4", "--max-connections", "2"),
+        *("--access-log", "off"),
+        tmp=scratch,
+    ) as srv:
+        start = time.monotonic()
+        out = subprocess.run(
+            ["ab", "-q", "-n", "200", "-c", "10", "-s", "20", srv.url("/notes.txt")],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 0 and re.search(r"Failed requests:\s+0\b", out.stdout)
+        assert time.monotonic() - start < 10  # was 0.5 s per connection at the cap

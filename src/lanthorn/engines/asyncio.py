@@ -58,6 +58,7 @@ class _Protocol(asyncio.Protocol):
         self.close_by = 0.0  # after CLOSE, abort if the buffer has not flushed by then
         self._lingering = False  # our side is shut; input is discarded until EOF
         self._lingered = 0
+        self._peer_closed = False  # the client's EOF has arrived
 
     # asyncio callbacks -----------------------------------------------------------------
 
@@ -92,6 +93,7 @@ class _Protocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self._lingering:
             return None  # the client has closed too: let the transport close
+        self._peer_closed = True
         self.data_received(b"")
         return True  # keep the transport: we close it ourselves after the last write
 
@@ -155,7 +157,7 @@ class _Protocol(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         self._busy = True  # never feed again
-        if not transport.can_write_eof():
+        if self._peer_closed or not transport.can_write_eof():  # nothing left to drain
             transport.close()
             self.close_by = monotonic() + self._server.service.limits.send_timeout_s
             return

@@ -1,11 +1,12 @@
 """One connection over a blocking socket: the loop shared by `single` and `threads`.
 
-The socket's timeout always expresses the driver's deadline (capped at WAKE_S so a
+The socket's timeout always expresses the driver's deadline (capped at POLL_S so a
 graceful stop, or waiting neighbours, are noticed while a keep-alive connection idles).
 """
 
 from __future__ import annotations
 
+import enum
 import select
 import socket
 from collections.abc import Callable
@@ -13,8 +14,6 @@ from collections.abc import Callable
 from lanthorn.clock import monotonic
 from lanthorn.driver import (
     CLOSE,
-    LINGER_BYTES,
-    LINGER_S,
     Action,
     Connection,
     FileBody,
@@ -23,9 +22,10 @@ from lanthorn.driver import (
 )
 from lanthorn.engines.listeners import peer_host, tune
 
-WAKE_S = 0.5
+WAKE_S = 0.5  # the main thread's select timeout: sweeps, stop flag
+POLL_S = 0.05  # an idle worker re-checks whether someone waits for its thread
 READ_BYTES = 65536
-SENDFILE_CHUNK = 8 * 1024 * 1024  # between chunks a graceful stop's deadline is checked
+SENDFILE_CHUNK = 1024 * 1024  # between chunks a graceful stop's deadline is checked
 
 
 def _sendfile(sock: socket.socket, body: FileBody, service: Service) -> bool:
@@ -44,7 +44,8 @@ def _sendfile(sock: socket.socket, body: FileBody, service: Service) -> bool:
 
 def _write(sock: socket.socket, actions: list[Action], service: Service) -> bool | None:
     """Carry out a batch: True when done, False on CLOSE, None on a failure."""
-    sock.settimeout(service.limits.send_timeout_s)
+    left = service.stop_at - monotonic()
+    sock.settimeout(max(0.001, min(service.limits.send_timeout_s, left)))
     for index, action in enumerate(actions):
         try:
             if type(action) is bytes:
@@ -66,24 +67,18 @@ def _write(sock: socket.socket, actions: list[Action], service: Service) -> bool
     return True
 
 
-def _linger(sock: socket.socket) -> None:
-    """Shut our side, then discard input until the client closes (bounded)."""
-    try:
-        sock.shutdown(socket.SHUT_WR)
-        deadline = monotonic() + LINGER_S
-        total = 0
-        while total < LINGER_BYTES and (left := deadline - monotonic()) > 0:
-            sock.settimeout(left)
-            chunk = sock.recv(READ_BYTES)
-            if not chunk:
-                return
-            total += len(chunk)
-    except OSError:
-        return
-
-
 def _has_input(sock: socket.socket) -> bool:
-    return bool(select.select([sock], [], [], 0)[0])
+    """Bytes, an EOF or an error are waiting to be read. poll(), unlike select(), works
+    for any descriptor number (select is limited to FD_SETSIZE, 1024)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class Outcome(enum.Enum):
+    CLOSED = "closed"  # the socket is closed
+    PARKED = "parked"  # idle while others wait: the caller watches it for more input
+    LINGER = "linger"  # our side is shut: the caller discards input until EOF (bounded)
 
 
 def start(sock: socket.socket, address: object, service: Service) -> Connection:
@@ -96,51 +91,55 @@ def serve(
     conn: Connection,
     service: Service,
     crowded: Callable[[], bool],
-    can_park: bool,
-) -> bool:
-    """Serve a connection until it ends (False: the socket is closed) or, when
-    `crowded()` says others wait for this thread, until it is idle with no input pending
-    (True: the socket stays open for the caller to park).
+) -> Outcome:
+    """Serve a connection until it ends, or until it is idle with no input pending while
+    `crowded()` says others wait for this thread (then it is parked, not closed).
 
-    Without parking, an idle connection gives its place up by closing, but only after it
-    has been answered at least once (RFC 9112 §9.5 lets a server close idle connections).
+    Lingering after our close (driver.LINGER_S) is left to the caller's selector, so a
+    client that never closes its side cannot hold a thread.
     """
-    answered = False
-    parked = False
+    keep_open = False
     try:
         actions: list[Action] = []
         while True:
             while actions:
                 done = _write(sock, actions, service)
                 if done is None:
-                    return False
+                    return Outcome.CLOSED
                 if not done:
-                    _linger(sock)
-                    return False
+                    keep_open = _shut_write(sock)
+                    return Outcome.LINGER if keep_open else Outcome.CLOSED
                 actions = conn.drained(monotonic())
-                answered = True
             now = monotonic()
-            if conn.idle and not _has_input(sock):
+            waiting = _has_input(sock)
+            if conn.idle and not waiting:
                 if service.draining:
-                    _linger(sock)
-                    return False
-                if (can_park or answered) and crowded():
-                    if can_park:
-                        parked = True
-                        return True
-                    _linger(sock)
-                    return False
-            if now >= conn.deadline:
+                    return Outcome.CLOSED
+                if crowded():
+                    keep_open = True
+                    return Outcome.PARKED
+            if now >= service.stop_at:
+                return Outcome.CLOSED  # the grace period is over
+            if now >= conn.deadline and not waiting:
                 actions = conn.expired(now)
                 continue
-            sock.settimeout(min(conn.deadline - now, WAKE_S))
+            wake = min(conn.deadline, service.stop_at) - now
+            sock.settimeout(max(0.001, min(wake, POLL_S)))
             try:
                 data = sock.recv(READ_BYTES)
             except TimeoutError:
                 continue
             except OSError:
-                return False
+                return Outcome.CLOSED
             actions = conn.feed(data, monotonic())
     finally:
-        if not parked:
+        if not keep_open:
             sock.close()
+
+
+def _shut_write(sock: socket.socket) -> bool:
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        return False
+    return True

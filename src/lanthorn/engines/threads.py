@@ -1,17 +1,22 @@
 """`threads`: a bounded pool of threads over blocking sockets (the course template's
 model, with the keep-alive fix of Apache's event MPM).
 
-The main thread accepts and watches *parked* connections; `--threads N` workers each
-serve one connection at a time with blocking I/O. A worker keeps its connection while
-nobody waits for a thread; when others do and its connection is idle, it parks the
-connection back with the main thread, which hands it to a worker again when the client
-sends more. So N threads serve any number of keep-alive connections without closing
-them under the client. At `max_connections` (served + parked + queued) the main thread
-stops accepting; the kernel's backlog holds the rest.
+The main thread accepts and watches connections that need no thread: *parked* idle
+keep-alive connections, and *lingering* ones (our side shut, discarding what the client
+still sends until it closes, driver.LINGER_S at most). `--threads N` workers each serve
+one connection at a time with blocking I/O. A worker keeps its connection while nobody
+waits for a thread; when others do and its connection is idle, it parks the connection
+with the main thread, which hands it to a worker again when the client sends more. So N
+threads serve any number of keep-alive clients without closing them under the client.
+At `max_connections` (served + parked + lingering + queued) the main thread stops
+accepting; the kernel's backlog holds the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import queue
 import selectors
 import socket
@@ -19,31 +24,47 @@ import threading
 from collections.abc import Callable
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import Connection, Service
+from lanthorn.driver import LINGER_BYTES, LINGER_S, Connection, Service
 from lanthorn.engines import blocking
 from lanthorn.engines.stopping import StopFlag
 
+log = logging.getLogger("lanthorn")
+
 _Job = tuple[socket.socket, Connection] | None
+_Returned = tuple[socket.socket, Connection | None]  # None: lingering
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+class _Lingering:
+    __slots__ = ("deadline", "received", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.deadline = monotonic() + LINGER_S
+        self.received = 0
 
 
 class Pool:
-    """Workers serve; the main thread accepts and parks. With `workers=0` the main
-    thread serves too, one connection at a time: that is the `single` model."""
+    """Workers serve; the main thread accepts, parks and lingers. With `workers=0` the
+    main thread serves too, one connection at a time: that is the `single` model."""
 
     def __init__(self, service: Service, listeners: list[socket.socket], workers: int) -> None:
         self.service = service
         self.workers = workers
         self.listeners = listeners
         self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self.returned: queue.SimpleQueue[tuple[socket.socket, Connection]] = queue.SimpleQueue()
+        self.returned: queue.SimpleQueue[_Returned] = queue.SimpleQueue()
         self.selector = selectors.DefaultSelector()
         self.waker_r, self.waker_w = socket.socketpair()
         self.waker_r.setblocking(False)
+        self.waker_w.setblocking(False)
         self.parked: dict[int, tuple[socket.socket, Connection]] = {}
-        self.open = 0  # connections anywhere: queued, served or parked
+        self.lingering: dict[int, _Lingering] = {}
+        self.open = 0  # connections anywhere: queued, served, parked or lingering
         self.free = 0  # workers waiting for a job (a heuristic: read without a lock)
         self.lock = threading.Lock()
         self.accepting = False
+        self.resume_accepting_at: float | None = None
 
     # worker side -------------------------------------------------------------------------
 
@@ -53,15 +74,27 @@ class Pool:
         return self.free == 0 and not self.jobs.empty()
 
     def serve(self, sock: socket.socket, conn: Connection) -> None:
-        if blocking.serve(sock, conn, self.service, self.crowded, can_park=True):
-            self.returned.put((sock, conn))
-            if self.workers:
-                self.waker_w.send(b"\0")
-            else:
-                self.park()
-        else:
+        outcome = blocking.Outcome.CLOSED
+        try:
+            outcome = blocking.serve(sock, conn, self.service, self.crowded)
+        except Exception:  # a bug costs one connection, never a worker
+            log.exception("connection failed")
+            sock.close()
+        if outcome is blocking.Outcome.CLOSED:
             with self.lock:
                 self.open -= 1
+            self.wake()  # a place is free: accepting may resume
+            return
+        self.returned.put((sock, conn if outcome is blocking.Outcome.PARKED else None))
+        if self.workers:
+            self.wake()
+        else:
+            self.collect()
+
+    def wake(self) -> None:
+        if self.workers:
+            with contextlib.suppress(BlockingIOError):  # full: already awake
+                self.waker_w.send(b"\0")
 
     def dispatch(self, sock: socket.socket, conn: Connection) -> None:
         if self.workers:
@@ -94,14 +127,18 @@ class Pool:
     def accept(self, listener: socket.socket) -> None:
         try:
             sock, address = listener.accept()
-        except OSError:
+        except OSError as exc:
+            if exc.errno in _OUT_OF_RESOURCES:  # do not spin on a listener we cannot serve
+                self.set_accepting(False)
+                self.resume_accepting_at = monotonic() + 0.1
             return
         sock.setblocking(True)
         with self.lock:
             self.open += 1
         self.dispatch(sock, blocking.start(sock, address, self.service))
 
-    def park(self) -> None:
+    def collect(self) -> None:
+        """Take back what workers returned: parked and lingering connections."""
         try:
             while self.waker_r.recv(4096):
                 pass
@@ -109,25 +146,50 @@ class Pool:
             pass
         while not self.returned.empty():
             sock, conn = self.returned.get()
-            self.parked[sock.fileno()] = (sock, conn)
-            self.selector.register(sock, selectors.EVENT_READ, "parked")
+            if conn is None:
+                sock.setblocking(False)
+                self.lingering[sock.fileno()] = _Lingering(sock)
+                self.selector.register(sock, selectors.EVENT_READ, "linger")
+            else:
+                self.parked[sock.fileno()] = (sock, conn)
+                self.selector.register(sock, selectors.EVENT_READ, "parked")
 
     def unpark(self, fd: int) -> tuple[socket.socket, Connection]:
         sock, conn = self.parked.pop(fd)
         self.selector.unregister(sock)
         return sock, conn
 
-    def close_parked(self, fd: int) -> None:
-        sock, _ = self.unpark(fd)
+    def forget(self, sock: socket.socket) -> None:
+        self.selector.unregister(sock)
         sock.close()
         with self.lock:
             self.open -= 1
 
+    def drain_lingering(self, fd: int) -> None:
+        entry = self.lingering[fd]
+        try:
+            data = entry.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        entry.received += len(data)
+        if not data or entry.received > LINGER_BYTES:
+            del self.lingering[fd]
+            self.forget(entry.sock)
+
     def sweep(self, now: float) -> None:
         self.service.tick(now)
-        for fd, (_, conn) in list(self.parked.items()):
+        for fd, (sock, conn) in list(self.parked.items()):
             if self.service.draining or now >= conn.deadline:
-                self.close_parked(fd)  # parked means idle: nothing to answer
+                del self.parked[fd]
+                self.forget(sock)  # parked means idle: nothing to answer
+        for fd, entry in list(self.lingering.items()):
+            if now >= entry.deadline:
+                del self.lingering[fd]
+                self.forget(entry.sock)
+        if self.resume_accepting_at is not None and now >= self.resume_accepting_at:
+            self.resume_accepting_at = None
 
     def run(self, stop: StopFlag, on_ready: Callable[[], None]) -> None:
         pool = [
@@ -146,28 +208,39 @@ class Pool:
                     if key.data == "listen":
                         self.accept(key.fileobj)  # type: ignore[arg-type]
                     elif key.data == "waker":
-                        self.park()
+                        self.collect()
+                    elif key.data == "linger":
+                        self.drain_lingering(key.fd)
                     elif key.fd in self.parked:
                         self.dispatch(*self.unpark(key.fd))  # the client sent more
                     if not self.workers:
                         break  # inline: one connection per round, then look again
-                self.set_accepting(self.open < self.service.limits.max_connections)
+                self.set_accepting(
+                    self.open < self.service.limits.max_connections
+                    and self.resume_accepting_at is None
+                )
                 now = monotonic()
                 if now - swept >= blocking.WAKE_S:
                     swept = now
                     self.sweep(now)
         finally:
-            self.set_accepting(False)
-            for listener in self.listeners:
-                listener.close()
-            self.park()
-            for fd in list(self.parked):
-                self.close_parked(fd)
-            for _ in pool:
-                self.jobs.put(None)
-            for thread in pool:
-                thread.join(max(0.0, self.service.stop_at - monotonic()))
-            self.service.close()
+            self.shutdown(pool)
+
+    def shutdown(self, pool: list[threading.Thread]) -> None:
+        self.set_accepting(False)
+        for listener in self.listeners:
+            listener.close()
+        self.collect()
+        for fd in list(self.parked):
+            self.forget(self.parked.pop(fd)[0])
+        for _ in pool:
+            self.jobs.put(None)
+        for thread in pool:
+            thread.join(max(0.0, self.service.stop_at - monotonic()))
+        self.collect()
+        for fd in list(self.lingering):
+            self.forget(self.lingering.pop(fd).sock)
+        self.service.close()
 
 
 def run(listeners: list[socket.socket], service: Service, on_ready: Callable[[], None]) -> None:
