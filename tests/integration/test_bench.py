@@ -70,3 +70,26 @@ def test_compare_rejects_other_files(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert proc.returncode != 0 and "not a lanthorn bench results file" in proc.stderr
+
+
+def test_profile(tmp_path: Path) -> None:
+    """--profile runs the first lanthorn target under pyinstrument during the load."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--models", "asyncio",
+         "--files", "small", "--conns", "10", "--peers", "none", "--profile",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    profile = (tmp_path / "profile.html").read_text()
+    assert "pyinstrument" in profile.lower() and len(profile) > 10_000
+
+
+def test_missing_tool_message(tmp_path: Path) -> None:
+    env = {"PATH": "/nonexistent", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--out", str(tmp_path)],
+        capture_output=True, text=True, check=False, timeout=60, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "wrk is missing (apt-get install wrk)" in proc.stderr

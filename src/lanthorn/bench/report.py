@@ -142,9 +142,12 @@ def markdown(rows: list[Row], document: dict[str, Any]) -> str:
     for r in rows:
         ratio = "—" if r.ratio_to_nginx is None else f"{r.ratio_to_nginx:.2f}"
         flag = " ⚠" if r.errors else ""
+        # wrk omits percentiles it could not record (a handful of very long responses)
+        p50 = f"{r.latency_p50_ms:.2f}" if r.latency_p50_ms else "—"
+        p99 = f"{r.latency_p99_ms:.2f}" if r.latency_p99_ms else "—"
         lines.append(
             f"| {r.file} | {r.conns} | {r.target} | {r.requests_per_s:,.0f} | {r.mib_per_s:,.1f} "
-            f"| {r.latency_p50_ms:.2f} | {r.latency_p99_ms:.2f} | {r.errors}{flag} "
+            f"| {p50} | {p99} | {r.errors}{flag} "
             f"| {r.server_cpu_s:.2f} | {r.server_peak_rss_mib:.1f} | {ratio} |"
         )
     if any(r.errors for r in rows):

@@ -43,6 +43,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 SWEEP_S = 0.25
+ACCEPT_BATCH = 64
 
 
 class _Protocol(asyncio.Protocol):
@@ -296,15 +297,24 @@ class _Server:
         while True:
             await self._room.wait()  # at the cap: stop accepting; the kernel queues
             try:
-                conn, _ = await loop.sock_accept(listener)
+                accepted = [(await loop.sock_accept(listener))[0]]
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     await asyncio.sleep(0.1)  # out of descriptors: back off, do not spin
                 continue
-            tune(conn)
-            if len(self.connections) + 1 >= limit:
+            # Take what else is queued in the same wake-up (nginx's multi_accept), not one
+            # connection per loop iteration: a burst of clients is not kept waiting.
+            with contextlib.suppress(OSError):
+                while (
+                    len(accepted) < ACCEPT_BATCH and len(self.connections) + len(accepted) < limit
+                ):
+                    accepted.append(listener.accept()[0])
+            for conn in accepted:
+                conn.setblocking(False)
+                tune(conn)
+                await loop.connect_accepted_socket(lambda: _Protocol(self), conn)
+            if len(self.connections) >= limit:
                 self._room.clear()
-            await loop.connect_accepted_socket(lambda: _Protocol(self), conn)
 
     async def sweep(self) -> None:
         while True:
