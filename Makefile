@@ -26,8 +26,8 @@ test: system-tools check
 check: lint typecheck pytest
 
 lint: $(DEPS)
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples
 
 typecheck: $(DEPS)
 	$(BIN)/mypy

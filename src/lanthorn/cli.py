@@ -162,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         from lanthorn.bench.cli import main as bench
 
         return bench(argv[1:])
+    if argv[:1] in (["echo"], ["send"]):
+        from lanthorn.toolkit import cli as toolkit
+
+        return (toolkit.echo_main if argv[0] == "echo" else toolkit.send_main)(argv[1:])
     try:
         config = config_from_args(argv)
     except ConfigError as exc:

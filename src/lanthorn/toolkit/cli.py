@@ -1,0 +1,62 @@
+"""`lanthorn echo tcp|udp ...` and `lanthorn send tcp|udp HOST:PORT ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lanthorn.toolkit import echo, send
+from lanthorn.toolkit.addresses import ToolError, parse
+
+
+def echo_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="lanthorn echo", description="an echo server")
+    p.add_argument("kind", choices=("tcp", "udp"))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("-p", "--port", type=int, default=9000)
+    p.add_argument("--model", choices=("threads", "asyncio"), default="threads")
+    p.add_argument("--max-size", type=int, default=65507, help="largest UDP datagram echoed")
+    p.add_argument("--ready-file", help="write the bound address as JSON here")
+    args = p.parse_args(argv)
+    try:
+        sock = echo.bind(args.kind, args.host, args.port)
+    except OSError as exc:
+        print(
+            f"lanthorn echo: cannot bind {args.host}:{args.port}: {exc.strerror}", file=sys.stderr
+        )
+        return 1
+    host, port = sock.getsockname()[:2]
+
+    def ready() -> None:
+        print(f"echo {args.kind} listening on {host}:{port}", file=sys.stderr, flush=True)
+        if args.ready_file:
+            from lanthorn.engines.listeners import write_ready_file
+
+            write_ready_file(args.ready_file, [(host, port)], kind=args.kind)
+
+    echo.run(args.kind, sock, args.model, args.max_size, ready)
+    return 0
+
+
+def send_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="lanthorn send", description="send and time the reply")
+    p.add_argument("kind", choices=("tcp", "udp"))
+    p.add_argument("address", metavar="HOST:PORT")
+    p.add_argument("message", nargs="?", default="-", help="text to send, or - for stdin")
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=2.0, metavar="S")
+    args = p.parse_args(argv)
+    try:
+        host, port = parse(args.address)
+        data = sys.stdin.buffer.read() if args.message == "-" else args.message.encode()
+        client = send.tcp if args.kind == "tcp" else send.udp
+        report = client(host, port, data, max(1, args.repeat), args.timeout)
+    except ToolError as exc:
+        print(f"lanthorn send: {exc}", file=sys.stderr)
+        return exc.code
+    if report.reply is not None:
+        sys.stdout.buffer.write(report.reply)
+        if not report.reply.endswith(b"\n"):
+            sys.stdout.buffer.write(b"\n")
+    print(report.summary(), file=sys.stderr)
+    return 0
