@@ -93,3 +93,18 @@ def test_missing_tool_message(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert "wrk is missing (apt-get install wrk)" in proc.stderr
+
+
+def test_optional_peers_are_detected_never_required(tmp_path: Path) -> None:
+    """A peer missing from --peer-python's environment is skipped with the install hint."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--models", "asyncio",
+         "--files", "small", "--conns", "10", "--peers", "aiohttp,uvicorn",
+         "--peer-python", "/bin/false", "--out", str(tmp_path)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "peer aiohttp skipped: not installed for /bin/false (pip install aiohttp" in proc.stderr
+    assert "peer uvicorn skipped" in proc.stderr
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert {run["target"] for run in runs} == {"lanthorn asyncio"}

@@ -14,25 +14,13 @@ from hypothesis import strategies as st
 from lanthorn.config import SiteConfig
 from lanthorn.core.request import Request
 from lanthorn.core.respond import Site
-from lanthorn.core.response import FileBody, ResponsePlan
+from tests.plans import body_bytes
 
 SPEC = st.one_of(
     st.tuples(st.integers(0, 300), st.integers(0, 300)).map(lambda t: f"{min(t)}-{max(t)}"),
     st.integers(0, 300).map(lambda n: f"{n}-"),
     st.integers(1, 300).map(lambda n: f"-{n}"),
 )
-
-
-def _body(plan: ResponsePlan) -> bytes:
-    out = b""
-    for chunk in plan.body if isinstance(plan.body, tuple) else (plan.body,):
-        if isinstance(chunk, FileBody):
-            chunk.file.seek(chunk.offset)
-            out += chunk.file.read(chunk.count)
-            chunk.close()
-        else:
-            out += chunk
-    return out
 
 
 def _expected(spec: str, data: bytes) -> bytes:
@@ -60,7 +48,7 @@ def test_ranges_reassemble(data: bytes, specs: list[str], small: bool) -> None:
             assert plan.status == 416
             return
         assert plan.status == 206
-        raw = _body(plan)
+        raw = body_bytes(plan)
         headers = dict(plan.headers)
         assert int(headers[b"content-length"]) == len(raw)
         ctype = headers[b"content-type"]

@@ -17,7 +17,8 @@ import zstandard
 from lanthorn.config import SiteConfig
 from lanthorn.core.request import Request
 from lanthorn.core.respond import Site
-from lanthorn.core.response import FileBody, ResponsePlan
+from lanthorn.core.response import ResponsePlan
+from tests.plans import body_bytes as body
 
 TEXT = b"".join(b"line %04d of a stylesheet with some repetition\n" % i for i in range(200))
 
@@ -50,19 +51,6 @@ def status(plan: ResponsePlan) -> int:
 def h(plan: ResponsePlan, name: str) -> str | None:
     value = dict(plan.headers).get(name.encode())
     return None if value is None else value.decode("latin-1")
-
-
-def body(plan: ResponsePlan) -> bytes:
-    chunks = plan.body if isinstance(plan.body, tuple) else (plan.body,)
-    out = b""
-    for chunk in chunks:
-        if isinstance(chunk, FileBody):
-            chunk.file.seek(chunk.offset)
-            out += chunk.file.read(chunk.count)
-            chunk.close()
-        else:
-            out += chunk
-    return out
 
 
 # --- validators and preconditions (§8.8, §13) ------------------------------------------

@@ -51,6 +51,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=_list(str, MODELS), default=["asyncio", "events", "threads"])
     p.add_argument("--workers", type=_list(int), default=[1])
     p.add_argument("--peers", type=_list(str, (*PEERS, "none")), default=["nginx"])
+    p.add_argument(
+        "--peer-python",
+        metavar="PYTHON",
+        help="interpreter of a separate venv with uvicorn+starlette / aiohttp / granian",
+    )
     p.add_argument("--files", type=_list(str, tuple(FILES)), default=["small", "large"])
     p.add_argument("--conns", type=_list(int), default=[10, 100])
     p.add_argument("--duration", type=_seconds, default=5.0, help="seconds per run (5s)")
@@ -94,7 +99,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         args.rounds, args.duration = 1, 1.0
     peers = [p for p in args.peers if p != "none"]
     plan = Plan(args.models, args.workers, peers, args.files, args.conns, args.duration,
-                args.rounds, args.tool, warmup_s=0.5 if args.quick else 1.0)  # fmt: skip
+                args.rounds, args.tool, warmup_s=0.5 if args.quick else 1.0,
+                peer_python=args.peer_python)  # fmt: skip
     if args.tool == "wrk" and not shutil.which("wrk"):
         print("lanthorn bench: wrk is missing (apt-get install wrk)", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from lanthorn.bench.targets import (
     HttpServer,
     Lanthorn,
     Nginx,
+    PythonPeer,
     Target,
     cpu_seconds,
     peak_rss_bytes,
@@ -30,7 +32,7 @@ FILES = {
     "medium": ("medium.bin", 100 * 1024),
     "large": ("large.bin", 10 * 2**20),
 }
-PEERS = ("nginx", "http.server")
+PEERS = ("nginx", "http.server", "uvicorn", "aiohttp", "granian")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Plan:
     rounds: int
     tool: str
     warmup_s: float = 1.0
+    peer_python: str | None = None  # interpreter of a venv with uvicorn/aiohttp/granian
     runs: list[Run] = field(default_factory=list)
 
 
@@ -79,6 +82,17 @@ def targets(plan: Plan) -> list[Target]:
                 chosen.append(Nginx(max(plan.workers)))
         elif peer == "http.server":
             chosen.append(HttpServer())
+        elif peer in PythonPeer.MODULES:
+            python_peer = PythonPeer(peer, plan.peer_python or sys.executable)
+            if python_peer.available():
+                chosen.append(python_peer)
+            else:
+                modules = " ".join(PythonPeer.MODULES[peer])
+                print(
+                    f"lanthorn bench: peer {peer} skipped: not installed for "
+                    f"{python_peer.python} (pip install {modules}; see --peer-python)",
+                    file=sys.stderr,
+                )
         else:
             raise SystemExit(f"lanthorn bench: unknown peer {peer!r} (known: {', '.join(PEERS)})")
     return chosen

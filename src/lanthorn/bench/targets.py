@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 START_TIMEOUT_S = 20.0
 
@@ -198,3 +198,71 @@ def peak_rss_bytes(pids: list[int]) -> int:
                 if line.startswith("VmHWM:"):
                     total += int(line.split()[1]) * 1024
     return total
+
+
+STARLETTE_APP = """\
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+app = Starlette(routes=[Mount("/", app=StaticFiles(directory={root!r}, html=True))])
+"""
+
+AIOHTTP_APP = """\
+import sys
+from aiohttp import web
+
+app = web.Application()
+app.router.add_static("/", {root!r})
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+class PythonPeer(_Process):
+    """A Python server from another environment (`--peer-python`): uvicorn + Starlette
+    StaticFiles, aiohttp's static route, or granian serving the same Starlette app.
+    Detected, never required: `available()` says whether that interpreter has it."""
+
+    MODULES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "uvicorn": ("uvicorn", "starlette"),
+        "aiohttp": ("aiohttp",),
+        "granian": ("granian", "starlette"),
+    }
+
+    def __init__(self, kind: str, python: str) -> None:
+        self.kind = kind
+        self.python = python
+        self.name = {"uvicorn": "uvicorn+starlette", "aiohttp": "aiohttp", "granian": "granian"}[
+            kind
+        ]
+
+    def available(self) -> bool:
+        check = "import " + ", ".join(self.MODULES[self.kind])
+        try:
+            probe = subprocess.run(
+                [self.python, "-c", check], capture_output=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return probe.returncode == 0
+
+    def start(self, root: Path, work: Path, cpu: int | None) -> None:
+        self.port = free_port()
+        port = str(self.port)
+        if self.kind == "aiohttp":
+            script = work / "peer_aiohttp.py"
+            script.write_text(AIOHTTP_APP.format(root=str(root)))
+            argv = [self.python, str(script), port]
+        else:
+            (work / "peer_starlette.py").write_text(STARLETTE_APP.format(root=str(root)))
+            if self.kind == "uvicorn":
+                argv = [self.python, "-m", "uvicorn", "peer_starlette:app", "--port", port,
+                        "--log-level", "warning", "--no-access-log"]  # fmt: skip
+            else:
+                argv = [self.python, "-m", "granian", "--interface", "asgi", "--port", port,
+                        "--log-level", "warning", "--no-access-log",
+                        "peer_starlette:app"]  # fmt: skip
+        self.proc = subprocess.Popen(
+            pinned(cpu, argv), cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_listening(self.port, self.proc)
