@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,22 @@ def test_optional_peers_are_detected_never_required(tmp_path: Path) -> None:
     assert "peer uvicorn skipped" in proc.stderr
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert {run["target"] for run in runs} == {"lanthorn asyncio"}
+
+
+def test_ctrl_c_reports_what_finished(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lanthorn", "bench", "--models", "asyncio,events",
+         "--files", "small", "--conns", "10", "--peers", "none", "--rounds", "5",
+         "--duration", "1", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until the first run has finished
+        if "req/s" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert 1 <= len(runs) < 10  # stopped early, and what finished is reported
+    assert "| small | 10 | lanthorn asyncio |" in out
