@@ -141,9 +141,13 @@ def test_clear_errors() -> None:
     assert udp_refused.returncode == 1 and b"refused" in udp_refused.stderr
     bad = _lanthorn("send", "tcp", "nocolon", "hi")
     assert bad.returncode == 2 and b"bad address 'nocolon'" in bad.stderr
+    superscript = _lanthorn("send", "tcp", "127.0.0.1:\u00b2", "hi")
+    assert superscript.returncode == 2 and b"bad address" in superscript.stderr
+    negative = _lanthorn("send", "udp", "127.0.0.1:9", "hi", "--timeout", "-1")
+    assert negative.returncode == 2 and b"must be positive" in negative.stderr
     unknown = _lanthorn("send", "tcp", "no-such-host.invalid:80", "hi")
     assert unknown.returncode == 1 and b"cannot resolve 'no-such-host.invalid'" in unknown.stderr
-    for result in (refused, udp_refused, bad, unknown):
+    for result in (refused, udp_refused, bad, superscript, negative, unknown):
         assert b"Traceback" not in result.stderr
 
 

@@ -149,3 +149,14 @@ def test_file_bodies_follow_the_head(tmp_path: object) -> None:
     head, file_body = Http1(LIMITS).response(plan, True, True, b"D")
     assert isinstance(head, bytes) and head.endswith(b"\r\n\r\n")
     assert file_body is body
+
+
+@pytest.mark.parametrize("length", [b"0" * 4999 + b"1", b"9" * 5000])
+def test_content_length_with_thousands_of_digits(length: bytes) -> None:
+    """Never an exception out of the adapter: a number or a precise failure."""
+    data = b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\nx"
+    _, events = feed(data, limits=Limits())
+    if length.startswith(b"9"):
+        assert failure(events) in (400, 413)
+    else:
+        assert requests(events)[0].request.target == b"/"

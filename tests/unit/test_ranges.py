@@ -74,3 +74,13 @@ def test_empty_file_has_no_satisfiable_range() -> None:
 def test_large_offsets() -> None:
     size = 3 * 2**31
     assert parse(b"bytes=%d-" % (2**32), size) == [Span(2**32, size - 1)]
+
+
+def test_huge_numbers_are_clamped_not_parsed_whole() -> None:
+    """Thousands of digits must not reach int() (Python refuses > 4300 digits)."""
+    huge = b"9" * 5000
+    assert parse(b"bytes=0-" + huge, SIZE) == [Span(0, SIZE - 1)]
+    assert parse(b"bytes=-" + huge, SIZE) == [Span(0, SIZE - 1)]
+    assert parse(b"bytes=" + b"0" * 5000 + b"5-9", SIZE) == [Span(5, 9)]
+    with pytest.raises(Unsatisfiable):
+        parse(b"bytes=" + huge + b"-", SIZE)

@@ -17,7 +17,7 @@ import zstandard
 from lanthorn.config import SiteConfig
 from lanthorn.core.request import Request
 from lanthorn.core.respond import Site
-from lanthorn.core.response import ResponsePlan
+from lanthorn.core.response import FileBody, ResponsePlan
 from tests.plans import body_bytes as body
 
 TEXT = b"".join(b"line %04d of a stylesheet with some repetition\n" % i for i in range(200))
@@ -311,3 +311,22 @@ def test_spa_fallback(root: Path) -> None:
     assert route.status == 200 and body(route) == b"<p>home</p>"
     assert ask(s, "/missing.js").status == 404  # assets with an extension still 404
     assert ask(site(root), "/app/settings").status == 404  # off by default
+
+
+def test_multipart_parts_share_one_descriptor(root: Path) -> None:
+    plan = ask(site(root), "/big.bin", range="bytes=0-9,5000-5009,-10")
+    assert isinstance(plan.body, tuple)
+    files = [c for c in plan.body if isinstance(c, FileBody)]
+    assert len(files) == 3 and len({id(f.file) for f in files}) == 1
+    files[0].close()
+    files[0].close()  # twice is harmless
+    assert not files[0].file.closed  # the others still need it
+    plan.close()
+    assert files[0].file.closed
+
+
+def test_large_error_page_is_sent_whole(root: Path) -> None:
+    (root / "404.html").write_bytes(b"x" * 200_000)
+    plan = ask(site(root, error_pages=("404=/404.html",)), "/missing")
+    assert plan.status == 404 and h(plan, "content-length") == "200000"
+    assert len(body(plan)) == 200_000

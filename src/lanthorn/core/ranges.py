@@ -14,6 +14,14 @@ MAX_RANGES = 16
 COALESCE_GAP = 80  # bytes: about a part header; closer ranges are merged
 
 
+_HUGE = 10**18  # beyond any file: larger numbers are clamped, never int()-ed whole
+
+
+def _number(digits: bytes) -> int:
+    digits = digits.lstrip(b"0")
+    return _HUGE if len(digits) > 18 else int(digits or b"0")
+
+
 class Span(NamedTuple):
     start: int
     end: int  # inclusive
@@ -49,13 +57,13 @@ def parse(value: bytes, size: int) -> list[Span] | None:
         if not first:  # suffix: the last N bytes
             if not last:
                 return None
-            count = int(last)
+            count = _number(last)
             if count and size:
                 spans.append(Span(max(0, size - count), size - 1))
             continue
-        start = int(first)
+        start = _number(first)
         if last:
-            end = int(last)
+            end = _number(last)
             if end < start:
                 return None  # §14.1.1: an invalid range-spec makes the whole set invalid
         else:

@@ -18,6 +18,7 @@ from lanthorn.core.request import Request
 from lanthorn.core.response import Body, Chunk, FileBody, ResponsePlan
 
 Headers = list[tuple[bytes, bytes]]
+_LAST_HTTP_DATE = 253402300799  # 9999-12-31T23:59:59Z
 
 
 class Variant(NamedTuple):
@@ -35,12 +36,12 @@ class Variant(NamedTuple):
         if self.file is not None:
             self.file.close()
 
-    def slice(self, start: int, count: int) -> Chunk:
+    def slice(self, start: int, count: int, refs: list[int] | None = None) -> Chunk:
+        """The bytes from `start`; a file slice takes (a share of) the descriptor."""
         if self.data is not None:
             return self.data[start : start + count]
         assert self.file is not None
-        # Each part of a multipart body gets its own descriptor: bodies close independently.
-        return FileBody(open(os.dup(self.file.fileno()), "rb", buffering=0), start, count)
+        return FileBody(self.file, start, count, refs)
 
 
 def etag(st: os.stat_result, coding: str) -> bytes:
@@ -52,7 +53,8 @@ def etag(st: os.stat_result, coding: str) -> bytes:
 
 def validators(st: os.stat_result) -> tuple[bytes, int]:
     """(Last-Modified value, its whole seconds)."""
-    return http_date(st.st_mtime).encode(), int(st.st_mtime)
+    mtime = min(st.st_mtime, _LAST_HTTP_DATE)  # HTTP-dates end with year 9999
+    return http_date(mtime).encode(), int(mtime)
 
 
 def plan_for(
@@ -114,43 +116,43 @@ def _partial(
     extra: Headers,
 ) -> ResponsePlan:
     size = variant.size
-    try:
-        if len(spans) == 1:
-            (span,) = spans
-            headers = [
-                *described,
-                (b"content-range", b"bytes %d-%d/%d" % (span.start, span.end, size)),
-                (b"content-length", b"%d" % span.length),
-                (b"accept-ranges", b"bytes"),
-                *extra,
-            ]
-            return ResponsePlan(206, headers, variant.slice(span.start, span.length))
-        # §14.6 multipart/byteranges: CRLF-framed parts, each with its Content-Range.
-        boundary = secrets.token_hex(12).encode()
-        parts: list[Chunk] = []
-        length = 0
-        for span in spans:
-            part_head = b"\r\n--%s\r\nContent-Type: %s\r\nContent-Range: bytes %d-%d/%d\r\n\r\n" % (
-                boundary,
-                content_type,
-                span.start,
-                span.end,
-                size,
-            )
-            parts += [part_head, variant.slice(span.start, span.length)]
-            length += len(part_head) + span.length
-        closing = b"\r\n--%s--\r\n" % boundary
-        parts.append(closing)
-        length += len(closing)
+    refs = [len(spans)]  # every part shares the one descriptor; the last to close it wins
+    if variant.data is not None:
+        variant.close()
+    if len(spans) == 1:
+        (span,) = spans
         headers = [
-            (b"content-type", b"multipart/byteranges; boundary=" + boundary),
-            *[h for h in described if h[0] != b"content-type"],
-            (b"content-length", b"%d" % length),
+            *described,
+            (b"content-range", b"bytes %d-%d/%d" % (span.start, span.end, size)),
+            (b"content-length", b"%d" % span.length),
             (b"accept-ranges", b"bytes"),
             *extra,
         ]
-        if variant.data is not None:
-            return ResponsePlan(206, headers, b"".join(p for p in parts if isinstance(p, bytes)))
-        return ResponsePlan(206, headers, tuple(parts))
-    finally:
-        variant.close()
+        return ResponsePlan(206, headers, variant.slice(span.start, span.length))
+    # §14.6 multipart/byteranges: CRLF-framed parts, each with its Content-Range.
+    boundary = secrets.token_hex(12).encode()
+    parts: list[Chunk] = []
+    length = 0
+    for span in spans:
+        part_head = b"\r\n--%s\r\nContent-Type: %s\r\nContent-Range: bytes %d-%d/%d\r\n\r\n" % (
+            boundary,
+            content_type,
+            span.start,
+            span.end,
+            size,
+        )
+        parts += [part_head, variant.slice(span.start, span.length, refs)]
+        length += len(part_head) + span.length
+    closing = b"\r\n--%s--\r\n" % boundary
+    parts.append(closing)
+    length += len(closing)
+    headers = [
+        (b"content-type", b"multipart/byteranges; boundary=" + boundary),
+        *[h for h in described if h[0] != b"content-type"],
+        (b"content-length", b"%d" % length),
+        (b"accept-ranges", b"bytes"),
+        *extra,
+    ]
+    if variant.data is not None:
+        return ResponsePlan(206, headers, b"".join(p for p in parts if isinstance(p, bytes)))
+    return ResponsePlan(206, headers, tuple(parts))

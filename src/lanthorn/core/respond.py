@@ -22,7 +22,7 @@ from lanthorn.core.pages import page_plan
 from lanthorn.core.paths import PathRejected, SafePath, safe_path, split_target
 from lanthorn.core.representation import Variant, etag, plan_for, validators
 from lanthorn.core.request import Request
-from lanthorn.core.response import REASONS, ResponsePlan
+from lanthorn.core.response import REASONS, Body, FileBody, ResponsePlan
 
 ALLOW = b"GET, HEAD, OPTIONS"
 _READ_METHODS = (b"GET", b"HEAD")
@@ -199,10 +199,16 @@ class Site:
             return None
         if opened.file is None:
             return None
-        with opened.file as fh:
-            body = fh.read(min(opened.stat.st_size, self.config.small_file_bytes)) or b""
+        size = opened.stat.st_size
+        body: Body
+        if size > self.config.small_file_bytes:
+            body = FileBody(opened.file, 0, size)  # a large page is sent, not cut
+        else:
+            with opened.file as fh:
+                body = fh.read(size) or b""
+            size = len(body)
         ctype = content_type(target.relative, self.config.charset)
-        headers = [(b"content-type", ctype), (b"content-length", b"%d" % len(body)), *self.common]
+        headers = [(b"content-type", ctype), (b"content-length", b"%d" % size), *self.common]
         return ResponsePlan(status, headers, body)
 
     # --- files ----------------------------------------------------------------------------

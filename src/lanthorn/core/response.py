@@ -35,20 +35,34 @@ REASONS: dict[int, bytes] = {
 
 
 class FileBody:
-    """`count` bytes of an open file from `offset`. Whoever holds it last closes it."""
+    """`count` bytes of an open file from `offset`. Whoever holds it last closes it.
 
-    __slots__ = ("count", "file", "offset")
+    The parts of one multipart body share a single descriptor (`refs` counts the parts
+    still open), so a 16-range request holds one file, not sixteen; senders always pass
+    explicit offsets, so sharing is safe. Closing a body twice is harmless.
+    """
 
-    def __init__(self, file: BinaryIO, offset: int, count: int) -> None:
+    __slots__ = ("_refs", "count", "file", "offset")
+
+    def __init__(
+        self, file: BinaryIO, offset: int, count: int, refs: list[int] | None = None
+    ) -> None:
         self.file = file
         self.offset = offset
         self.count = count
+        self._refs = refs if refs is not None else [1]
 
     def fileno(self) -> int:
         return self.file.fileno()
 
     def close(self) -> None:
-        self.file.close()
+        refs = self._refs
+        if not refs:
+            return  # already closed
+        self._refs = []
+        refs[0] -= 1
+        if refs[0] <= 0:
+            self.file.close()
 
 
 Chunk = bytes | FileBody

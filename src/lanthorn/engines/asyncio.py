@@ -56,6 +56,7 @@ class _Protocol(asyncio.Protocol):
         self._stash: list[bytes] = []
         self._drain_waiter: asyncio.Future[None] | None = None
         self._file_task: asyncio.Task[None] | None = None
+        self._in_flight: list[Action] = []  # what the file task still owns
         self.close_by = 0.0  # after CLOSE, abort if the buffer has not flushed by then
         self._lingering = False  # our side is shut; input is discarded until EOF
         self._lingered = 0
@@ -78,6 +79,9 @@ class _Protocol(asyncio.Protocol):
             self._drain_waiter.set_exception(ConnectionResetError())
         if self._file_task is not None:
             self._file_task.cancel()
+        # A task cancelled before its first step never runs its own cleanup.
+        discard(self._in_flight)
+        self._in_flight = []
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:
@@ -129,7 +133,8 @@ class _Protocol(asyncio.Protocol):
                     return
                 else:
                     self._begin_busy()
-                    self._file_task = asyncio.ensure_future(self._send_files(actions[index:]))
+                    self._in_flight = actions[index:]
+                    self._file_task = asyncio.ensure_future(self._send_files(self._in_flight))
                     return
             if self._write_paused:
                 self._begin_busy()
@@ -212,6 +217,7 @@ class _Protocol(asyncio.Protocol):
                     transport.write(action)
                 elif action is CLOSE:
                     discard(actions[index + 1 :])
+                    self._in_flight = []
                     self._file_task = None
                     self._close()
                     return
@@ -226,9 +232,11 @@ class _Protocol(asyncio.Protocol):
             await self._wait_drained()
         except (OSError, asyncio.CancelledError):
             discard(actions)
+            self._in_flight = []
             self._file_task = None
             self.abort()
             return
+        self._in_flight = []
         self._file_task = None
         self._resume()
 

@@ -99,9 +99,11 @@ class Http1:
                     event.keep_alive = False
         except HttpParserCallbackError as exc:
             cause = exc.__context__
-            if not isinstance(cause, ProtocolError):
-                raise
-            self._fail(cause)
+            # Anything else a callback raised is still the request's fault, never ours
+            # to crash on: the framing can no longer be trusted.
+            self._fail(
+                cause if isinstance(cause, ProtocolError) else ProtocolError(400, str(cause))
+            )
         except HttpParserError as exc:
             self._fail(self._classify(exc))
         self._fed += len(data)
@@ -186,7 +188,8 @@ class Http1:
         if length is not None:
             if not length.isdigit():  # llhttp already refuses most; never int() garbage
                 raise ProtocolError(400, "invalid Content-Length")
-            if int(length) > self._limits.max_body_bytes:
+            digits = length.lstrip(b"0")
+            if len(digits) > 18 or int(digits or b"0") > self._limits.max_body_bytes:
                 raise ProtocolError(413, "request body too large")
         method = parser.get_method()
         if (

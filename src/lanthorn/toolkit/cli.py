@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from lanthorn.toolkit import echo, send
 from lanthorn.toolkit.addresses import ToolError, parse
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
 
 
 def echo_main(argv: list[str]) -> int:
@@ -15,7 +29,9 @@ def echo_main(argv: list[str]) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("-p", "--port", type=int, default=9000)
     p.add_argument("--model", choices=("threads", "asyncio"), default="threads")
-    p.add_argument("--max-size", type=int, default=65507, help="largest UDP datagram echoed")
+    p.add_argument(
+        "--max-size", type=_positive(int), default=65507, help="largest UDP datagram echoed"
+    )
     p.add_argument("--ready-file", help="write the bound address as JSON here")
     args = p.parse_args(argv)
     try:
@@ -43,8 +59,8 @@ def send_main(argv: list[str]) -> int:
     p.add_argument("kind", choices=("tcp", "udp"))
     p.add_argument("address", metavar="HOST:PORT")
     p.add_argument("message", nargs="?", default="-", help="text to send, or - for stdin")
-    p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--timeout", type=float, default=2.0, metavar="S")
+    p.add_argument("--repeat", type=_positive(int), default=1)
+    p.add_argument("--timeout", type=_positive(float), default=2.0, metavar="S")
     args = p.parse_args(argv)
     try:
         host, port = parse(args.address)

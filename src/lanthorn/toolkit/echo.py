@@ -38,6 +38,10 @@ def tcp_threads(sock: socket.socket, stop: threading.Event) -> None:
             conn, _ = sock.accept()
         except TimeoutError:
             continue
+        except OSError as exc:  # EMFILE, ECONNABORTED...: keep serving the others
+            log.warning("accept failed: %s", exc.strerror)
+            stop.wait(0.1)
+            continue
         conn.settimeout(None)
         threading.Thread(target=_serve_tcp_client, args=(conn,), daemon=True).start()
 

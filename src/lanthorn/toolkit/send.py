@@ -71,6 +71,14 @@ def tcp(host: str, port: int, message: bytes, repeat: int, timeout_s: float) -> 
     return Report(reply, rtts, 0)
 
 
+def _discard_late_replies(sock: socket.socket) -> None:
+    while True:
+        try:
+            sock.recv(65536, socket.MSG_DONTWAIT)
+        except (BlockingIOError, TimeoutError):
+            return
+
+
 def udp(host: str, port: int, message: bytes, repeat: int, timeout_s: float) -> Report:
     rtts: list[float] = []
     reply: bytes | None = None
@@ -81,6 +89,7 @@ def udp(host: str, port: int, message: bytes, repeat: int, timeout_s: float) -> 
             sock.settimeout(timeout_s)
             sock.connect(address)  # so ICMP "port unreachable" is reported to us
             for _ in range(repeat):
+                _discard_late_replies(sock)  # a late answer must not pass for this one's
                 start = time.perf_counter()
                 sock.send(message)
                 try:
