@@ -330,3 +330,15 @@ def test_large_error_page_is_sent_whole(root: Path) -> None:
     plan = ask(site(root, error_pages=("404=/404.html",)), "/missing")
     assert plan.status == 404 and h(plan, "content-length") == "200000"
     assert len(body(plan)) == 200_000
+
+
+def test_autoindex_undecodable_names(root: Path) -> None:
+    """A name that is not UTF-8 is shown with U+FFFD and linked by its exact bytes."""
+    (root / "list").mkdir()
+    os.close(os.open(os.path.join(os.fsencode(root / "list"), b"caf\xe9.txt"), os.O_CREAT))
+    s = site(root, autoindex=True)
+    page = body(ask(s, "/list/")).decode("utf-8")  # valid UTF-8
+    assert 'href="caf%E9.txt"' in page and "caf\ufffd.txt" in page
+    (item,) = json.loads(body(ask(s, "/list/", accept="application/json")))
+    assert item["name"] == "caf\ufffd.txt" and item["href"] == "caf%E9.txt"
+    assert ask(s, "/list/caf%E9.txt").status == 200  # and the link works

@@ -43,6 +43,16 @@ def visible(entries: list[Listed], allow_dotfiles: bool) -> list[Listed]:
     return sorted(shown, key=lambda e: (not e.is_dir, e.name))
 
 
+def _shown(name: str) -> str:
+    """A name for people: bytes that are not UTF-8 (kept as surrogates) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _href(entry: Listed) -> str:
+    """The exact name, percent-encoded (undecodable bytes included)."""
+    return quote(entry.name, errors="surrogateescape") + ("/" if entry.is_dir else "")
+
+
 def _stamp(mtime_s: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(mtime_s))
 
@@ -50,24 +60,25 @@ def _stamp(mtime_s: float) -> str:
 def render_json(entries: list[Listed]) -> bytes:
     items = [
         {
-            "name": e.name + ("/" if e.is_dir else ""),
+            "name": _shown(e.name) + ("/" if e.is_dir else ""),
+            "href": _href(e),
             "type": "directory" if e.is_dir else "file",
             "size": None if e.is_dir else e.size,
             "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.mtime_s)),
         }
         for e in entries
     ]
-    return json.dumps(items).encode("ascii")  # \u escapes keep odd names valid
+    return json.dumps(items).encode("ascii")
 
 
 def render_html(path: str, entries: list[Listed]) -> bytes:
-    title = html.escape(f"Index of {path}")
+    title = html.escape(f"Index of {_shown(path)}")
     rows = []
     if path != "/":
         rows.append('<tr><td><a href="../">../</a></td><td></td><td></td></tr>')
     for e in entries:
-        shown = e.name + ("/" if e.is_dir else "")
-        href = quote(e.name, errors="surrogateescape") + ("/" if e.is_dir else "")
+        shown = _shown(e.name) + ("/" if e.is_dir else "")
+        href = _href(e)
         size = "-" if e.is_dir else str(e.size)
         rows.append(
             f'<tr><td><a href="{html.escape(href)}">{html.escape(shown)}</a></td>'
@@ -80,4 +91,4 @@ def render_html(path: str, entries: list[Listed]) -> bytes:
         + "\n".join(rows)
         + "\n</table></body></html>\n"
     )
-    return page.encode("utf-8", "surrogateescape")
+    return page.encode("utf-8")
