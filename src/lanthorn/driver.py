@@ -51,13 +51,13 @@ log_error = logging.getLogger("lanthorn")
 # file bodies and about this many bytes of in-memory bodies: the bound on what a client
 # that pipelines without reading can make a connection hold.
 _BATCH_FILES = 4
+_BATCH_BYTES = 256 * 1024
 # After the server decides to close, it shuts its sending side and discards what the
 # client still sends for at most this long / this much (RFC 9112 §9.6, nginx's
 # lingering_close): closing with unread input would make the kernel reset the connection
 # and destroy the response the client has not read yet.
 LINGER_S = 2.0
 LINGER_BYTES = 1024 * 1024
-_BATCH_BYTES = 256 * 1024
 _NO_BODY_STATUSES = frozenset((204, 304))
 
 
@@ -242,14 +242,13 @@ class Connection:
             self._writing = True
             self.deadline = now + limits.send_timeout_s
         elif self._head_started is not None:
+            if just_written:
+                # The next request's head began while we were writing (and not reading):
+                # its clock starts now, or a long download would make it time out unread.
+                self._head_started = now
             self.deadline = self._head_started + limits.header_timeout_s
         elif just_written:
             self.deadline = now + limits.keepalive_timeout_s
-        if just_written and self._head_started is not None and not writing:
-            # The next request's head began while we were writing (and not reading): its
-            # clock starts now, or a long download would make it time out unread.
-            self._head_started = now
-            self.deadline = now + limits.header_timeout_s
         # Otherwise (only blank lines arrived) the running clock is left alone, so bytes
         # that start no request cannot hold a connection open.
 

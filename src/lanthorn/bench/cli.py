@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lanthorn.bench import report
-from lanthorn.bench.runner import FILES, PEERS, Plan, Run, execute, make_root
+from lanthorn.bench.runner import FILES, PEERS, Plan, Run, execute, make_root, measure
 from lanthorn.bench.targets import Lanthorn
 from lanthorn.config import MODELS
 
@@ -127,8 +127,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         if args.profile:
             profile = out / "profile.html"
             target = Lanthorn(plan.models[0], 1, profile=profile)
-            from lanthorn.bench.runner import measure
-
             measure(target, root, work, FILES[plan.files[0]][0], conns=plan.conns[-1], plan=plan)
             print(f"profile: {profile}", file=sys.stderr)
     finally:

@@ -36,6 +36,14 @@ class Variant(NamedTuple):
         if self.file is not None:
             self.file.close()
 
+    def whole(self) -> Body:
+        """All of it as a body, which takes over the descriptor (if any)."""
+        if self.data is not None:
+            self.close()
+            return self.data
+        assert self.file is not None
+        return FileBody(self.file, 0, self.size)
+
     def slice(self, start: int, count: int, refs: list[int] | None = None) -> Chunk:
         """The bytes from `start`; a file slice takes (a share of) the descriptor."""
         if self.data is not None:
@@ -89,13 +97,6 @@ def plan_for(
                 return page_plan(416, unsatisfied + extra)
             if spans is not None:
                 return _partial(variant, spans, content_type, described, extra)
-    body: Body
-    if variant.data is not None:
-        body = variant.data
-        variant.close()
-    else:
-        assert variant.file is not None
-        body = FileBody(variant.file, 0, variant.size)  # the body owns the file now
     return ResponsePlan(
         200,
         [
@@ -104,7 +105,7 @@ def plan_for(
             (b"accept-ranges", b"bytes"),
             *extra,
         ],
-        body,
+        variant.whole(),
     )
 
 

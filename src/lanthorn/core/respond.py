@@ -22,7 +22,7 @@ from lanthorn.core.pages import page_plan
 from lanthorn.core.paths import PathRejected, SafePath, safe_path, split_target
 from lanthorn.core.representation import Variant, etag, plan_for, validators
 from lanthorn.core.request import Request
-from lanthorn.core.response import REASONS, Body, FileBody, ResponsePlan
+from lanthorn.core.response import REASONS, ResponsePlan
 
 ALLOW = b"GET, HEAD, OPTIONS"
 _READ_METHODS = (b"GET", b"HEAD")
@@ -199,17 +199,14 @@ class Site:
             return None
         if opened.file is None:
             return None
-        size = opened.stat.st_size
-        body: Body
-        if size > self.config.small_file_bytes:
-            body = FileBody(opened.file, 0, size)  # a large page is sent, not cut
-        else:
-            with opened.file as fh:
-                body = fh.read(size) or b""
-            size = len(body)
+        page_variant = self._stored(opened, "identity")  # large pages are sent, not cut
         ctype = content_type(target.relative, self.config.charset)
-        headers = [(b"content-type", ctype), (b"content-length", b"%d" % size), *self.common]
-        return ResponsePlan(status, headers, body)
+        headers = [
+            (b"content-type", ctype),
+            (b"content-length", b"%d" % page_variant.size),
+            *self.common,
+        ]
+        return ResponsePlan(status, headers, page_variant.whole())
 
     # --- files ----------------------------------------------------------------------------
 
@@ -223,13 +220,10 @@ class Site:
     ) -> ResponsePlan:
         ctype = content_type(relative, self.config.charset)
         checks: Checks = [(relative, identity(opened.stat))]
-        chosen = self._variant(opened, relative, ctype, request, checks)
+        chosen, varies = self._variant(opened, relative, ctype, request, checks)
         extra: Headers = []
-        has_sidecar = any(found is not None for _, found in checks[1:])
-        if has_sidecar or chosen is None or chosen.coding != "identity":
+        if varies or chosen is None:
             extra.append(_VARY_ENCODING)  # §12.5.5: the choice depended on Accept-Encoding
-        elif self._compressed is not None and self._compresses(ctype, opened.stat.st_size):
-            extra.append(_VARY_ENCODING)
         cache_control = self._cache_control(relative)
         if cache_control is not None:
             extra.append((b"cache-control", cache_control))
@@ -249,10 +243,12 @@ class Site:
 
     def _variant(
         self, opened: Opened, relative: str, ctype: bytes, request: Request, checks: Checks
-    ) -> Variant | None:
-        """Pick the representation to send (None: nothing acceptable → 406). Sidecars
-        that exist, are regular files inside the root and are not older than the
-        original are candidates; their identities join `checks` for cache revalidation."""
+    ) -> tuple[Variant | None, bool]:
+        """Pick the representation to send (None: nothing acceptable → 406), and say
+        whether other codings exist (a sidecar, or on-the-fly compression), i.e. whether
+        the response varies with Accept-Encoding. Sidecars that exist, are regular files
+        inside the root and are not older than the original are candidates; their
+        identities join `checks` for cache revalidation."""
         st = opened.stat
         sidecars: dict[str, Opened] = {}
         if self.config.precompressed:
@@ -272,19 +268,20 @@ class Site:
         generated = self._compressed is not None and self._compresses(ctype, st.st_size)
         if generated:
             available = tuple(encodings.CODINGS)
+        varies = generated or any(found is not None for _, found in checks[1:])
         coding = encodings.choose(request.headers.get(b"accept-encoding"), available)
         for name, sidecar in sidecars.items():
             if name != coding and sidecar.file is not None:
                 sidecar.file.close()
         if coding is None:
             _close(opened)
-            return None
+            return None, varies
         if coding in sidecars:
             _close(opened)
-            return self._stored(sidecars[coding], coding)
+            return self._stored(sidecars[coding], coding), varies
         if coding != "identity":
-            return self._generated(opened, relative, coding)
-        return self._stored(opened, "identity")
+            return self._generated(opened, relative, coding), varies
+        return self._stored(opened, "identity"), varies
 
     def _stored(self, opened: Opened, coding: str) -> Variant:
         st = opened.stat

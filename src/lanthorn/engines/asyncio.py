@@ -30,7 +30,7 @@ from lanthorn.driver import (
     Service,
     discard,
 )
-from lanthorn.engines.listeners import peer_host, tune
+from lanthorn.engines.listeners import OUT_OF_RESOURCES, peer_host, tune
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -211,16 +211,15 @@ class _Protocol(asyncio.Protocol):
     async def _send_files(self, actions: list[Action]) -> None:
         transport = self._transport
         assert transport is not None
+        closing = False
         try:
             for index, action in enumerate(actions):
                 if type(action) is bytes:
                     transport.write(action)
                 elif action is CLOSE:
                     discard(actions[index + 1 :])
-                    self._in_flight = []
-                    self._file_task = None
-                    self._close()
-                    return
+                    closing = True
+                    break
                 else:
                     assert isinstance(action, FileBody)
                     try:
@@ -229,16 +228,19 @@ class _Protocol(asyncio.Protocol):
                         await _sendfile(sock.fileno(), action, self._progressed)
                     finally:
                         action.close()
-            await self._wait_drained()
+            else:
+                await self._wait_drained()
         except (OSError, asyncio.CancelledError):
             discard(actions)
-            self._in_flight = []
-            self._file_task = None
             self.abort()
             return
-        self._in_flight = []
-        self._file_task = None
-        self._resume()
+        finally:
+            self._in_flight = []
+            self._file_task = None
+        if closing:
+            self._close()
+        else:
+            self._resume()
 
 
 async def _sendfile(sock_fd: int, body: FileBody, progressed: Callable[[], None]) -> None:
@@ -307,7 +309,7 @@ class _Server:
             try:
                 accepted = [(await loop.sock_accept(listener))[0]]
             except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                if exc.errno in OUT_OF_RESOURCES:
                     await asyncio.sleep(0.1)  # out of descriptors: back off, do not spin
                 continue
             # Take what else is queued in the same wake-up (nginx's multi_accept), not one

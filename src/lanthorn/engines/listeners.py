@@ -8,11 +8,15 @@ server has one port whatever its address family.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
 
 BACKLOG = 1024
+# accept() failures that mean "no resources right now": back off instead of spinning on
+# a listener that stays readable.
+OUT_OF_RESOURCES = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 
 def bind(

@@ -15,7 +15,6 @@ accepting; the kernel's backlog holds the rest.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import queue
 import selectors
@@ -26,13 +25,13 @@ from collections.abc import Callable
 from lanthorn.clock import monotonic
 from lanthorn.driver import LINGER_BYTES, LINGER_S, Connection, Service
 from lanthorn.engines import blocking
+from lanthorn.engines.listeners import OUT_OF_RESOURCES
 from lanthorn.engines.stopping import StopFlag
 
 log = logging.getLogger("lanthorn")
 
 _Job = tuple[socket.socket, Connection] | None
 _Returned = tuple[socket.socket, Connection | None]  # None: lingering
-_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 class _Lingering:
@@ -128,7 +127,7 @@ class Pool:
         try:
             sock, address = listener.accept()
         except OSError as exc:
-            if exc.errno in _OUT_OF_RESOURCES:  # do not spin on a listener we cannot serve
+            if exc.errno in OUT_OF_RESOURCES:  # do not spin on a listener we cannot serve
                 self.set_accepting(False)
                 self.resume_accepting_at = monotonic() + 0.1
             return
