@@ -59,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keepalive-timeout", type=float, metavar="S", help="idle keep-alive")
     p.add_argument("--send-timeout", type=float, metavar="S", help="client not reading")
     p.add_argument("--grace", type=float, metavar="S", help="graceful shutdown period")
+    p.add_argument(
+        "--no-h2c",
+        dest="h2c",
+        action="store_false",
+        default=None,
+        help="refuse HTTP/2 over cleartext (prior knowledge)",
+    )
+    p.add_argument("--max-streams", type=int, help="concurrent HTTP/2 streams per connection")
     site = p.add_argument_group("site")
     site.add_argument("--index", help="index file name (default index.html)")
     site.add_argument("--charset", help="add '; charset=CHARSET' to text/* types")
@@ -114,6 +122,8 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "access_log": ("server", "access_log"),
     "log_level": ("server", "log_level"),
     "ready_file": ("server", "ready_file"),
+    "h2c": ("server", "h2c"),
+    "max_streams": ("limits", "max_streams"),
     "max_connections": ("limits", "max_connections"),
     "header_timeout": ("limits", "header_timeout_s"),
     "keepalive_timeout": ("limits", "keepalive_timeout_s"),

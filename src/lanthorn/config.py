@@ -106,6 +106,7 @@ class Limits:
     max_head_bytes: int = 16 * 1024  # request line + header fields → 431
     max_headers: int = 100  # → 431
     max_body_bytes: int = 1024 * 1024  # request bodies are drained up to this, else 413
+    max_streams: int = 128  # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (nginx's default)
 
     def __post_init__(self) -> None:
         _require_positive(self, *(f.name for f in fields(self)))
@@ -123,6 +124,7 @@ class ServerConfig:
     access_log: str = "-"  # "-" stdout, "off", or a file path
     log_level: str = "info"
     ready_file: str | None = None
+    h2c: bool = True  # HTTP/2 over cleartext TCP for clients with prior knowledge
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -13,27 +13,25 @@ flight (pipelined requests beyond the budget wait, parsed, in `_waiting`).
 
 from __future__ import annotations
 
-import logging
-import math
 from collections import deque
 
-from lanthorn.clock import DateCache, wall
-from lanthorn.config import Config
-from lanthorn.core.respond import Site
+from lanthorn.clock import wall
 from lanthorn.core.response import Body, FileBody
-from lanthorn.logs import AccessLog
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
 from lanthorn.protocol.http1 import Http1
+from lanthorn.protocol.http2 import PREFACE
+from lanthorn.service import (
+    BATCH_BYTES,
+    CLOSE,
+    LINGER_BYTES,
+    LINGER_S,
+    NO_BODY_STATUSES,
+    Action,
+    Service,
+    discard,
+)
+from lanthorn.streams import Streams
 
-
-class _Close:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "CLOSE"
-
-
-CLOSE = _Close()
 __all__ = [
     "CLOSE",
     "LINGER_BYTES",
@@ -44,58 +42,10 @@ __all__ = [
     "Service",
     "discard",
 ]
-Action = bytes | FileBody | _Close
-
-log_error = logging.getLogger("lanthorn")
-# One batch (what an engine writes before it reads again) holds at most this many open
-# file bodies and about this many bytes of in-memory bodies: the bound on what a client
-# that pipelines without reading can make a connection hold.
+# One HTTP/1 batch holds at most this many open file bodies (and about BATCH_BYTES of
+# in-memory bodies): the bound on what a client that pipelines without reading can make a
+# connection hold.
 _BATCH_FILES = 4
-_BATCH_BYTES = 256 * 1024
-# After the server decides to close, it shuts its sending side and discards what the
-# client still sends for at most this long / this much (RFC 9112 §9.6, nginx's
-# lingering_close): closing with unread input would make the kernel reset the connection
-# and destroy the response the client has not read yet.
-LINGER_S = 2.0
-LINGER_BYTES = 1024 * 1024
-_NO_BODY_STATUSES = frozenset((204, 304))
-
-
-def discard(actions: list[Action]) -> None:
-    """Release what an aborted connection will never send."""
-    for action in actions:
-        if isinstance(action, FileBody):
-            action.close()
-
-
-class Service:
-    """What every connection of one worker shares: the site, limits, clocks and logs."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.limits = config.limits
-        self.site = Site(config.site)
-        self.access_log = AccessLog.open(config.server.access_log)
-        self.dates = DateCache()
-        self.draining = False  # set on graceful shutdown: answer, then close
-        self.stop_at = math.inf  # monotonic time when draining connections are cut
-
-    def drain(self, now: float) -> None:
-        """Graceful shutdown begins: finish what is in flight within the grace period."""
-        self.draining = True
-        self.stop_at = now + self.limits.grace_s
-
-    def connection(self, peer: str, now: float) -> Connection:
-        return Connection(self, peer, now)
-
-    def tick(self, now: float) -> None:
-        """Periodic housekeeping (about once a second): flush the access log."""
-        if self.access_log is not None:
-            self.access_log.tick(now)
-
-    def close(self) -> None:
-        if self.access_log is not None:
-            self.access_log.close()
 
 
 class Connection:
@@ -103,7 +53,9 @@ class Connection:
         "_adapter",
         "_closing",
         "_head_started",
+        "_preface",
         "_service",
+        "_streams",
         "_waiting",
         "_writing",
         "deadline",
@@ -117,6 +69,10 @@ class Connection:
         self._writing = False
         self._closing = False
         self._head_started: float | None = None
+        # Until the first bytes show which protocol the client speaks (RFC 9113 §3.3,
+        # "prior knowledge"), what has arrived of a possible HTTP/2 preface; None after.
+        self._preface: bytes | None = b"" if service.h2c else None
+        self._streams: Streams | None = None  # set once the connection speaks HTTP/2
         self.peer = peer
         # The first request must arrive within the header timeout (nginx does the same).
         self.deadline = now + service.limits.header_timeout_s
@@ -124,18 +80,46 @@ class Connection:
     @property
     def idle(self) -> bool:
         """Nothing half-received, queued or being written: safe to close at any moment."""
+        if self._streams is not None:
+            return self._streams.idle
         return not (self._writing or self._waiting or self._adapter.in_message)
 
     def feed(self, data: bytes, now: float) -> list[Action]:
         """Bytes from the peer; b"" means the peer closed its side."""
+        if self._preface is not None and data:
+            data = self._sniff(data, now)
+            if not data:
+                return []
+        streams = self._streams
+        if streams is not None:
+            actions = streams.feed(data, now)
+            self.deadline = streams.deadline
+            return actions
         if not data or self._closing:
             self._closing = True
             return [CLOSE]
         self._waiting.extend(self._adapter.receive(data))
         return self._answer(now, False)
 
+    def _sniff(self, data: bytes, now: float) -> bytes:
+        """Route the connection by its first bytes: the HTTP/2 preface or HTTP/1."""
+        assert self._preface is not None
+        seen = self._preface + data
+        if len(seen) < len(PREFACE) and PREFACE.startswith(seen):
+            self._preface = seen
+            return b""  # could still be either: wait for more
+        self._preface = None
+        if seen.startswith(PREFACE):
+            self._streams = Streams(self._service, self.peer, now)
+        return seen
+
     def drained(self, now: float) -> list[Action]:
         """Everything answered so far has been written."""
+        streams = self._streams
+        if streams is not None:
+            actions = streams.drained(now)
+            self.deadline = streams.deadline
+            return actions
         was_writing = self._writing
         self._writing = False
         return self._answer(now, was_writing)
@@ -143,13 +127,18 @@ class Connection:
     def progressed(self, now: float) -> None:
         """Some of the batch was written: the send timeout counts from the last progress
         (like nginx's send_timeout), so a slow but reading client is never cut."""
-        if self._writing:
+        if self._streams is not None:
+            self._streams.progressed(now)
+            self.deadline = self._streams.deadline
+        elif self._writing:
             self.deadline = now + self._service.limits.send_timeout_s
 
     def expired(self, now: float) -> list[Action]:
         """Called when `now >= deadline`: 408 for a stalled request, else just close."""
         if now < self.deadline:
             return []
+        if self._streams is not None:
+            return self._streams.expired(now)
         self._closing = True
         if self._adapter.in_message and not self._writing:
             return [*self._respond_error(408), CLOSE]
@@ -157,6 +146,8 @@ class Connection:
 
     def shutdown(self) -> list[Action]:
         """Graceful stop: idle connections close now, busy ones after their response."""
+        if self._streams is not None:
+            return self._streams.shutdown()
         return [CLOSE] if self.idle else []
 
     # ---------------------------------------------------------------------------------------
@@ -170,7 +161,7 @@ class Connection:
             files = 0
             size = 0
             closing = False
-            while waiting and files < _BATCH_FILES and size < _BATCH_BYTES and not closing:
+            while waiting and files < _BATCH_FILES and size < BATCH_BYTES and not closing:
                 event = waiting.popleft()
                 if isinstance(event, ProtocolFailed):
                     closing = True
@@ -203,32 +194,14 @@ class Connection:
         """Decide one request and append its wire form to `out`; returns the body that
         was sent (b"" when none), for the batch's accounting."""
         request = event.request
-        keep_alive = event.keep_alive and not self._service.draining
-        try:
-            plan = self._service.site.respond(request, now)
-        except Exception:  # a bug must cost one request, never the server
-            log_error.exception("error answering %r", request)
-            plan = self._service.site.errors[500]
-        send_body = request.method != b"HEAD" and plan.status not in _NO_BODY_STATUSES
+        service = self._service
+        keep_alive = event.keep_alive and not service.draining
+        plan = service.decide(request, now)
+        send_body = request.method != b"HEAD" and plan.status not in NO_BODY_STATUSES
         if not send_body:
             plan.close()
         out += self._adapter.response(plan, send_body, keep_alive, date)
-        log = self._service.access_log
-        if log is not None:
-            headers = request.headers
-            log.record(
-                (
-                    self.peer,
-                    request.method,
-                    request.target,
-                    request.version,
-                    plan.status,
-                    plan.body_length if send_body else 0,
-                    headers.get(b"referer", b""),
-                    headers.get(b"user-agent", b""),
-                    stamp,
-                )
-            )
+        service.record(self.peer, request, plan.status, plan.body_length if send_body else 0, stamp)
         return plan.body if send_body else b""
 
     def _reschedule(self, now: float, writing: bool, just_written: bool) -> None:
@@ -255,9 +228,7 @@ class Connection:
     def _respond_error(self, status: int) -> list[Action]:
         plan = self._service.site.errors[status]
         stamp = wall()
-        log = self._service.access_log
-        if log is not None:
-            log.record((self.peer, b"", b"", "", status, plan.body_length, b"", b"", stamp))
+        self._service.record(self.peer, None, status, plan.body_length, stamp)
         out: list[Action] = []
         out += self._adapter.response(plan, True, False, self._service.dates.value(stamp))
         return out

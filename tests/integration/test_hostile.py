@@ -49,7 +49,7 @@ def _answer(server: Server, data: bytes) -> tuple[rawhttp.Response, bool]:
         (b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n", 501),
         (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
         (b"GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505),
-        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+        (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", 400),  # a broken HTTP/2 preface
         (b"GET / HTTP/0.9\r\n\r\n", 505),
     ],
 )

@@ -68,8 +68,8 @@ class _Protocol(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
         self._transport = transport
         transport.set_write_buffer_limits(high=0, low=0)  # exact "buffer empty" signal
-        self._conn = self._server.service.connection(
-            peer_host(transport.get_extra_info("peername")), monotonic()
+        self._conn = Connection(
+            self._server.service, peer_host(transport.get_extra_info("peername")), monotonic()
         )
         self._server.connections.add(self)
 

@@ -6,6 +6,7 @@ graceful stop, or waiting neighbours, are noticed while a keep-alive connection 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import select
 import socket
@@ -83,7 +84,7 @@ class Outcome(enum.Enum):
 
 def start(sock: socket.socket, address: object, service: Service) -> Connection:
     tune(sock)
-    return service.connection(peer_host(address), monotonic())
+    return Connection(service, peer_host(address), monotonic())
 
 
 def serve(
@@ -114,7 +115,8 @@ def serve(
             waiting = _has_input(sock)
             if conn.idle and not waiting:
                 if service.draining:
-                    return Outcome.CLOSED
+                    actions = conn.shutdown()  # ends in CLOSE (after GOAWAY on HTTP/2)
+                    continue
                 if crowded():
                     keep_open = True
                     return Outcome.PARKED
@@ -135,6 +137,16 @@ def serve(
     finally:
         if not keep_open:
             sock.close()
+
+
+def farewell(sock: socket.socket, conn: Connection) -> None:
+    """Graceful stop of an idle connection held by no thread: send what the driver asks
+    (HTTP/2's GOAWAY; nothing on HTTP/1) if the socket takes it at once. The caller
+    closes the socket."""
+    for action in conn.shutdown():
+        if type(action) is bytes:
+            with contextlib.suppress(OSError):
+                sock.send(action, socket.MSG_DONTWAIT)
 
 
 def _shut_write(sock: socket.socket) -> bool:

@@ -182,13 +182,17 @@ class Pool:
         for fd, (sock, conn) in list(self.parked.items()):
             if self.service.draining or now >= conn.deadline:
                 del self.parked[fd]
-                self.forget(sock)  # parked means idle: nothing to answer
-        for fd, entry in list(self.lingering.items()):
-            if now >= entry.deadline:
-                del self.lingering[fd]
-                self.forget(entry.sock)
+                blocking.farewell(sock, conn)  # parked means idle: nothing to answer
+                self.forget(sock)
+        self.expire_lingering(now)
         if self.resume_accepting_at is not None and now >= self.resume_accepting_at:
             self.resume_accepting_at = None
+
+    def expire_lingering(self, now: float) -> None:
+        for fd, entry in list(self.lingering.items()):
+            if now >= entry.deadline or now >= self.service.stop_at:
+                del self.lingering[fd]
+                self.forget(entry.sock)
 
     def run(self, stop: StopFlag, on_ready: Callable[[], None]) -> None:
         pool = [
@@ -231,14 +235,22 @@ class Pool:
             listener.close()
         self.collect()
         for fd in list(self.parked):
-            self.forget(self.parked.pop(fd)[0])
+            sock, conn = self.parked.pop(fd)
+            blocking.farewell(sock, conn)
+            self.forget(sock)
         for _ in pool:
             self.jobs.put(None)
         for thread in pool:
             thread.join(max(0.0, self.service.stop_at - monotonic()))
         self.collect()
-        for fd in list(self.lingering):
-            self.forget(self.lingering.pop(fd).sock)
+        # Lingering connections still get their time (within the grace period): closing
+        # one with unread input (an HTTP/2 client's WINDOW_UPDATEs) would reset it and
+        # destroy the end of the response it has not read yet.
+        while self.lingering:
+            for key, _ in self.selector.select(blocking.WAKE_S):
+                if key.data == "linger":
+                    self.drain_lingering(key.fd)
+            self.expire_lingering(monotonic())
         self.service.close()
 
 

@@ -7,13 +7,15 @@ from lanthorn.errors import ProtocolError
 
 
 class RequestReceived:
-    """A complete request (head and any body, which static serving discards)."""
+    """A complete request (head and any body, which static serving discards).
+    `stream_id` is 0 on HTTP/1, where requests are answered in order."""
 
-    __slots__ = ("keep_alive", "request")
+    __slots__ = ("keep_alive", "request", "stream_id")
 
-    def __init__(self, request: Request, keep_alive: bool) -> None:
+    def __init__(self, request: Request, keep_alive: bool, stream_id: int = 0) -> None:
         self.request = request
         self.keep_alive = keep_alive
+        self.stream_id = stream_id
 
 
 class ProtocolFailed:
@@ -25,4 +27,24 @@ class ProtocolFailed:
         self.error = error
 
 
-Event = RequestReceived | ProtocolFailed
+class StreamFailed:
+    """One stream's request broke a limit (HTTP/2): answer `error.status` on it; the
+    connection goes on."""
+
+    __slots__ = ("error", "stream_id")
+
+    def __init__(self, stream_id: int, error: ProtocolError) -> None:
+        self.stream_id = stream_id
+        self.error = error
+
+
+class StreamReset:
+    """The client abandoned a stream (HTTP/2 RST_STREAM): stop sending on it."""
+
+    __slots__ = ("stream_id",)
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+
+
+Event = RequestReceived | ProtocolFailed | StreamFailed | StreamReset

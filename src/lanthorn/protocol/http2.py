@@ -1,0 +1,232 @@
+"""HTTP/2 adapter (RFC 9113) over h2: bytes → per-stream events, plans → frames.
+
+The adapter translates and enforces what is about framing: header list size (the
+decoder refuses more than SETTINGS_MAX_HEADER_LIST_SIZE), field count (431), request
+body size (413), concurrent streams (h2 refuses streams beyond
+SETTINGS_MAX_CONCURRENT_STREAMS with a connection error) and clients that reset streams
+faster than they let them finish (the "rapid reset" attack, CVE-2023-44487: GOAWAY with
+ENHANCE_YOUR_CALM). It never decides a response and never touches a file: the driver
+hands it bytes that fit `window(stream_id)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame
+
+from lanthorn.config import Limits
+from lanthorn.core.request import Request
+from lanthorn.core.response import ResponsePlan
+from lanthorn.errors import ProtocolError
+from lanthorn.protocol.events import (
+    Event,
+    ProtocolFailed,
+    RequestReceived,
+    StreamFailed,
+    StreamReset,
+)
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
+_SERVER = (b"server", b"lanthorn")
+# Resets a client may send beyond the streams it let finish before it is cut off.
+_RESET_ALLOWANCE = 100
+_PSEUDO_FIELDS = 5  # :method :scheme :authority :path :protocol, counted apart
+
+
+class _Incoming:
+    """A request whose head has arrived and whose END_STREAM has not."""
+
+    __slots__ = ("body_bytes", "failed", "request")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.body_bytes = 0
+        self.failed = False
+
+
+class Http2:
+    """One HTTP/2 connection's frame parser and serialiser (server side)."""
+
+    __slots__ = (
+        "_conn",
+        "_events",
+        "_incoming",
+        "_last_stream",
+        "_limits",
+        "answered",
+        "peer_done",
+        "resets",
+    )
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            # Our fields come from the core: lowercase names, checked values.
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
+        conn = self._conn = h2.connection.H2Connection(config)
+        conn.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_streams,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_head_bytes
+                + limits.max_url_bytes,
+            },
+        )
+        conn.initiate_connection()
+        self._incoming: dict[int, _Incoming] = {}
+        self._events: list[Event] = []
+        self.answered = 0  # streams the client let us finish
+        self.resets = 0  # streams the client reset
+        self.peer_done = False  # the client sent GOAWAY: no new streams will come
+        self._last_stream = 2**31  # after our GOAWAY: streams above it are refused
+
+    @property
+    def in_message(self) -> bool:
+        """Some request has begun (its head arrived) and has not ended."""
+        return bool(self._incoming)
+
+    # --- bytes in -------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> list[Event]:
+        """Frames in `data` → events in order; a connection error comes last."""
+        events: list[Event] = []
+        self._events = events
+        try:
+            for event in self._conn.receive_data(data):
+                self._translate(event)
+        except h2.exceptions.ProtocolError as exc:
+            # h2 has queued GOAWAY with the error's code (RFC 9113 §5.4.1).
+            events.append(ProtocolFailed(ProtocolError(400, str(exc) or type(exc).__name__)))
+        return events
+
+    def _translate(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            self._begin(event.stream_id, event.headers)
+            if event.stream_ended is not None:
+                self._end(event.stream_id)
+        elif isinstance(event, h2.events.DataReceived):
+            self._conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            incoming = self._incoming.get(event.stream_id)
+            if incoming is not None and not incoming.failed:
+                incoming.body_bytes += len(event.data)
+                if incoming.body_bytes > self._limits.max_body_bytes:
+                    self._refuse(event.stream_id, ProtocolError(413, "request body too large"))
+            if event.stream_ended is not None:
+                self._end(event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):
+            self._end(event.stream_id)  # trailers are not part of the head (RFC 9110 §6.5)
+        elif isinstance(event, h2.events.StreamReset):
+            self._incoming.pop(event.stream_id, None)
+            if event.remote_reset:
+                self._reset_by_peer(event.stream_id)
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.peer_done = True
+
+    def _begin(self, stream_id: int, fields: list[tuple[bytes, bytes]]) -> None:
+        limits = self._limits
+        if stream_id > self._last_stream:
+            # Opened after our GOAWAY: refused, so the client may retry it elsewhere.
+            self._conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
+        if len(fields) > limits.max_headers + _PSEUDO_FIELDS:
+            self._incoming[stream_id] = _Incoming(Request(b"", b"", "2.0", {}))
+            self._refuse(stream_id, ProtocolError(431, "too many header fields"))
+            return
+        pseudo: dict[bytes, bytes] = {}
+        headers: dict[bytes, bytes] = {}
+        for name, value in fields:
+            if name[:1] == b":":
+                pseudo[name] = value  # h2 has checked they are known, single, and first
+            elif name in headers:
+                # RFC 9113 §8.2.3: split cookie fields are joined with "; ".
+                headers[name] += (b"; " if name == b"cookie" else b", ") + value
+            else:
+                headers[name] = value
+        authority = pseudo.get(b":authority")
+        if authority is not None and b"host" not in headers:
+            headers[b"host"] = authority  # RFC 9113 §8.3.1
+        method = pseudo.get(b":method", b"")
+        target = pseudo.get(b":path", b"")
+        self._incoming[stream_id] = _Incoming(Request(method, target, "2.0", headers))
+        if len(target) > limits.max_url_bytes:
+            self._refuse(stream_id, ProtocolError(414, "request-target too long"))
+
+    def _end(self, stream_id: int) -> None:
+        incoming = self._incoming.pop(stream_id, None)
+        if incoming is not None and not incoming.failed:
+            self._events.append(RequestReceived(incoming.request, True, stream_id))
+
+    def _refuse(self, stream_id: int, error: ProtocolError) -> None:
+        """Answer `error` now; what the client still sends on the stream is discarded."""
+        self._incoming[stream_id].failed = True
+        self._events.append(StreamFailed(stream_id, error))
+
+    def _reset_by_peer(self, stream_id: int) -> None:
+        self.resets += 1
+        self._events.append(StreamReset(stream_id))
+        if self.resets > self.answered + _RESET_ALLOWANCE:
+            self._conn.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+            self._events.append(ProtocolFailed(ProtocolError(400, "too many stream resets")))
+
+    # --- plans out ------------------------------------------------------------------------
+
+    def respond(self, stream_id: int, plan: ResponsePlan, end_stream: bool, date: bytes) -> None:
+        """HEADERS for `plan`; hop-by-hop fields never appear in plans (RFC 9113 §8.2.2)."""
+        status = plan.memo.get(Http2)
+        if status is None:
+            status = plan.memo[Http2] = b"%d" % plan.status
+        fields = [(b":status", status), _SERVER, (b"date", date), *plan.headers]
+        self._conn.send_headers(stream_id, fields, end_stream=end_stream)
+        if end_stream:
+            self.answered += 1
+
+    def window(self, stream_id: int) -> int:
+        """How many body bytes may go out on the stream now, in one DATA frame; -1 when
+        the stream is closed (the client reset it)."""
+        conn = self._conn
+        try:
+            window = conn.local_flow_control_window(stream_id)
+        except h2.exceptions.StreamClosedError:
+            return -1
+        return min(window, conn.max_outbound_frame_size)
+
+    def connection_window(self) -> int:
+        return self._conn.outbound_flow_control_window
+
+    def send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        self._conn.send_data(stream_id, data, end_stream=end_stream)
+        if end_stream:
+            self.answered += 1
+
+    def reset(self, stream_id: int, answered: bool = False) -> None:
+        """Abandon a stream we cannot finish (INTERNAL_ERROR) or, `answered`, one whose
+        request we answered before it ended (NO_ERROR: RFC 9113 §8.1)."""
+        self._incoming.pop(stream_id, None)
+        code = ErrorCodes.NO_ERROR if answered else ErrorCodes.INTERNAL_ERROR
+        with contextlib.suppress(h2.exceptions.StreamClosedError):
+            self._conn.reset_stream(stream_id, code)  # unless the client got there first
+
+    def goaway(self) -> bytes:
+        """Graceful GOAWAY (RFC 9113 §6.8): no new streams; those begun are finished.
+        Write it after `output()`.
+
+        h2 would refuse to send on open streams after its own GOAWAY, so the frame is
+        built here and the connection's state machine never learns of it."""
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = self._last_stream = self._conn.highest_inbound_stream_id
+        frame.error_code = ErrorCodes.NO_ERROR
+        return bytes(frame.serialize())
+
+    def output(self) -> bytes:
+        return self._conn.data_to_send()
