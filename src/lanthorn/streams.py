@@ -25,7 +25,7 @@ from lanthorn.protocol.events import (
     StreamReset,
 )
 from lanthorn.protocol.http2 import Http2
-from lanthorn.service import BATCH_BYTES, CLOSE, NO_BODY_STATUSES, Action, Service
+from lanthorn.service import BATCH_BYTES, CLOSE, NO_BODY_STATUSES, Action, Service, log_error
 
 _OPEN_FILES = 16
 
@@ -83,6 +83,13 @@ class Streams:
     def feed(self, data: bytes, now: float) -> list[Action]:
         if not data or self._closing:
             return self._close()
+        try:
+            return self._receive(data, now)
+        except Exception:  # a bug (ours or h2's) costs this connection, never the server
+            log_error.exception("HTTP/2 connection from %s failed", self.peer)
+            return self._close()
+
+    def _receive(self, data: bytes, now: float) -> list[Action]:
         adapter = self._adapter
         for event in adapter.receive(data):
             if type(event) is RequestReceived:
@@ -97,12 +104,19 @@ class Streams:
             elif type(event) is ProtocolFailed:
                 # h2 has queued GOAWAY with the error code; nothing else is owed.
                 return self._close(adapter.output())
+        if adapter.peer_done:
+            # The client sent GOAWAY: h2 sends nothing after it, so neither can we.
+            return self._close(adapter.output())
         return self._answer(now, False)
 
     def drained(self, now: float) -> list[Action]:
         was_writing = self._writing
         self._writing = False
-        return self._answer(now, was_writing)
+        try:
+            return self._answer(now, was_writing)
+        except Exception:
+            log_error.exception("HTTP/2 connection from %s failed", self.peer)
+            return self._close()
 
     def progressed(self, now: float) -> None:
         if self._writing:
@@ -144,7 +158,7 @@ class Streams:
         if service.draining and not self._goaway_sent:
             data += self._goaway()
         self._reschedule(now, bool(data), just_written)
-        if (service.draining or adapter.peer_done) and self.idle:
+        if service.draining and self.idle:
             return self._close(data)
         return [data] if data else []
 

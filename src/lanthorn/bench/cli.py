@@ -2,7 +2,7 @@
 
 lanthorn bench [ROOT] [--models single,threads,events,asyncio] [--workers 1,2]
                [--peers nginx,http.server] [--files small,medium,large]
-               [--conns 10,100,400] [--duration 10s] [--rounds N] [--tool wrk|ab]
+               [--conns 10,100,400] [--duration 10s] [--rounds N] [--tool wrk|ab|h2load]
                [--out DIR] [--quick] [--profile]
 lanthorn bench compare A/results.json B/results.json
 """
@@ -23,6 +23,11 @@ from lanthorn.bench.runner import FILES, PEERS, Plan, Run, execute, make_root, m
 from lanthorn.bench.targets import Lanthorn
 from lanthorn.config import MODELS
 
+TOOLS = {
+    "wrk": ("wrk", "wrk"),
+    "ab": ("ab", "apache2-utils"),
+    "h2load": ("h2load", "nghttp2-client"),
+}
 DEMO_INDEX = Path(__file__).resolve().parents[3] / "www" / "index.html"
 
 
@@ -60,7 +65,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--conns", type=_list(int), default=[10, 100])
     p.add_argument("--duration", type=_seconds, default=5.0, help="seconds per run (5s)")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--tool", choices=("wrk", "ab"), default="wrk")
+    p.add_argument("--tool", choices=tuple(TOOLS), default="wrk")
+    p.add_argument(
+        "--streams", type=int, default=10, help="h2load: concurrent streams per connection (10)"
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results"))
     p.add_argument("--quick", action="store_true", help="one round of 1 s: a smoke test")
     p.add_argument("--profile", action="store_true", help="profile the first lanthorn target")
@@ -100,12 +108,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     peers = [p for p in args.peers if p != "none"]
     plan = Plan(args.models, args.workers, peers, args.files, args.conns, args.duration,
                 args.rounds, args.tool, warmup_s=0.5 if args.quick else 1.0,
-                peer_python=args.peer_python)  # fmt: skip
-    if args.tool == "wrk" and not shutil.which("wrk"):
-        print("lanthorn bench: wrk is missing (apt-get install wrk)", file=sys.stderr)
-        return 2
-    if args.tool == "ab" and not shutil.which("ab"):
-        print("lanthorn bench: ab is missing (apt-get install apache2-utils)", file=sys.stderr)
+                peer_python=args.peer_python, streams=args.streams)  # fmt: skip
+    command, package = TOOLS[args.tool]
+    if not shutil.which(command):
+        print(f"lanthorn bench: {command} is missing (apt-get install {package})", file=sys.stderr)
         return 2
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

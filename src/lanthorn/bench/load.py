@@ -1,11 +1,14 @@
-"""Load generators (wrk, ab) and what their output says."""
+"""Load generators (wrk, ab, h2load) and what their output says."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import statistics
 import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from lanthorn.bench.targets import pinned
 
@@ -97,3 +100,53 @@ def ab(url: str, requests: int, conns: int, cpu: int | None, keep_alive: bool = 
         pinned(cpu, argv), capture_output=True, text=True, check=True, timeout=300
     ).stdout
     return parse_ab(out, " ".join(argv))
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, round(fraction * (len(sorted_values) - 1)))
+    return sorted_values[index]
+
+
+def parse_h2load(out: str, log: str, command: str) -> Result:
+    """h2load's summary, with latency percentiles from its per-request log (tab-separated
+    start µs, status, duration µs), which the summary does not give."""
+    rps, size, unit = re.search(  # type: ignore[union-attr]
+        r"finished in [\d.]+\w+, ([\d.]+) req/s, ([\d.]+)(\w+)/s", out
+    ).groups()
+    counts = re.search(  # type: ignore[union-attr]
+        r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored, (\d+) timeout",
+        out,
+    ).groups()
+    done, _, failed, errored, timeouts = map(int, counts)
+    codes = re.search(r"status codes: \d+ 2xx, \d+ 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    non_2xx = sum(map(int, codes.groups())) if codes else 0
+    durations = sorted(
+        int(fields[2]) * 1e-6
+        for line in log.splitlines()
+        if len(fields := line.split("\t")) == 3 and fields[2].isdigit()
+    )
+    return Result(
+        float(rps),
+        float(size) * _UNITS[unit],
+        statistics.fmean(durations) if durations else 0.0,
+        done,
+        failed + errored + timeouts + non_2xx,
+        command,
+        _percentile(durations, 0.5),
+        _percentile(durations, 0.99),
+    )
+
+
+def h2load(url: str, conns: int, streams: int, duration_s: float, cpu: int | None) -> Result:
+    """HTTP/2 over cleartext (prior knowledge), `streams` concurrent per connection."""
+    with tempfile.TemporaryDirectory(prefix="lanthorn-h2load-") as tmp:
+        log = Path(tmp) / "requests.tsv"
+        argv = [require("h2load", "nghttp2-client"), "-t1", f"-c{conns}", f"-m{streams}",
+                f"-D{max(1, round(duration_s))}", f"--log-file={log}", url]  # fmt: skip
+        out = subprocess.run(
+            pinned(cpu, argv), capture_output=True, text=True, check=True, timeout=duration_s + 60
+        ).stdout
+        return parse_h2load(out, log.read_text(), " ".join([*argv[:-2], url]))

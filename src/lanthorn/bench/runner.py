@@ -58,6 +58,7 @@ class Plan:
     tool: str
     warmup_s: float = 1.0
     peer_python: str | None = None  # interpreter of a venv with uvicorn/aiohttp/granian
+    streams: int = 10  # h2load: concurrent streams per connection
     runs: list[Run] = field(default_factory=list)
 
 
@@ -76,10 +77,13 @@ def make_root(root: Path, demo_index: Path | None) -> None:
 
 def targets(plan: Plan) -> list[Target]:
     chosen: list[Target] = [Lanthorn(m, w) for w in plan.workers for m in plan.models]
+    http2 = plan.tool == "h2load"
     for peer in plan.peers:
-        if peer == "nginx":
+        if http2 and peer != "nginx":
+            print(f"lanthorn bench: peer {peer} skipped: it does not speak h2c", file=sys.stderr)
+        elif peer == "nginx":
             if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
-                chosen.append(Nginx(max(plan.workers)))
+                chosen.append(Nginx(max(plan.workers), http2=http2))
         elif peer == "http.server":
             chosen.append(HttpServer())
         elif peer in PythonPeer.MODULES:
@@ -108,10 +112,14 @@ def measure(
         url = f"http://127.0.0.1:{target.port}/{url_path}"
         if plan.tool == "wrk":
             load.wrk(url, conns, plan.warmup_s, client_cpu)
+        elif plan.tool == "h2load":
+            load.h2load(url, conns, plan.streams, plan.warmup_s, client_cpu)
         pids = process_tree(target.pid)
         before = cpu_seconds(pids)
         if plan.tool == "wrk":
             result = load.wrk(url, conns, plan.duration_s, client_cpu)
+        elif plan.tool == "h2load":
+            result = load.h2load(url, conns, plan.streams, plan.duration_s, client_cpu)
         else:
             requests = max(1000, int(2000 * plan.duration_s))
             result = load.ab(url, requests, conns, client_cpu, keep_alive=True)

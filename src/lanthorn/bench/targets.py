@@ -115,18 +115,22 @@ http {{
     keepalive_requests 1000000;
     {cache}
     client_body_temp_path {work}/nginx-body;
-    server {{ listen 127.0.0.1:{port} reuseport; root {root}; }}
+    server {{ listen 127.0.0.1:{port} reuseport{http2}; root {root}; }}
 }}
 """
 
 
 class Nginx(_Process):
     """nginx as Debian ships it, one worker, logging off (as lanthorn in the runs);
-    `open_file_cache=True` adds the descriptor cache a tuned deployment would turn on."""
+    `open_file_cache=True` adds the descriptor cache a tuned deployment would turn on;
+    `http2=True` makes its port speak HTTP/2 over cleartext (prior knowledge) for h2load."""
 
-    def __init__(self, workers: int = 1, open_file_cache: bool = False) -> None:
+    def __init__(
+        self, workers: int = 1, open_file_cache: bool = False, http2: bool = False
+    ) -> None:
         self.workers = workers
         self.open_file_cache = open_file_cache
+        self.http2 = http2
         self.name = "nginx" + (f" x{workers}" if workers > 1 else "")
         self.name += " +open_file_cache" if open_file_cache else ""
 
@@ -145,6 +149,7 @@ class Nginx(_Process):
                 root=root,
                 mime="/etc/nginx/mime.types",
                 cache=cache,
+                http2=" http2" if self.http2 else "",
             )
         )
         self.proc = subprocess.Popen(

@@ -25,6 +25,7 @@ from lanthorn.config import Limits
 from lanthorn.core.request import Request
 from lanthorn.core.response import ResponsePlan
 from lanthorn.errors import ProtocolError
+from lanthorn.protocol import fieldblocks
 from lanthorn.protocol.events import (
     Event,
     ProtocolFailed,
@@ -35,9 +36,46 @@ from lanthorn.protocol.events import (
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 _SERVER = (b"server", b"lanthorn")
+# What h2 is shown of a response head: it only looks for 1xx (informational) statuses.
+_STATUS_ONLY = {status: [(b":status", b"%d" % status)] for status in range(200, 600)}
+
+
+class _Encoded:
+    """Stands in for h2's HPACK encoder (`H2Connection.encoder`): `respond` has encoded
+    the block already (see fieldblocks); h2 frames what this returns. h2 sets
+    `header_table_size` when the client's SETTINGS change it; our blocks never use the
+    dynamic table, so the value needs no action."""
+
+    __slots__ = ("_first", "block", "header_table_size")
+
+    def __init__(self) -> None:
+        self.block = b""
+        self.header_table_size = 4096
+        self._first = True
+
+    def encode(self, headers: object, huffman: bool = True) -> bytes:
+        if self._first:  # the connection's first block empties the dynamic table
+            self._first = False
+            return fieldblocks.TABLE_SIZE_ZERO + self.block
+        return self.block
+
+
+class _DateBlock:
+    """The Date field's encoding, redone when the second changes."""
+
+    date = b""
+    encoded = b""
+
+
+def _date_field(date: bytes) -> bytes:
+    if date is not _DateBlock.date:
+        _DateBlock.encoded = fieldblocks.field(b"date", date)
+        _DateBlock.date = date
+    return _DateBlock.encoded
+
+
 # Resets a client may send beyond the streams it let finish before it is cut off.
 _RESET_ALLOWANCE = 100
-_PSEUDO_FIELDS = 5  # :method :scheme :authority :path :protocol, counted apart
 
 
 class _Incoming:
@@ -56,6 +94,7 @@ class Http2:
 
     __slots__ = (
         "_conn",
+        "_encoded",
         "_events",
         "_incoming",
         "_last_stream",
@@ -84,6 +123,7 @@ class Http2:
             },
         )
         conn.initiate_connection()
+        self._encoded = conn.encoder = _Encoded()  # type: ignore[assignment]
         self._incoming: dict[int, _Incoming] = {}
         self._events: list[Event] = []
         self.answered = 0  # streams the client let us finish
@@ -139,10 +179,6 @@ class Http2:
             # Opened after our GOAWAY: refused, so the client may retry it elsewhere.
             self._conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
-        if len(fields) > limits.max_headers + _PSEUDO_FIELDS:
-            self._incoming[stream_id] = _Incoming(Request(b"", b"", "2.0", {}))
-            self._refuse(stream_id, ProtocolError(431, "too many header fields"))
-            return
         pseudo: dict[bytes, bytes] = {}
         headers: dict[bytes, bytes] = {}
         for name, value in fields:
@@ -153,6 +189,10 @@ class Http2:
                 headers[name] += (b"; " if name == b"cookie" else b", ") + value
             else:
                 headers[name] = value
+        if len(fields) - len(pseudo) > limits.max_headers:
+            self._incoming[stream_id] = _Incoming(Request(b"", b"", "2.0", {}))
+            self._refuse(stream_id, ProtocolError(431, "too many header fields"))
+            return
         authority = pseudo.get(b":authority")
         if authority is not None and b"host" not in headers:
             headers[b"host"] = authority  # RFC 9113 §8.3.1
@@ -183,11 +223,12 @@ class Http2:
 
     def respond(self, stream_id: int, plan: ResponsePlan, end_stream: bool, date: bytes) -> None:
         """HEADERS for `plan`; hop-by-hop fields never appear in plans (RFC 9113 §8.2.2)."""
-        status = plan.memo.get(Http2)
-        if status is None:
-            status = plan.memo[Http2] = b"%d" % plan.status
-        fields = [(b":status", status), _SERVER, (b"date", date), *plan.headers]
-        self._conn.send_headers(stream_id, fields, end_stream=end_stream)
+        block = plan.memo.get(Http2)
+        if block is None:
+            status = (b":status", b"%d" % plan.status)
+            block = plan.memo[Http2] = fieldblocks.block([status, _SERVER, *plan.headers])
+        self._encoded.block = block + _date_field(date)
+        self._conn.send_headers(stream_id, _STATUS_ONLY[plan.status], end_stream=end_stream)
         if end_stream:
             self.answered += 1
 
@@ -195,11 +236,10 @@ class Http2:
         """How many body bytes may go out on the stream now, in one DATA frame; -1 when
         the stream is closed (the client reset it)."""
         conn = self._conn
-        try:
-            window = conn.local_flow_control_window(stream_id)
-        except h2.exceptions.StreamClosedError:
+        stream = conn.streams.get(stream_id)
+        if stream is None or stream.closed:
             return -1
-        return min(window, conn.max_outbound_frame_size)
+        return min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
 
     def connection_window(self) -> int:
         return self._conn.outbound_flow_control_window

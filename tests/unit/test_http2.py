@@ -1,0 +1,347 @@
+"""The HTTP/2 adapter and stream driver in memory, against h2's client side (DESIGN §5.3):
+frames in, events out; plans in, frames out; windows, resets and GOAWAY exactly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.settings
+import hpack
+import pytest
+
+from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
+from lanthorn.core.response import ResponsePlan
+from lanthorn.driver import CLOSE, Action, Connection, Service
+from lanthorn.protocol import fieldblocks
+from lanthorn.protocol.events import ProtocolFailed, RequestReceived, StreamFailed, StreamReset
+from lanthorn.protocol.http2 import PREFACE, Http2
+
+LIMITS = Limits(max_body_bytes=1000, max_headers=10, max_url_bytes=100, max_streams=8)
+
+
+class Client:
+    """h2's client side, wired to a byte sink of our choosing."""
+
+    def __init__(self, settings: dict[h2.settings.SettingCodes, int] | None = None) -> None:
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self.conn = h2.connection.H2Connection(config)
+        if settings:
+            self.conn.local_settings = h2.settings.Settings(client=True, initial_values=settings)
+        self.conn.initiate_connection()
+
+    def request(
+        self, path: bytes = b"/a.txt", method: bytes = b"GET", end: bool = True, extra: int = 0
+    ) -> int:
+        stream_id = self.conn.get_next_available_stream_id()
+        fields = [(b":method", method), (b":scheme", b"http"), (b":authority", b"example"),
+                  (b":path", path)]  # fmt: skip
+        fields += [(b"x-extra-%d" % i, b"v") for i in range(extra)]
+        self.conn.send_headers(stream_id, fields, end_stream=end)
+        return stream_id
+
+    def send(self) -> bytes:
+        return self.conn.data_to_send()
+
+    def receive(self, data: bytes) -> list[h2.events.Event]:
+        return self.conn.receive_data(data)
+
+
+def _responses(events: list[h2.events.Event]) -> dict[int, tuple[dict[bytes, bytes], bytes]]:
+    out: dict[int, tuple[dict[bytes, bytes], bytes]] = {}
+    for event in events:
+        if isinstance(event, h2.events.ResponseReceived):
+            out[event.stream_id] = (dict(event.headers), b"")
+        elif isinstance(event, h2.events.DataReceived):
+            headers, body = out[event.stream_id]
+            out[event.stream_id] = (headers, body + event.data)
+    return out
+
+
+# --- field blocks ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [(b":status", b"200")],  # whole static entry
+        [(b":status", b"206"), (b"content-length", b"5")],  # static name
+        [(b"x-content-type-options", b"nosniff")],  # new name
+        [(b"etag", b'"' + b"e" * 126 + b'"'), (b"x-long", b"v" * 5000)],  # multi-byte lengths
+        [(b"x-" + b"n" * 200, b"")],
+    ],
+)
+def test_field_blocks_decode_with_hpack(fields: list[tuple[bytes, bytes]]) -> None:
+    encoded = fieldblocks.TABLE_SIZE_ZERO + fieldblocks.block(fields)
+    decoder = hpack.Decoder()
+    assert decoder.decode(encoded, raw=True) == fields
+    assert len(decoder.header_table.dynamic_entries) == 0  # nothing was indexed
+
+
+# --- adapter ---------------------------------------------------------------------------------
+
+
+def _open() -> tuple[Http2, Client]:
+    adapter = Http2(LIMITS)
+    client = Client()
+    assert adapter.receive(client.send()) == []  # the preface and SETTINGS
+    client.receive(adapter.output())
+    return adapter, client
+
+
+def test_request_fields_and_response_frames() -> None:
+    adapter, client = _open()
+    stream_id = client.request()
+    events = adapter.receive(client.send())
+    assert len(events) == 1 and isinstance(events[0], RequestReceived)
+    request = events[0].request
+    assert (request.method, request.target, request.version) == (b"GET", b"/a.txt", "2.0")
+    assert request.headers[b"host"] == b"example"  # from :authority (RFC 9113 §8.3.1)
+    plan = ResponsePlan(200, [(b"content-type", b"text/plain"), (b"content-length", b"2")], b"hi")
+    adapter.respond(stream_id, plan, False, b"Tue, 24 Nov 2026 00:00:00 GMT")
+    assert adapter.window(stream_id) == 16384  # min(65535 window, max frame 16384)
+    adapter.send(stream_id, b"hi", True)
+    headers, body = _responses(client.receive(adapter.output()))[stream_id]
+    assert headers == {
+        b":status": b"200",
+        b"server": b"lanthorn",
+        b"content-type": b"text/plain",
+        b"content-length": b"2",
+        b"date": b"Tue, 24 Nov 2026 00:00:00 GMT",
+    }
+    assert body == b"hi"
+
+
+def test_repeated_fields_are_joined_cookies_with_semicolons() -> None:
+    adapter, client = _open()
+    stream_id = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(
+        stream_id,
+        [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"h"), (b":path", b"/"),
+         (b"cookie", b"a=1"), (b"cookie", b"b=2"), (b"accept", b"x"), (b"accept", b"y")],
+        end_stream=True,
+    )  # fmt: skip
+    (event,) = adapter.receive(client.send())
+    assert isinstance(event, RequestReceived)
+    assert event.request.headers[b"cookie"] == b"a=1; b=2"  # RFC 9113 §8.2.3
+    assert event.request.headers[b"accept"] == b"x, y"
+
+
+def test_request_ends_with_its_stream() -> None:
+    """A request with a body is answered when its stream ends, not at its head."""
+    adapter, client = _open()
+    stream_id = client.request(method=b"POST", end=False)
+    assert adapter.receive(client.send()) == []
+    assert adapter.in_message
+    client.conn.send_data(stream_id, b"x" * 10, end_stream=True)
+    (event,) = adapter.receive(client.send())
+    assert isinstance(event, RequestReceived) and event.stream_id == stream_id
+    assert not adapter.in_message
+
+
+@pytest.mark.parametrize(("kind", "status"), [("body", 413), ("fields", 431), ("path", 414)])
+def test_limits_fail_the_stream_not_the_connection(kind: str, status: int) -> None:
+    adapter, client = _open()
+    if kind == "body":
+        stream_id = client.request(method=b"POST", end=False)
+        client.conn.send_data(stream_id, b"x" * 1001)
+    elif kind == "fields":
+        stream_id = client.request(extra=11)
+    else:
+        stream_id = client.request(path=b"/" + b"a" * 100)
+    events = adapter.receive(client.send())
+    assert [(type(e), e.stream_id) for e in events] == [(StreamFailed, stream_id)]  # type: ignore[union-attr]
+    assert isinstance(events[0], StreamFailed) and events[0].error.status == status
+    if kind == "body":  # what follows on the failed stream is discarded, not an event
+        client.conn.send_data(stream_id, b"x" * 10, end_stream=True)
+        assert adapter.receive(client.send()) == []
+    next_id = client.request()
+    assert [type(e) for e in adapter.receive(client.send())] == [RequestReceived]
+    assert next_id > stream_id
+
+
+def test_client_reset_is_an_event_and_closes_the_window() -> None:
+    adapter, client = _open()
+    stream_id = client.request()
+    adapter.receive(client.send())
+    client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    events = adapter.receive(client.send())
+    assert [type(e) for e in events] == [StreamReset]
+    assert adapter.window(stream_id) == -1
+
+
+def test_rapid_reset_ends_the_connection() -> None:
+    """CVE-2023-44487: more resets than finished streams, beyond the allowance."""
+    adapter, client = _open()
+    events = []
+    for _ in range(102):
+        stream_id = client.request(end=False)
+        client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        events += adapter.receive(client.send())
+    assert isinstance(events[-1], ProtocolFailed)
+    goaway = [
+        e for e in client.receive(adapter.output()) if isinstance(e, h2.events.ConnectionTerminated)
+    ]
+    assert goaway[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_garbage_is_a_connection_error_with_goaway() -> None:
+    adapter, client = _open()
+    events = adapter.receive(b"\x00\x00\x04\x00\x00\x00\x00\x00\x00junk")  # DATA on stream 0
+    assert [type(e) for e in events] == [ProtocolFailed]
+    terminated = [
+        e for e in client.receive(adapter.output()) if isinstance(e, h2.events.ConnectionTerminated)
+    ]
+    assert terminated[0].error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+def test_streams_after_goaway_are_refused() -> None:
+    adapter, client = _open()
+    first = client.request()
+    adapter.receive(client.send())
+    goaway = adapter.goaway()
+    client.receive(adapter.output() + goaway)
+    # A client that sends a new stream anyway (raced the GOAWAY) gets REFUSED_STREAM.
+    late = Client()
+    late.conn = client.conn
+    late.conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN  # ignore our GOAWAY
+    later = late.request()
+    assert adapter.receive(late.send()) == []
+    resets = [e for e in client.receive(adapter.output()) if isinstance(e, h2.events.StreamReset)]
+    assert [(e.stream_id, e.error_code) for e in resets] == [
+        (later, h2.errors.ErrorCodes.REFUSED_STREAM)
+    ]
+    assert later > first
+
+
+# --- the stream driver -------------------------------------------------------------------
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    (tmp_path / "big.bin").write_bytes(bytes(range(256)) * 1000)
+    config = Config(
+        server=ServerConfig(access_log="off"),
+        site=SiteConfig(root=str(tmp_path), small_file_bytes=1024),
+        limits=Limits(header_timeout_s=10, keepalive_timeout_s=20, send_timeout_s=30),
+    )
+    service = Service(config)
+    yield service
+    service.close()
+
+
+def wire(actions: list[Action]) -> bytes:
+    return b"".join(a for a in actions if isinstance(a, bytes))
+
+
+def _connect(service: Service, client: Client) -> Connection:
+    conn = Connection(service, "peer", now=0.0)
+    data = client.send()
+    assert data.startswith(PREFACE)
+    # The preface may arrive in pieces; the connection waits until it can tell.
+    assert conn.feed(data[:5], now=0.0) == []
+    out = conn.feed(data[5:], now=0.0)
+    client.receive(wire(out))
+    conn.drained(0.0)
+    return conn
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_driver_answers_streams_and_goes_idle(service: Service) -> None:
+    client = Client()
+    conn = _connect(service, client)
+    ids = [client.request(), client.request(b"/missing"), client.request(method=b"HEAD")]
+    out = conn.feed(client.send(), now=1.0)
+    assert conn.deadline == 31.0  # writing: send timeout
+    replies = _responses(client.receive(wire(out)))
+    assert replies[ids[0]][0][b":status"] == b"200" and replies[ids[0]][1] == b"hello"
+    assert replies[ids[1]][0][b":status"] == b"404"
+    assert replies[ids[2]][0][b"content-length"] == b"5" and replies[ids[2]][1] == b""
+    assert conn.drained(now=2.0) == []
+    assert conn.idle and conn.deadline == 22.0  # keep-alive timeout
+    out = conn.expired(now=22.0)
+    assert out[-1] is CLOSE
+    terminated = [
+        e for e in client.receive(wire(out)) if isinstance(e, h2.events.ConnectionTerminated)
+    ]
+    assert terminated[0].error_code == h2.errors.ErrorCodes.NO_ERROR
+
+
+def test_driver_respects_windows_and_bounds_open_files(service: Service) -> None:
+    """Stream windows of 0: headers go out, no DATA; at most 16 files are held however
+    many streams wait; opening the windows lets everything finish."""
+    client = Client({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    conn = _connect(service, client)
+    before = _open_fds()
+    ids = [client.request(b"/big.bin") for _ in range(30)]
+    out = conn.feed(client.send(), now=1.0)
+    events = client.receive(wire(out))
+    assert not any(isinstance(e, h2.events.DataReceived) for e in events)
+    assert _open_fds() - before == 16
+    assert conn.drained(now=2.0) == []
+    assert conn.deadline == 31.0  # blocked on the client's window: the send clock runs on
+    bodies: dict[int, bytes] = {}
+    client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+    client.conn.increment_flow_control_window(1 << 24)
+    actions = conn.feed(client.send(), now=3.0)
+    now = 3.0
+    while actions:
+        for event in client.receive(wire(actions)):
+            if isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+                client.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        now += 0.01
+        actions = conn.drained(now)
+        pending = client.send()  # acknowledgements: WINDOW_UPDATE frames
+        if pending:
+            actions += conn.feed(pending, now)
+    assert all(bodies[i] == bytes(range(256)) * 1000 for i in ids)
+    assert _open_fds() == before and conn.idle
+
+
+def test_driver_releases_files_of_reset_streams(service: Service) -> None:
+    client = Client({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    conn = _connect(service, client)
+    before = _open_fds()
+    ids = [client.request(b"/big.bin") for _ in range(5)]
+    client.receive(wire(conn.feed(client.send(), now=1.0)))
+    assert _open_fds() - before == 5
+    assert conn.drained(now=1.5) == []
+    for stream_id in ids:
+        client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    assert conn.feed(client.send(), now=2.0) == []
+    assert _open_fds() == before and conn.idle
+
+
+def test_driver_graceful_shutdown(service: Service) -> None:
+    client = Client({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    conn = _connect(service, client)
+    stream_id = client.request(b"/big.bin")
+    client.receive(wire(conn.feed(client.send(), now=1.0)))
+    service.drain(now=2.0)
+    out = conn.shutdown()
+    assert CLOSE not in out  # a stream is in flight
+    terminated = [
+        e for e in client.receive(wire(out)) if isinstance(e, h2.events.ConnectionTerminated)
+    ]
+    assert terminated[0].error_code == h2.errors.ErrorCodes.NO_ERROR
+    assert terminated[0].last_stream_id == stream_id
+    assert conn.feed(b"", now=3.0) == [CLOSE]  # the client went away: files released
+
+
+def test_h2c_off_leaves_the_preface_to_http1(tmp_path: Path) -> None:
+    config = Config(
+        server=ServerConfig(access_log="off", h2c=False), site=SiteConfig(root=str(tmp_path))
+    )
+    conn = Connection(Service(config), "peer", now=0.0)
+    out = conn.feed(PREFACE, now=0.0)
+    assert wire(out).startswith(b"HTTP/1.1 505 ")
