@@ -128,3 +128,27 @@ def test_ctrl_c_reports_what_finished(tmp_path: Path) -> None:
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert 1 <= len(runs) < 10  # stopped early, and what finished is reported
     assert "| small | 10 | lanthorn asyncio |" in out
+
+
+def test_h2load_tool(tmp_path: Path) -> None:
+    """HTTP/2 over cleartext: lanthorn and nginx (listening with http2) under h2load;
+    peers that speak no h2c are skipped with a message, never measured over HTTP/1."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--tool", "h2load",
+         "--models", "asyncio,events", "--files", "small", "--conns", "4", "--streams", "5",
+         "--peers", "nginx,http.server", "--out", str(tmp_path)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "peer http.server skipped: it does not speak h2c" in proc.stderr
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert document["plan"]["tool"] == "h2load"
+    runs = {run["target"]: run for run in document["runs"]}
+    assert set(runs) == {"lanthorn asyncio", "lanthorn events", "nginx"}
+    for run in runs.values():
+        result = run["result"]
+        assert result["errors"] == 0 and result["requests"] > 100
+        assert (
+            result["requests_per_s"] > 0 and result["latency_p99_s"] >= result["latency_p50_s"] > 0
+        )
+        assert "h2load -t1 -c4 -m5 -D1" in result["command"]

@@ -95,12 +95,13 @@ def fingerprint() -> dict[str, Any]:
             cpu = line.split(":", 1)[1].strip()
             break
     versions = {"python": sys.version.split()[0], "lanthorn": __version__}
-    for module in ("uvloop", "httptools"):
+    for module in ("uvloop", "httptools", "h2"):
         try:
             versions[module] = __import__(module).__version__
         except ImportError:
             versions[module] = "missing"
     versions["wrk"] = _command(["wrk", "-v"]) if shutil.which("wrk") else "missing"
+    versions["h2load"] = _command(["h2load", "--version"]) if shutil.which("h2load") else "missing"
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     versions["nginx"] = _command([nginx, "-v"]) if os.path.exists(nginx) else "missing"
     revision = _command(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"])
