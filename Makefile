@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEPS   := $(VENV)/.deps-stamp
-TOOLS  := wrk ab curl nginx h2load nghttp
-APT    := wrk apache2-utils curl nginx-light nghttp2-client
+TOOLS  := wrk ab curl nginx h2load nghttp openssl
+APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl
 
 .PHONY: run test check lint typecheck pytest system-tools bench clean
 

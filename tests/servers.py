@@ -44,6 +44,9 @@ class Server:
         assert isinstance(addresses, list)
         self.port: int = addresses[0]["port"]
         self.host = "127.0.0.1"
+        urls = self.info["urls"]
+        assert isinstance(urls, list)
+        self.scheme = str(urls[0]).split(":", 1)[0]  # https when serving TLS
 
     def _wait_ready(self) -> dict[str, object]:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -59,7 +62,7 @@ class Server:
         raise RuntimeError(f"server not ready in {START_TIMEOUT_S}s: {self.output()}")
 
     def url(self, path: str = "/") -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
 
     def output(self) -> str:
         if not self._log.closed:

@@ -24,8 +24,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "lanthorn.config",
         "lanthorn.clock",
         "lanthorn.logs",
+        "lanthorn.actions",
         "lanthorn.service",
         "lanthorn.streams",
+        "lanthorn.tls",
     ),
     "engines": ("lanthorn.engines", "lanthorn.driver", "lanthorn.config", "lanthorn.clock"),
 }
@@ -51,7 +53,7 @@ def _layer(path: Path) -> str | None:
     rel = path.relative_to(SRC)
     if rel.parts[0] in ("core", "protocol", "engines"):
         return rel.parts[0]
-    if rel.name in ("driver.py", "service.py", "streams.py"):
+    if rel.name in ("actions.py", "driver.py", "service.py", "streams.py", "tls.py"):
         return "driver"
     return None
 

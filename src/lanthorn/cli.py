@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
         help="refuse HTTP/2 over cleartext (prior knowledge)",
     )
     p.add_argument("--max-streams", type=int, help="concurrent HTTP/2 streams per connection")
+    p.add_argument(
+        "--tls-cert", metavar="PEM", help="certificate chain: serve HTTPS (h2, http/1.1)"
+    )
+    p.add_argument("--tls-key", metavar="PEM", help="private key, if not in the certificate file")
     site = p.add_argument_group("site")
     site.add_argument("--index", help="index file name (default index.html)")
     site.add_argument("--charset", help="add '; charset=CHARSET' to text/* types")
@@ -123,6 +127,8 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "log_level": ("server", "log_level"),
     "ready_file": ("server", "ready_file"),
     "h2c": ("server", "h2c"),
+    "tls_cert": ("server", "tls_cert"),
+    "tls_key": ("server", "tls_key"),
     "max_streams": ("limits", "max_streams"),
     "max_connections": ("limits", "max_connections"),
     "header_timeout": ("limits", "header_timeout_s"),

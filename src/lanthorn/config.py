@@ -124,7 +124,9 @@ class ServerConfig:
     access_log: str = "-"  # "-" stdout, "off", or a file path
     log_level: str = "info"
     ready_file: str | None = None
-    h2c: bool = True  # HTTP/2 over cleartext TCP for clients with prior knowledge
+    h2c: bool = True  # HTTP/2 for clients with prior knowledge; with TLS, ALPN offers h2
+    tls_cert: str | None = None  # PEM certificate chain: serve HTTPS instead of HTTP
+    tls_key: str | None = None  # PEM private key, when not in the certificate file
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -134,6 +136,8 @@ class ServerConfig:
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log level {self.log_level!r} is not one of {LOG_LEVELS}")
         _require_positive(self, "workers", "threads")
+        if self.tls_key and not self.tls_cert:
+            raise ConfigError("tls_key needs tls_cert")
 
 
 @dataclass(frozen=True)

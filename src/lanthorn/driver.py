@@ -15,22 +15,23 @@ from __future__ import annotations
 
 from collections import deque
 
+from lanthorn.actions import (
+    BATCH_BYTES,
+    CLOSE,
+    LINGER_BYTES,
+    LINGER_S,
+    Action,
+    Connection,
+    discard,
+)
 from lanthorn.clock import wall
 from lanthorn.core.response import Body, FileBody
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
 from lanthorn.protocol.http1 import Http1
 from lanthorn.protocol.http2 import PREFACE
-from lanthorn.service import (
-    BATCH_BYTES,
-    CLOSE,
-    LINGER_BYTES,
-    LINGER_S,
-    NO_BODY_STATUSES,
-    Action,
-    Service,
-    discard,
-)
+from lanthorn.service import NO_BODY_STATUSES, Service
 from lanthorn.streams import Streams
+from lanthorn.tls import TlsSession
 
 __all__ = [
     "CLOSE",
@@ -39,7 +40,9 @@ __all__ = [
     "Action",
     "Connection",
     "FileBody",
+    "HttpConnection",
     "Service",
+    "connect",
     "discard",
 ]
 # One HTTP/1 batch holds at most this many open file bodies (and about BATCH_BYTES of
@@ -48,7 +51,15 @@ __all__ = [
 _BATCH_FILES = 4
 
 
-class Connection:
+def connect(service: Service, peer: str, now: float) -> Connection:
+    """The driver for a newly accepted connection: HTTP, inside TLS when serving HTTPS."""
+    conn = HttpConnection(service, peer, now)
+    if service.tls is None:
+        return conn
+    return TlsSession(conn, service.tls, now + service.limits.header_timeout_s)
+
+
+class HttpConnection:
     __slots__ = (
         "_adapter",
         "_closing",

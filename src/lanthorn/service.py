@@ -1,49 +1,22 @@
 """What every connection driver of one worker shares, whatever the protocol: the site,
-limits, clocks, access log and drain state; the actions drivers hand to engines; and the
-batch bounds that keep one connection's memory and open files small.
-"""
+limits, clocks, access log, TLS context and drain state."""
 
 from __future__ import annotations
 
 import logging
 import math
+import ssl
 
 from lanthorn.clock import DateCache
 from lanthorn.config import Config
 from lanthorn.core.request import Request
 from lanthorn.core.respond import Site
-from lanthorn.core.response import FileBody, ResponsePlan
+from lanthorn.core.response import ResponsePlan
 from lanthorn.logs import AccessLog
-
-
-class _Close:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "CLOSE"
-
-
-CLOSE = _Close()
-Action = bytes | FileBody | _Close
+from lanthorn.tls import context as tls_context
 
 log_error = logging.getLogger("lanthorn")
-# One batch (what an engine writes before it reads again) holds about this many bytes of
-# bodies: the bound on what a client that does not read can make a connection hold.
-BATCH_BYTES = 256 * 1024
-# After the server decides to close, it shuts its sending side and discards what the
-# client still sends for at most this long / this much (RFC 9112 §9.6, nginx's
-# lingering_close): closing with unread input would make the kernel reset the connection
-# and destroy the response the client has not read yet.
-LINGER_S = 2.0
-LINGER_BYTES = 1024 * 1024
 NO_BODY_STATUSES = frozenset((204, 304))  # RFC 9110 §6.4.1
-
-
-def discard(actions: list[Action]) -> None:
-    """Release what an aborted connection will never send."""
-    for action in actions:
-        if isinstance(action, FileBody):
-            action.close()
 
 
 class Service:
@@ -53,11 +26,21 @@ class Service:
         self.config = config
         self.limits = config.limits
         self.h2c = config.server.h2c
+        self.tls = Service.tls_context(config)
         self.site = Site(config.site)
         self.access_log = AccessLog.open(config.server.access_log)
         self.dates = DateCache()
         self.draining = False  # set on graceful shutdown: answer, then close
         self.stop_at = math.inf  # monotonic time when draining connections are cut
+
+    @staticmethod
+    def tls_context(config: Config) -> ssl.SSLContext | None:
+        """The TLS context when serving HTTPS; ConfigError if the certificate is unusable
+        (the launcher calls this before forking workers, to fail at start-up)."""
+        server = config.server
+        if server.tls_cert is None:
+            return None
+        return tls_context(server.tls_cert, server.tls_key, server.h2c)
 
     def drain(self, now: float) -> None:
         """Graceful shutdown begins: finish what is in flight within the grace period."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections import deque
 
+from lanthorn.actions import BATCH_BYTES, CLOSE, Action
 from lanthorn.clock import wall
 from lanthorn.core.request import Request
 from lanthorn.core.response import Chunk, FileBody, ResponsePlan
@@ -25,7 +26,7 @@ from lanthorn.protocol.events import (
     StreamReset,
 )
 from lanthorn.protocol.http2 import Http2
-from lanthorn.service import BATCH_BYTES, CLOSE, NO_BODY_STATUSES, Action, Service, log_error
+from lanthorn.service import NO_BODY_STATUSES, Service, log_error
 
 _OPEN_FILES = 16
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
-from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, discard
+from lanthorn.driver import CLOSE, Action, FileBody, HttpConnection, Service, discard
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ GET = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 def test_request_response_and_deadlines(service: Service) -> None:
-    conn = Connection(service, "peer", now=0.0)
+    conn = HttpConnection(service, "peer", now=0.0)
     assert conn.deadline == 10.0  # first request within the header timeout
     out = conn.feed(GET, now=1.0)
     assert wire(out).startswith(b"HTTP/1.1 200 OK\r\n") and wire(out).endswith(b"hello")
@@ -41,7 +41,7 @@ def test_request_response_and_deadlines(service: Service) -> None:
 
 
 def test_partial_head_times_out_with_408(service: Service) -> None:
-    conn = Connection(service, "peer", now=0.0)
+    conn = HttpConnection(service, "peer", now=0.0)
     conn.drained(0.0)
     assert conn.feed(b"GET / HTTP/1.1\r\n", now=1.0) == []
     assert conn.deadline == 11.0  # counted from the start of the head
@@ -53,14 +53,14 @@ def test_partial_head_times_out_with_408(service: Service) -> None:
 
 
 def test_blank_lines_do_not_extend_idle(service: Service) -> None:
-    conn = Connection(service, "peer", now=0.0)
+    conn = HttpConnection(service, "peer", now=0.0)
     conn.feed(b"\r\n", now=5.0)
     assert conn.deadline == 10.0
     assert conn.expired(now=10.0) == [CLOSE]  # idle: closed without a response
 
 
 def test_stuck_writer_is_closed_and_progress_extends(service: Service) -> None:
-    conn = Connection(service, "peer", now=0.0)
+    conn = HttpConnection(service, "peer", now=0.0)
     conn.feed(GET, now=0.0)
     conn.progressed(now=20.0)
     assert conn.deadline == 50.0
@@ -69,7 +69,7 @@ def test_stuck_writer_is_closed_and_progress_extends(service: Service) -> None:
 
 def test_pipelined_batches_are_bounded(service: Service) -> None:
     """A client pipelining without reading gets bounded batches; the rest waits."""
-    conn = Connection(service, "peer", now=0.0)
+    conn = HttpConnection(service, "peer", now=0.0)
     out = conn.feed(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n" * 10, now=0.0)
     files = [a for a in out if isinstance(a, FileBody)]
     assert len(files) == 4
@@ -82,7 +82,7 @@ def test_pipelined_batches_are_bounded(service: Service) -> None:
 
 
 def test_protocol_error_answers_in_order_then_closes(service: Service) -> None:
-    conn = Connection(service, "peer", now=0.0)
+    conn = HttpConnection(service, "peer", now=0.0)
     out = conn.feed(GET + b"BAD\r\n\r\n", now=0.0)
     data = wire(out)
     assert data.count(b"HTTP/1.1 ") == 2
@@ -92,22 +92,22 @@ def test_protocol_error_answers_in_order_then_closes(service: Service) -> None:
 
 
 def test_head_closes_file_body(service: Service) -> None:
-    conn = Connection(service, "peer", now=0.0)
+    conn = HttpConnection(service, "peer", now=0.0)
     out = conn.feed(b"HEAD /big.bin HTTP/1.1\r\nHost: x\r\n\r\n", now=0.0)
     assert len(out) == 1 and b"Content-Length: 100000" in wire(out)
 
 
 def test_draining_closes_after_current_response(service: Service) -> None:
-    conn = Connection(service, "peer", now=0.0)
+    conn = HttpConnection(service, "peer", now=0.0)
     assert conn.shutdown() == [CLOSE]  # idle: at once
-    busy = Connection(service, "peer", now=0.0)
+    busy = HttpConnection(service, "peer", now=0.0)
     service.drain(now=0.0)
     out = busy.feed(GET, now=0.0)
     assert b"Connection: close" in wire(out) and out[-1] is CLOSE
 
 
 def test_peer_eof(service: Service) -> None:
-    assert Connection(service, "p", 0.0).feed(b"", 0.0) == [CLOSE]
+    assert HttpConnection(service, "p", 0.0).feed(b"", 0.0) == [CLOSE]
 
 
 def test_a_bug_in_the_core_is_a_500_not_a_crash(service: Service) -> None:
@@ -115,5 +115,5 @@ def test_a_bug_in_the_core_is_a_500_not_a_crash(service: Service) -> None:
         raise RuntimeError("boom")
 
     service.site.respond = broken  # type: ignore[assignment,method-assign]
-    out = Connection(service, "p", 0.0).feed(GET, 0.0)
+    out = HttpConnection(service, "p", 0.0).feed(GET, 0.0)
     assert wire(out).startswith(b"HTTP/1.1 500 ")

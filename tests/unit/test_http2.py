@@ -17,7 +17,7 @@ import pytest
 
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.core.response import ResponsePlan
-from lanthorn.driver import CLOSE, Action, Connection, Service
+from lanthorn.driver import CLOSE, Action, HttpConnection, Service
 from lanthorn.protocol import fieldblocks
 from lanthorn.protocol.events import ProtocolFailed, RequestReceived, StreamFailed, StreamReset
 from lanthorn.protocol.http2 import PREFACE, Http2
@@ -240,8 +240,8 @@ def wire(actions: list[Action]) -> bytes:
     return b"".join(a for a in actions if isinstance(a, bytes))
 
 
-def _connect(service: Service, client: Client) -> Connection:
-    conn = Connection(service, "peer", now=0.0)
+def _connect(service: Service, client: Client) -> HttpConnection:
+    conn = HttpConnection(service, "peer", now=0.0)
     data = client.send()
     assert data.startswith(PREFACE)
     # The preface may arrive in pieces; the connection waits until it can tell.
@@ -342,6 +342,6 @@ def test_h2c_off_leaves_the_preface_to_http1(tmp_path: Path) -> None:
     config = Config(
         server=ServerConfig(access_log="off", h2c=False), site=SiteConfig(root=str(tmp_path))
     )
-    conn = Connection(Service(config), "peer", now=0.0)
+    conn = HttpConnection(Service(config), "peer", now=0.0)
     out = conn.feed(PREFACE, now=0.0)
     assert wire(out).startswith(b"HTTP/1.1 505 ")

@@ -28,6 +28,7 @@ from lanthorn.driver import (
     Connection,
     FileBody,
     Service,
+    connect,
     discard,
 )
 from lanthorn.engines.listeners import OUT_OF_RESOURCES, peer_host, tune
@@ -68,7 +69,7 @@ class _Protocol(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
         self._transport = transport
         transport.set_write_buffer_limits(high=0, low=0)  # exact "buffer empty" signal
-        self._conn = Connection(
+        self._conn = connect(
             self._server.service, peer_host(transport.get_extra_info("peername")), monotonic()
         )
         self._server.connections.add(self)

@@ -19,6 +19,7 @@ from lanthorn.driver import (
     Connection,
     FileBody,
     Service,
+    connect,
     discard,
 )
 from lanthorn.engines.listeners import peer_host, tune
@@ -84,7 +85,7 @@ class Outcome(enum.Enum):
 
 def start(sock: socket.socket, address: object, service: Service) -> Connection:
     tune(sock)
-    return Connection(service, peer_host(address), monotonic())
+    return connect(service, peer_host(address), monotonic())
 
 
 def serve(

@@ -24,6 +24,7 @@ from lanthorn.driver import (
     Connection,
     FileBody,
     Service,
+    connect,
     discard,
 )
 from lanthorn.engines.listeners import peer_host, tune
@@ -78,7 +79,7 @@ class _Reactor:
                 return
             sock.setblocking(False)
             tune(sock)
-            peer = _Peer(sock, Connection(self.service, peer_host(address), monotonic()))
+            peer = _Peer(sock, connect(self.service, peer_host(address), monotonic()))
             self.peers[sock.fileno()] = peer
             self.selector.register(sock, selectors.EVENT_READ, peer)
         self.set_accepting(False)  # at the cap: the kernel's backlog holds the rest

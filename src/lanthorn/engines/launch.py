@@ -27,20 +27,21 @@ def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT and a graceful drain."""
     server = config.server
     run = engine(server.model)
+    scheme = "http" if Service.tls_context(config) is None else "https"  # fails early
 
     def announce(addresses: list[tuple[str, int]]) -> None:
         for host, port in addresses:
             log.info(
                 "serving %s at %s (model %s, %d worker%s)",
                 config.site.root,
-                listening.url(host, port),
+                listening.url(host, port, scheme),
                 server.model,
                 server.workers,
                 "" if server.workers == 1 else "s",
             )
         if server.ready_file:
             listening.write_ready_file(
-                server.ready_file, addresses, model=server.model, workers=server.workers
+                server.ready_file, addresses, scheme, model=server.model, workers=server.workers
             )
 
     try:

@@ -61,16 +61,16 @@ def addresses(sockets: list[socket.socket]) -> list[tuple[str, int]]:
     return [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in sockets]
 
 
-def url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+def url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}/" if ":" in host else f"{scheme}://{host}:{port}/"
 
 
-def write_ready_file(path: str, bound: list[tuple[str, int]], **extra: object) -> None:
+def write_ready_file(path: str, bound: list[tuple[str, int]], scheme: str, **extra: object) -> None:
     """Atomically write JSON describing where the server accepts connections."""
     document = {
         "pid": os.getpid(),
         "addresses": [{"host": h, "port": p} for h, p in bound],
-        "urls": [url(h, p) for h, p in bound],
+        "urls": [url(h, p, scheme) for h, p in bound],
         **extra,
     }
     tmp = f"{path}.tmp{os.getpid()}"

@@ -1,0 +1,58 @@
+"""What connection drivers hand to engines (bytes, file slices, CLOSE), the contract an
+engine drives them by, and the bounds that keep one connection's memory small."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lanthorn.core.response import FileBody
+
+
+class _Close:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CLOSE"
+
+
+CLOSE = _Close()
+Action = bytes | FileBody | _Close
+
+# One batch (what an engine writes before it reads again) holds about this many bytes of
+# bodies: the bound on what a client that does not read can make a connection hold.
+BATCH_BYTES = 256 * 1024
+# After the server decides to close, it shuts its sending side and discards what the
+# client still sends for at most this long / this much (RFC 9112 §9.6, nginx's
+# lingering_close): closing with unread input would make the kernel reset the connection
+# and destroy the response the client has not read yet.
+LINGER_S = 2.0
+LINGER_BYTES = 1024 * 1024
+
+
+class Connection(Protocol):
+    """What engines drive, one per accepted socket: bytes in, actions out.
+
+    An engine feeds it bytes and carries out what it answers, in order: `bytes` — write
+    them; `FileBody` — send that file slice, then close it; `CLOSE` — close once all
+    before it is written. After a batch is carried out completely it calls `drained`;
+    when `now` passes `deadline`, `expired`. It never feeds while a batch is in flight.
+    """
+
+    deadline: float
+
+    @property
+    def peer(self) -> str: ...
+    @property
+    def idle(self) -> bool: ...
+    def feed(self, data: bytes, now: float) -> list[Action]: ...
+    def drained(self, now: float) -> list[Action]: ...
+    def progressed(self, now: float) -> None: ...
+    def expired(self, now: float) -> list[Action]: ...
+    def shutdown(self) -> list[Action]: ...
+
+
+def discard(actions: list[Action]) -> None:
+    """Release what an aborted connection will never send."""
+    for action in actions:
+        if isinstance(action, FileBody):
+            action.close()

@@ -1,0 +1,193 @@
+"""TLS as a layer of the connection driver, sans-IO (ssl.MemoryBIO + SSLObject).
+
+A `TlsSession` wraps the HTTP connection driver and speaks the same contract to every
+engine: ciphertext in through `feed`, ciphertext (and CLOSE) out. So every concurrency
+model serves HTTPS with no TLS code of its own, and ALPN (RFC 7301) picks HTTP/2 or
+HTTP/1.1 before the first request byte: the inner driver then sees the HTTP/2 preface
+or an HTTP/1 request, as over cleartext.
+
+Bodies cannot go out by sendfile(2) through TLS: a `FileBody` the inner driver asks for
+is read with pread and encrypted in pieces of at most BATCH_BYTES per batch, so a large
+download holds no more memory than over cleartext.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import ssl
+from collections import deque
+
+from lanthorn.actions import BATCH_BYTES, CLOSE, Action, Connection, discard
+from lanthorn.core.response import FileBody
+from lanthorn.errors import ConfigError
+
+log_error = logging.getLogger("lanthorn")
+_READ_BYTES = 65536
+_PLAIN_HTTP = re.compile(rb"[A-Z]{3,10} /")  # a request line where a ClientHello should be
+_PLAIN_TEXT = b"This port speaks HTTPS only.\n"
+_PLAIN_HTTP_ANSWER = (
+    b"HTTP/1.1 400 Bad Request\r\nServer: lanthorn\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_PLAIN_TEXT), _PLAIN_TEXT)
+)
+ALPN = ["h2", "http/1.1"]  # RFC 9113 §3.2: "h2" is HTTP/2 over TLS
+
+
+def context(cert: str, key: str | None, h2: bool) -> ssl.SSLContext:
+    """The server's TLS context; ConfigError when the certificate or key cannot be used."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 9113 §9.2
+    ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION  # RFC 9113 §9.2.1
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot use TLS certificate {cert!r}: {exc}") from exc
+    ctx.set_alpn_protocols(ALPN if h2 else ALPN[1:])
+    return ctx
+
+
+class TlsSession:
+    __slots__ = ("_in", "_inner", "_out", "_pending", "_pos", "_ready", "_tls", "deadline")
+
+    def __init__(self, inner: Connection, tls: ssl.SSLContext, handshake_by: float) -> None:
+        self._inner = inner
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self._tls = tls.wrap_bio(self._in, self._out, server_side=True)
+        self._ready = False  # handshake complete
+        # What the inner driver asked for and we have not encrypted yet; `_pos` is how
+        # far into a FileBody at its head we are.
+        self._pending: deque[Action] = deque()
+        self._pos = 0
+        self.deadline = handshake_by
+
+    @property
+    def peer(self) -> str:
+        return self._inner.peer
+
+    @property
+    def idle(self) -> bool:
+        return self._ready and not self._pending and self._inner.idle
+
+    @property
+    def alpn(self) -> str | None:
+        return self._tls.selected_alpn_protocol()
+
+    def feed(self, data: bytes, now: float) -> list[Action]:
+        if not data:
+            return self._seal(self._inner.feed(b"", now))
+        self._in.write(data)
+        if not self._ready:
+            try:
+                self._tls.do_handshake()
+            except ssl.SSLWantReadError:
+                return self._flush()
+            except (ssl.SSLError, OSError) as exc:
+                log_error.debug("TLS handshake with %s failed: %s", self.peer, exc)
+                if _PLAIN_HTTP.match(data):  # nginx's "plain HTTP request sent to HTTPS port"
+                    return [_PLAIN_HTTP_ANSWER, CLOSE]
+                return [*self._flush(), CLOSE]  # the alert, if OpenSSL wrote one
+            self._ready = True
+            self.deadline = self._inner.deadline
+        plain, closed = self._read()
+        actions = self._inner.feed(plain, now) if plain else []
+        if closed:  # close_notify: the client is done sending
+            actions += self._inner.feed(b"", now)
+        return self._seal(actions)
+
+    def drained(self, now: float) -> list[Action]:
+        if self._pending:
+            return self._seal([])  # more of the inner driver's batch to encrypt
+        return self._seal(self._inner.drained(now))
+
+    def progressed(self, now: float) -> None:
+        self._inner.progressed(now)
+        if self._ready:
+            self.deadline = self._inner.deadline
+
+    def expired(self, now: float) -> list[Action]:
+        if now < self.deadline:
+            return []
+        if not self._ready:
+            return [CLOSE]
+        return self._seal(self._inner.expired(now))
+
+    def shutdown(self) -> list[Action]:
+        if not self._ready:
+            return [CLOSE]
+        return self._seal(self._inner.shutdown())
+
+    # ---------------------------------------------------------------------------------------
+
+    def _read(self) -> tuple[bytes, bool]:
+        """Decrypt what has arrived: (plaintext, whether the client sent close_notify)."""
+        parts: list[bytes] = []
+        try:
+            while True:
+                chunk = self._tls.read(_READ_BYTES)
+                if not chunk:
+                    return b"".join(parts), True
+                parts.append(chunk)
+        except ssl.SSLWantReadError:
+            return b"".join(parts), False
+        except ssl.SSLZeroReturnError:
+            return b"".join(parts), True
+        except ssl.SSLError as exc:  # a forged or broken record: nothing more can be read
+            log_error.debug("TLS from %s broken: %s", self.peer, exc)
+            return b"".join(parts), True
+
+    def _seal(self, actions: list[Action]) -> list[Action]:
+        """Encrypt the inner driver's actions, at most about BATCH_BYTES of them per call;
+        the rest wait for `drained`. CLOSE is preceded by close_notify."""
+        pending = self._pending
+        pending.extend(actions)
+        budget = BATCH_BYTES
+        if self._ready:
+            self.deadline = self._inner.deadline
+        while pending and budget > 0:
+            action = pending[0]
+            if type(action) is bytes:
+                self._write(action)
+                budget -= len(action)
+                pending.popleft()
+            elif isinstance(action, FileBody):
+                budget -= self._write_file(action, budget)
+            else:  # CLOSE
+                discard(list(pending)[1:])
+                pending.clear()
+                with contextlib.suppress(ssl.SSLError, OSError):
+                    # close_notify (RFC 8446 §6.1); the client's is not waited for.
+                    self._tls.unwrap()
+                return [*self._flush(), CLOSE]
+        return self._flush()
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._tls.write(data)
+        except (ssl.SSLError, OSError) as exc:
+            log_error.debug("TLS to %s failed: %s", self.peer, exc)
+
+    def _write_file(self, body: FileBody, budget: int) -> int:
+        """Encrypt up to `budget` bytes of a file body; pops it when done. A file that
+        shrank underneath us ends the connection (the framing promised more)."""
+        want = min(budget, body.count - self._pos)
+        data = os.pread(body.fileno(), want, body.offset + self._pos)
+        if len(data) < want:
+            body.close()
+            self._pending.popleft()
+            self._pos = 0
+            self._pending.appendleft(CLOSE)
+            return 0
+        self._write(data)
+        self._pos += want
+        if self._pos >= body.count:
+            body.close()
+            self._pending.popleft()
+            self._pos = 0
+        return want
+
+    def _flush(self) -> list[Action]:
+        out = self._out.read()
+        return [out] if out else []

@@ -1,0 +1,181 @@
+"""HTTPS on every model: ALPN picks HTTP/2 or HTTP/1.1, real clients (curl, httpx,
+requests, h2load, openssl) verify a certificate chain, and broken or hostile TLS input
+costs only its own connection."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+
+from tests import certs
+from tests.conftest import INDEX, LARGE_SIZE, MODELS, STYLES
+from tests.servers import Server
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    return certs.make(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def tls_server(
+    request: pytest.FixtureRequest, site: Path, scratch: Path, pki: tuple[Path, Path, Path]
+) -> Iterator[Server]:
+    model, workers = request.param
+    _, cert, key = pki
+    with Server(
+        site, "--model", model, "--workers", str(workers), "--access-log", "off",
+        "--tls-cert", str(cert), "--tls-key", str(key), tmp=scratch,
+    ) as srv:  # fmt: skip
+        yield srv
+    assert "Traceback" not in srv.output(), srv.output()
+
+
+def _curl(server: Server, ca: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["curl", "-sS", "--cacert", str(ca), *args], capture_output=True, check=True, timeout=60
+    )
+
+
+def test_ready_file_says_https(tls_server: Server) -> None:
+    assert tls_server.scheme == "https"
+
+
+@pytest.mark.parametrize(("flag", "version"), [("--http2", "2"), ("--http1.1", "1.1")])
+def test_curl_negotiates_by_alpn(
+    tls_server: Server, pki: tuple[Path, Path, Path], site: Path, flag: str, version: str
+) -> None:
+    ca = pki[0]
+    head = _curl(tls_server, ca, flag, "-o", "/dev/null", "-w", "%{http_version}",
+                 tls_server.url("/"))  # fmt: skip
+    assert head.stdout.decode() == version
+    whole = _curl(tls_server, ca, flag, tls_server.url("/large.bin")).stdout
+    assert len(whole) == LARGE_SIZE
+    assert (
+        hashlib.sha256(whole).digest() == hashlib.sha256((site / "large.bin").read_bytes()).digest()
+    )
+    part = _curl(tls_server, ca, flag, "-r", "100-199,1000-1009", tls_server.url("/large.bin"))
+    assert part.stdout.count(b"Content-Range: bytes") == 2
+
+
+def test_httpx_http2_and_requests_http1(tls_server: Server, pki: tuple[Path, Path, Path]) -> None:
+    context = ssl.create_default_context(cafile=str(pki[0]))
+    with httpx.Client(http2=True, verify=context, timeout=10) as client:
+        response = client.get(tls_server.url("/"))
+        assert (response.http_version, response.status_code) == ("HTTP/2", 200)
+        assert response.content == INDEX
+        styles = client.get(tls_server.url("/styles.css"), headers={"Accept-Encoding": "br"})
+        assert styles.headers["content-encoding"] == "br" and styles.content == STYLES
+    plain = requests.get(tls_server.url("/index.html"), verify=str(pki[0]), timeout=10)
+    assert plain.status_code == 200 and plain.content == INDEX
+    assert plain.raw.version == 11
+
+
+def test_h2load_over_tls(tls_server: Server) -> None:
+    result = subprocess.run(
+        ["h2load", "-n", "1000", "-c", "4", "-m", "10", tls_server.url("/index.html")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Application protocol: h2" in result.stdout
+    assert "1000 succeeded, 0 failed, 0 errored, 0 timeout" in result.stdout
+
+
+def test_plain_http_to_the_https_port(tls_server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", tls_server.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert answer.endswith(b"This port speaks HTTPS only.\n")
+
+
+def test_garbage_handshake_costs_only_itself(
+    tls_server: Server, pki: tuple[Path, Path, Path]
+) -> None:
+    with socket.create_connection(("127.0.0.1", tls_server.port), timeout=10) as sock:
+        sock.sendall(b"\x16\x03\x01\x00\x05hello" + b"\x00" * 100)  # a broken ClientHello
+        while sock.recv(4096):
+            pass  # an alert, then the close
+    response = requests.get(tls_server.url("/notes.txt"), verify=str(pki[0]), timeout=10)
+    assert response.content == b"plain text\n"
+
+
+def test_abandoned_handshake_holds_nobody_else(
+    tls_server: Server, pki: tuple[Path, Path, Path]
+) -> None:
+    if tls_server.info["model"] == "single":
+        pytest.skip("single serves one connection at a time: a stalled handshake holds it "
+                    "until --header-timeout, as a stalled request head does")  # fmt: skip
+    with socket.create_connection(("127.0.0.1", tls_server.port), timeout=10) as half:
+        half.sendall(b"\x16\x03\x01")  # the start of a record, then silence
+        response = requests.get(tls_server.url("/notes.txt"), verify=str(pki[0]), timeout=10)
+        assert response.content == b"plain text\n"
+
+
+def test_handshake_must_finish_within_the_header_timeout(
+    site: Path, scratch: Path, pki: tuple[Path, Path, Path]
+) -> None:
+    _, cert, key = pki
+    args = ["--header-timeout", "1", "--access-log", "off", "--tls-cert", str(cert)]
+    with (
+        Server(site, *args, "--tls-key", str(key), tmp=scratch) as srv,
+        socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock,
+    ):
+        started = time.monotonic()
+        assert sock.recv(10) == b""
+        assert 0.9 < time.monotonic() - started < 5
+
+
+def test_unusable_certificate_is_a_clear_error(site: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.pem"
+    bogus.write_text("not a certificate")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanthorn", str(site), "--port", "0", "--tls-cert", str(bogus)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert f"cannot use TLS certificate {str(bogus)!r}" in proc.stderr
+
+
+def test_sigterm_finishes_a_tls_download(
+    site: Path, scratch: Path, pki: tuple[Path, Path, Path]
+) -> None:
+    ca, cert, key = pki
+    srv = Server(site, "--access-log", "off", "--tls-cert", str(cert), "--tls-key", str(key),
+                 tmp=scratch)  # fmt: skip
+    try:
+        command = ["curl", "-sS", "--cacert", str(ca), "--limit-rate", "2M", srv.url("/large.bin")]
+        with subprocess.Popen(command, stdout=subprocess.PIPE) as curl:
+            assert curl.stdout is not None
+            first = curl.stdout.read(1000)
+            srv.signal(signal.SIGTERM)
+            rest = curl.stdout.read()
+            assert curl.wait(30) == 0
+        assert len(first + rest) == LARGE_SIZE
+        assert srv.proc.wait(15) == 0
+    finally:
+        srv.stop()
+
+
+def test_openssl_sees_alpn_and_the_chain(tls_server: Server, pki: tuple[Path, Path, Path]) -> None:
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{tls_server.port}", "-alpn", "h2",
+         "-CAfile", str(pki[0]), "-verify_return_error"],
+        input=b"", capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    text = (result.stdout + result.stderr).decode(errors="replace")
+    assert "Verify return code: 0 (ok)" in text, text
+    assert "ALPN protocol: h2" in text, text
