@@ -18,12 +18,24 @@ def bench_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench")
     proc = subprocess.run(
         [sys.executable, "-m", "lanthorn", "bench", "--quick", "--models", "asyncio,threads",
-         "--files", "small", "--conns", "10", "--peers", "nginx", "--out", str(out)],
+         "--files", "small", "--conns", "10", "--peers", "nginx", "--idle-conns", "50",
+         "--out", str(out)],
         capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "| small | 10 | lanthorn asyncio |" in proc.stdout
     return out
+
+
+def test_idle_memory_per_connection(bench_out: Path) -> None:
+    idle = json.loads((bench_out / "results.json").read_text())["idle_memory"]
+    assert {m["target"] for m in idle} == {"lanthorn asyncio", "lanthorn threads", "nginx"}
+    for m in idle:
+        assert m["conns"] == 50 and m["still_open"] == 50  # all keep-alive, all held
+        assert m["rss_before_bytes"] > 1_000_000 and m["rss_after_bytes"] > 1_000_000
+        assert m["bytes_per_conn"] == (m["rss_after_bytes"] - m["rss_before_bytes"]) / 50
+    report = (bench_out / "report.md").read_text()
+    assert "| lanthorn threads | 50 | 50 |" in report
 
 
 def test_results_json_schema(bench_out: Path) -> None:

@@ -69,6 +69,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--streams", type=int, default=10, help="h2load: concurrent streams per connection (10)"
     )
+    p.add_argument(
+        "--idle-conns",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure memory per idle keep-alive connection with N connections",
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results"))
     p.add_argument("--quick", action="store_true", help="one round of 1 s: a smoke test")
     p.add_argument("--profile", action="store_true", help="profile the first lanthorn target")
@@ -108,7 +115,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     peers = [p for p in args.peers if p != "none"]
     plan = Plan(args.models, args.workers, peers, args.files, args.conns, args.duration,
                 args.rounds, args.tool, warmup_s=0.5 if args.quick else 1.0,
-                peer_python=args.peer_python, streams=args.streams)  # fmt: skip
+                peer_python=args.peer_python, streams=args.streams,
+                idle_conns=args.idle_conns)  # fmt: skip
     command, package = TOOLS[args.tool]
     if not shutil.which(command):
         print(f"lanthorn bench: {command} is missing (apt-get install {package})", file=sys.stderr)

@@ -121,8 +121,11 @@ def results_document(plan: Plan, argv: list[str]) -> dict[str, Any]:
         "schema": SCHEMA,
         **fingerprint(),
         "argv": argv,
-        "plan": {k: v for k, v in asdict(plan).items() if k != "runs"},
+        "plan": {k: v for k, v in asdict(plan).items() if k not in ("runs", "idle")},
         "runs": [asdict(run) for run in plan.runs],
+        "idle_memory": [
+            {**asdict(idle), "bytes_per_conn": idle.bytes_per_conn} for idle in plan.idle
+        ],
         "summary": [asdict(row) for row in summarize(plan)],
     }
 
@@ -153,6 +156,22 @@ def markdown(rows: list[Row], document: dict[str, Any]) -> str:
         )
     if any(r.errors for r in rows):
         lines += ["", "⚠ rows with errors are not clean numbers: see results.json."]
+    idle = document.get("idle_memory") or []
+    if idle:
+        lines += [
+            "",
+            "Idle keep-alive connections (one request answered on each, then held open); "
+            "resident memory of the server's processes:",
+            "",
+            "| server | conns | still open | RSS before MiB | RSS after MiB | KiB per connection |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {m['target']} | {m['conns']} | {m['still_open']} "
+            f"| {m['rss_before_bytes'] / 2**20:.1f} | {m['rss_after_bytes'] / 2**20:.1f} "
+            f"| {m['bytes_per_conn'] / 1024:.1f} |"
+            for m in idle
+        ]
     return "\n".join(lines) + "\n"
 
 

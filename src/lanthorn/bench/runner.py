@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from lanthorn.bench.targets import (
     cpu_seconds,
     peak_rss_bytes,
     process_tree,
+    rss_bytes,
 )
 
 FILES = {
@@ -47,6 +50,21 @@ class Run:
 
 
 @dataclass
+class IdleMemory:
+    """What `conns` idle keep-alive connections (one request answered on each) cost."""
+
+    target: str
+    conns: int
+    rss_before_bytes: int
+    rss_after_bytes: int
+    still_open: int  # connections the server had not closed when memory was read
+
+    @property
+    def bytes_per_conn(self) -> float:
+        return (self.rss_after_bytes - self.rss_before_bytes) / self.conns
+
+
+@dataclass
 class Plan:
     models: list[str]
     workers: list[int]
@@ -59,7 +77,9 @@ class Plan:
     warmup_s: float = 1.0
     peer_python: str | None = None  # interpreter of a venv with uvicorn/aiohttp/granian
     streams: int = 10  # h2load: concurrent streams per connection
+    idle_conns: int = 0  # > 0: also measure memory per idle keep-alive connection
     runs: list[Run] = field(default_factory=list)
+    idle: list[IdleMemory] = field(default_factory=list)
 
 
 def make_root(root: Path, demo_index: Path | None) -> None:
@@ -129,6 +149,62 @@ def measure(
         target.stop()
 
 
+def _get(sock: socket.socket, path: str) -> None:
+    """One keep-alive request; returns once the whole response has been read."""
+    sock.sendall(f"GET /{path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the response head")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed inside the body")
+        body += chunk
+
+
+def _open(sock: socket.socket) -> bool:
+    """The server has not closed the connection (nothing to read, no EOF)."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def measure_idle(target: Target, root: Path, work: Path, conns: int) -> IdleMemory:
+    """Open `conns` connections, answer one request on each, keep them open, and read
+    the server's resident memory (all its processes) before and after."""
+    target.start(root, work, 0 if (os.cpu_count() or 1) >= 2 else None)
+    sockets: list[socket.socket] = []
+    try:
+        warm = socket.create_connection(("127.0.0.1", target.port), timeout=10)
+        sockets.append(warm)
+        _get(warm, FILES["small"][0])
+        time.sleep(0.2)
+        before = rss_bytes(process_tree(target.pid))
+        for _ in range(conns):
+            sock = socket.create_connection(("127.0.0.1", target.port), timeout=10)
+            sockets.append(sock)
+            _get(sock, FILES["small"][0])
+        time.sleep(0.2)
+        after = rss_bytes(process_tree(target.pid))
+        return IdleMemory(target.name, conns, before, after, sum(map(_open, sockets[1:])))
+    finally:
+        for sock in sockets:
+            sock.close()
+        target.stop()
+
+
 def execute(
     plan: Plan, root: Path, work: Path, progress: Callable[[Run | None, str], None]
 ) -> Plan:
@@ -150,6 +226,10 @@ def execute(
                         run = Run(target.name, file, conns, round_ + 1, result, cpu, rss)
                         plan.runs.append(run)
                         progress(run, label)
+        if plan.idle_conns:
+            for target in pool:
+                progress(None, f"idle memory · c={plan.idle_conns} · {target.name}")
+                plan.idle.append(measure_idle(target, root, work, plan.idle_conns))
     except KeyboardInterrupt:
         pass  # report what finished
     finally:

@@ -195,14 +195,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
-def peak_rss_bytes(pids: list[int]) -> int:
+def _status_bytes(pids: list[int], field: str) -> int:
     total = 0
     for pid in pids:
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     total += int(line.split()[1]) * 1024
     return total
+
+
+def peak_rss_bytes(pids: list[int]) -> int:
+    return _status_bytes(pids, "VmHWM:")
+
+
+def rss_bytes(pids: list[int]) -> int:
+    return _status_bytes(pids, "VmRSS:")
 
 
 STARLETTE_APP = """\
