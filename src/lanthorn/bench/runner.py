@@ -173,8 +173,9 @@ def _get(sock: socket.socket, path: str) -> None:
 
 def _open(sock: socket.socket) -> bool:
     """The server has not closed the connection (nothing to read, no EOF)."""
+    sock.setblocking(False)  # with a timeout, recv would wait for it first
     try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        return sock.recv(1, socket.MSG_PEEK) != b""
     except BlockingIOError:
         return True
     except OSError:
