@@ -6,7 +6,7 @@ DEPS   := $(VENV)/.deps-stamp
 TOOLS  := wrk ab curl nginx h2load nghttp openssl
 APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl
 
-.PHONY: run test check lint typecheck pytest system-tools bench clean
+.PHONY: run test check lint typecheck pytest system-tools peers bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ run: $(DEPS)
 	$(BIN)/lanthorn www
 
 ## make test: install what the suite needs, then lint, type-check and run every test
-test: system-tools check
+test: system-tools peers check
 
 check: lint typecheck pytest
 
@@ -46,10 +46,20 @@ system-tools:
 	  else echo "missing tools:$$missing (run: sudo apt-get install $(APT))"; exit 1; fi; \
 	fi
 
+# Other Python servers `lanthorn bench --peer-python` compares against, in their own venv
+# (never lanthorn's dependencies).
+PEERS_VENV := .venv-peers
+$(PEERS_VENV)/.stamp:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q uvicorn starlette aiohttp granian
+	touch $@
+
+peers: $(PEERS_VENV)/.stamp
+
 ## make bench: the architectures and nginx side by side (see README "Performance")
 bench: $(DEPS) system-tools
 	$(BIN)/lanthorn bench --models single,threads,events,asyncio --peers nginx,http.server \
 	  --files small,large --conns 10,100,400 --rounds 2 --duration 4 --out bench-results
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

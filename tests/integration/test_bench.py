@@ -164,3 +164,24 @@ def test_h2load_tool(tmp_path: Path) -> None:
             result["requests_per_s"] > 0 and result["latency_p99_s"] >= result["latency_p50_s"] > 0
         )
         assert "h2load -t1 -c4 -m5 -D1" in result["command"]
+
+
+PEER_PYTHON = Path(__file__).resolve().parents[2] / ".venv-peers" / "bin" / "python"
+
+
+def test_python_peers_from_their_own_venv(tmp_path: Path) -> None:
+    """uvicorn+Starlette, aiohttp and granian, installed by `make peers` (part of
+    `make test`) in a venv of their own, measured beside lanthorn."""
+    assert PEER_PYTHON.exists(), f"{PEER_PYTHON} is missing: `make peers` creates it"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--models", "asyncio",
+         "--files", "small", "--conns", "10", "--peers", "uvicorn,aiohttp,granian",
+         "--peer-python", str(PEER_PYTHON), "--out", str(tmp_path)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    targets = {run["target"]: run["result"] for run in runs}
+    assert set(targets) == {"lanthorn asyncio", "uvicorn+starlette", "aiohttp", "granian"}
+    for result in targets.values():
+        assert result["errors"] == 0 and result["requests"] > 100
