@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEPS   := $(VENV)/.deps-stamp
-TOOLS  := wrk ab curl nginx h2load nghttp openssl
-APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl
+TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium
+APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl chromium
 
 .PHONY: run test check lint typecheck pytest system-tools peers bench clean
 
