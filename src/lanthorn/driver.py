@@ -124,15 +124,23 @@ class HttpConnection:
             self._streams = Streams(self._service, self.peer, now)
         return seen
 
-    def drained(self, now: float) -> list[Action]:
-        """Everything answered so far has been written."""
+    @property
+    def multiplexed(self) -> bool:
+        """Speaking HTTP/2: engines pass input that arrives between batches to
+        `drained`, so streams are not starved by a long download."""
+        return self._streams is not None
+
+    def drained(self, now: float, data: bytes = b"") -> list[Action]:
+        """Everything answered so far has been written; `data` arrived meanwhile."""
         streams = self._streams
         if streams is not None:
-            actions = streams.drained(now)
+            actions = streams.drained(now, data)
             self.deadline = streams.deadline
             return actions
         was_writing = self._writing
         self._writing = False
+        if data and not self._closing:
+            self._waiting.extend(self._adapter.receive(data))
         return self._answer(now, was_writing)
 
     def progressed(self, now: float) -> None:

@@ -1,13 +1,24 @@
 """The HTTP/2 connection driver: many streams over one connection.
 
-Same contract with engines as `driver.Connection` (it is what a Connection becomes once
-the client sends the HTTP/2 preface), but a body never leaves as a `FileBody`: the driver
+Same contract with engines as `driver.HttpConnection` (it is what one becomes once the
+client sends the HTTP/2 preface), but a body never leaves as a `FileBody`: the driver
 reads files with pread into DATA frames that fit the flow-control windows (RFC 9113
-§5.2), one frame per stream in turn so concurrent downloads share the connection.
+§5.2), one frame per stream in turn (round robin), so concurrent downloads share the
+connection. It is `multiplexed`: engines hand it the input that arrived while a batch
+was written (`drained(now, data)`), so a reset, a PING or a new request is seen between
+batches of a large download, not after it.
 
 Bounds: one batch carries about BATCH_BYTES of frames; at most _OPEN_FILES streams hold
-an open file at once (decided requests beyond that wait, undecided, in `_waiting`), so a
-client cannot make one connection hold more than that whatever it asks for.
+an open file at once. A request whose answer needs another file waits, undecided, in
+`_deferred` while the others (cached small files, errors) are answered at once.
+
+Clocks (each a deadline; `deadline` is the earliest that applies):
+- a batch being written must make progress within the send timeout;
+- a stream with body left must move DATA within the send timeout (control frames such
+  as PING acknowledgements do not count), else the client gets GOAWAY;
+- each request must arrive whole within the header timeout, else 408 on that stream;
+- an idle connection lives for the keep-alive timeout (the header timeout until the
+  first request), then gets GOAWAY.
 """
 
 from __future__ import annotations
@@ -19,12 +30,7 @@ from lanthorn.actions import BATCH_BYTES, CLOSE, Action
 from lanthorn.clock import wall
 from lanthorn.core.request import Request
 from lanthorn.core.response import Chunk, FileBody, ResponsePlan
-from lanthorn.protocol.events import (
-    ProtocolFailed,
-    RequestReceived,
-    StreamFailed,
-    StreamReset,
-)
+from lanthorn.protocol.events import ProtocolFailed, RequestReceived, StreamFailed, StreamReset
 from lanthorn.protocol.http2 import Http2
 from lanthorn.service import NO_BODY_STATUSES, Service, log_error
 
@@ -52,11 +58,15 @@ class _Outgoing:
 class Streams:
     __slots__ = (
         "_adapter",
+        "_batch_by",
         "_closing",
+        "_deferred",
         "_goaway_sent",
-        "_incomplete_since",
+        "_idle_by",
         "_open_files",
+        "_send_by",
         "_sending",
+        "_served",
         "_service",
         "_waiting",
         "_writing",
@@ -64,123 +74,165 @@ class Streams:
         "peer",
     )
 
+    multiplexed = True
+
     def __init__(self, service: Service, peer: str, now: float) -> None:
         self._service = service
         self._adapter = Http2(service.limits)
         self._waiting: deque[RequestReceived] = deque()
-        self._sending: dict[int, _Outgoing] = {}
+        self._deferred: deque[RequestReceived] = deque()  # need a file; none is free
+        self._sending: dict[int, _Outgoing] = {}  # insertion order is the round robin
         self._open_files = 0
         self._writing = False
         self._closing = False
         self._goaway_sent = False
-        self._incomplete_since: float | None = None
+        self._served = False  # some request has been answered
         self.peer = peer
-        self.deadline = now + service.limits.keepalive_timeout_s
+        limits = service.limits
+        self._batch_by = self._send_by = now + limits.send_timeout_s
+        self._idle_by = now + limits.header_timeout_s  # the first request's clock
+        self.deadline = self._idle_by
 
     @property
     def idle(self) -> bool:
-        return not (self._writing or self._waiting or self._sending or self._adapter.in_message)
+        return not (
+            self._writing
+            or self._waiting
+            or self._deferred
+            or self._sending
+            or self._adapter.in_message
+        )
 
     def feed(self, data: bytes, now: float) -> list[Action]:
         if not data or self._closing:
             return self._close()
+        return self._guarded(data, now, False)
+
+    def drained(self, now: float, data: bytes = b"") -> list[Action]:
+        was_writing = self._writing
+        self._writing = False
+        return self._guarded(data, now, was_writing)
+
+    def progressed(self, now: float) -> None:
+        self._batch_by = self._send_by = now + self._service.limits.send_timeout_s
+        self._reschedule()
+
+    def expired(self, now: float) -> list[Action]:
+        if now < self.deadline or self._closing:
+            return []
         try:
-            return self._receive(data, now)
+            return self._expire(now)
+        except Exception:
+            log_error.exception("HTTP/2 connection from %s failed", self.peer)
+            return self._close()
+
+    def shutdown(self) -> list[Action]:
+        """Graceful stop: GOAWAY now (RFC 9113 §6.8); close once open streams finish.
+        May be called again: GOAWAY is sent once, and an idle connection closes."""
+        if self._closing:
+            return []
+        goaway = self._adapter.output() + self._goaway()
+        if self.idle:
+            return self._close(goaway)
+        return [goaway] if goaway else []
+
+    # ---------------------------------------------------------------------------------------
+
+    def _guarded(self, data: bytes, now: float, just_written: bool) -> list[Action]:
+        try:
+            if data:
+                failed = self._take(data, now)
+                if failed is not None:
+                    return failed
+            return self._answer(now, just_written)
         except Exception:  # a bug (ours or h2's) costs this connection, never the server
             log_error.exception("HTTP/2 connection from %s failed", self.peer)
             return self._close()
 
-    def _receive(self, data: bytes, now: float) -> list[Action]:
+    def _take(self, data: bytes, now: float) -> list[Action] | None:
+        """Handle what the client sent; the final actions if the connection must end."""
         adapter = self._adapter
-        for event in adapter.receive(data):
+        for event in adapter.receive(data, now):
             if type(event) is RequestReceived:
                 self._waiting.append(event)
             elif type(event) is StreamReset:
                 self._forget(event.stream_id)
             elif type(event) is StreamFailed:
-                plan = self._service.site.errors[event.error.status]
-                stamp = wall()
-                sent = self._start(event.stream_id, None, plan, self._service.dates.value(stamp))
-                self._service.record(self.peer, None, plan.status, sent, stamp)
+                self._refuse(event.stream_id, event.error.status)
             elif type(event) is ProtocolFailed:
                 # h2 has queued GOAWAY with the error code; nothing else is owed.
                 return self._close(adapter.output())
-        if adapter.peer_done:
-            # The client sent GOAWAY: h2 sends nothing after it, so neither can we.
-            return self._close(adapter.output())
-        return self._answer(now, False)
+        return None
 
-    def drained(self, now: float) -> list[Action]:
-        was_writing = self._writing
-        self._writing = False
-        try:
-            return self._answer(now, was_writing)
-        except Exception:
-            log_error.exception("HTTP/2 connection from %s failed", self.peer)
-            return self._close()
-
-    def progressed(self, now: float) -> None:
-        if self._writing:
-            self.deadline = now + self._service.limits.send_timeout_s
-
-    def expired(self, now: float) -> list[Action]:
-        if now < self.deadline:
-            return []
-        if self._writing:  # the client stopped reading mid-batch
-            return self._close()
-        return self._close(self._adapter.output() + self._goaway())
-
-    def shutdown(self) -> list[Action]:
-        """Graceful stop: GOAWAY now (RFC 9113 §6.8); close once open streams finish."""
-        goaway = self._adapter.output() + self._goaway()
-        if self.idle:
-            return self._close(goaway)
-        return [goaway]
-
-    # ---------------------------------------------------------------------------------------
+    def _refuse(self, stream_id: int, status: int) -> None:
+        plan = self._service.site.errors[status]
+        stamp = wall()
+        sent = self._start(stream_id, None, plan, self._service.dates.value(stamp))
+        self._service.record(self.peer, None, plan.status, sent, stamp)
 
     def _answer(self, now: float, just_written: bool) -> list[Action]:
-        waiting = self._waiting
-        if waiting and self._open_files < _OPEN_FILES:
-            stamp = wall()
-            date = self._service.dates.value(stamp)
-            service = self._service
-            while waiting and self._open_files < _OPEN_FILES:
-                event = waiting.popleft()
-                request = event.request
-                plan = service.decide(request, now)
-                sent = self._start(event.stream_id, request, plan, date)
-                service.record(self.peer, request, plan.status, sent, stamp)
-        if self._sending:
-            self._pump()
+        had_sending = bool(self._sending)
+        if self._waiting or (self._deferred and self._open_files < _OPEN_FILES):
+            self._decide(now)
+        moved = self._pump() if self._sending else 0
         adapter = self._adapter
         data = adapter.output()
         service = self._service
         if service.draining and not self._goaway_sent:
             data += self._goaway()
-        self._reschedule(now, bool(data), just_written)
-        if service.draining and self.idle:
+        limits = service.limits
+        if data:
+            self._writing = True
+            self._batch_by = now + limits.send_timeout_s
+        if moved or not had_sending:  # the send clock runs while no DATA can move
+            self._send_by = now + limits.send_timeout_s
+        if just_written and self.idle:
+            self._idle_by = now + (
+                limits.keepalive_timeout_s if self._served else limits.header_timeout_s
+            )
+        self._reschedule()
+        if (service.draining or adapter.peer_done) and self.idle:
             return self._close(data)
         return [data] if data else []
+
+    def _decide(self, now: float) -> None:
+        """Decide what can be: deferred requests first (in order), then new ones. A plan
+        that needs a file when all file slots are taken is dropped unsent (its file is
+        closed) and its request deferred, to be decided again when a slot frees."""
+        stamp = wall()
+        date = self._service.dates.value(stamp)
+        service = self._service
+        queue = self._deferred
+        self._deferred = deque()
+        queue.extend(self._waiting)
+        self._waiting.clear()
+        while queue:
+            event = queue.popleft()
+            request = event.request
+            plan = service.decide(request, now)
+            if self._open_files >= _OPEN_FILES and _needs_file(plan, request):
+                plan.close()
+                self._deferred.append(event)
+                continue
+            sent = self._start(event.stream_id, request, plan, date)
+            service.record(self.peer, request, plan.status, sent, stamp)
+            self._served = True
 
     def _start(
         self, stream_id: int, request: Request | None, plan: ResponsePlan, date: bytes
     ) -> int:
         """HEADERS for `plan` now, its body queued for the pump; returns the body's length.
-        `request` is None for a stream refused before its request ended (413, 431): once
-        answered, it is reset with NO_ERROR so the client stops sending (RFC 9113 §8.1)."""
+        `request` is None for a stream refused before its request ended (413, 431, 408):
+        once answered, it is reset with NO_ERROR so the client stops sending (§8.1)."""
         adapter = self._adapter
-        if (
-            (request is not None and request.method == b"HEAD")
-            or plan.status in NO_BODY_STATUSES
-            or plan.body_length == 0
-        ):
+        if not _needs_body(plan, request):
             plan.close()
-            adapter.respond(stream_id, plan, True, date)
-            if request is None:
+            if adapter.respond(stream_id, plan, True, date) and request is None:
                 adapter.reset(stream_id, answered=True)
             return 0
-        adapter.respond(stream_id, plan, False, date)
+        if not adapter.respond(stream_id, plan, False, date):
+            plan.close()  # the stream is gone (h2 closed it): nothing to send
+            return 0
         body = plan.body
         outgoing = _Outgoing(deque(body if isinstance(body, tuple) else (body,)), request is None)
         if outgoing.files:
@@ -189,11 +241,12 @@ class Streams:
         return plan.body_length
 
     def _forget(self, stream_id: int) -> None:
-        """The client reset the stream: drop whatever it was still owed."""
-        for event in self._waiting:
-            if event.stream_id == stream_id:
-                self._waiting.remove(event)
-                break
+        """The stream was reset: drop whatever it was still owed."""
+        for queue in (self._waiting, self._deferred):
+            for event in queue:
+                if event.stream_id == stream_id:
+                    queue.remove(event)
+                    break
         outgoing = self._sending.pop(stream_id, None)
         if outgoing is not None:
             self._release(outgoing)
@@ -203,8 +256,9 @@ class Streams:
             self._open_files -= 1
         outgoing.close()
 
-    def _pump(self) -> None:
-        """DATA frames, one per stream in turn, while windows and the batch allow."""
+    def _pump(self) -> int:
+        """DATA frames, one per stream in turn, while windows and the batch allow;
+        returns how many body bytes moved."""
         adapter = self._adapter
         sending = self._sending
         budget = BATCH_BYTES
@@ -213,29 +267,30 @@ class Streams:
             for stream_id in list(sending):
                 window = adapter.window(stream_id)
                 if window <= 0:
-                    if window < 0:  # the stream is gone (reset)
+                    if window < 0:  # the stream is gone
                         self._release(sending.pop(stream_id))
                     continue
-                outgoing = sending[stream_id]
+                outgoing = sending.pop(stream_id)
                 data = self._read(outgoing, min(window, budget))
-                if data is None:  # the file shrank under us: the stream cannot finish
-                    del sending[stream_id]
+                last = not outgoing.chunks
+                if data is None or not adapter.send(stream_id, data, last):
+                    # The file shrank under us, or h2 closed the stream: it cannot finish.
                     self._release(outgoing)
                     adapter.reset(stream_id)
                     continue
-                last = not outgoing.chunks
-                adapter.send(stream_id, data, last)
                 budget -= len(data)
                 moved = True
                 if last:
-                    del sending[stream_id]
                     self._release(outgoing)
                     if outgoing.reset_after:
                         adapter.reset(stream_id, answered=True)
-                if budget <= 0:
+                else:
+                    sending[stream_id] = outgoing  # to the back of the round robin
+                if budget <= 0 or adapter.connection_window() <= 0:
                     break
             if not moved:
                 break
+        return BATCH_BYTES - budget
 
     @staticmethod
     def _read(outgoing: _Outgoing, limit: int) -> bytes | None:
@@ -261,22 +316,30 @@ class Streams:
         outgoing.pos = pos
         return data
 
-    def _reschedule(self, now: float, writing: bool, just_written: bool) -> None:
+    def _expire(self, now: float) -> list[Action]:
         limits = self._service.limits
-        if self._adapter.in_message:
-            if self._incomplete_since is None:
-                self._incomplete_since = now
-        else:
-            self._incomplete_since = None
-        if writing:
-            self._writing = True
-            self.deadline = now + limits.send_timeout_s
-        elif self._sending:
-            pass  # blocked on the client's flow-control window: the send clock runs on
-        elif self._incomplete_since is not None:
-            self.deadline = self._incomplete_since + limits.header_timeout_s
-        elif just_written:
-            self.deadline = now + limits.keepalive_timeout_s
+        if self._writing and now >= self._batch_by:
+            return self._close()  # the client stopped reading mid-batch
+        for stream_id in self._adapter.stalled(now - limits.header_timeout_s):
+            self._refuse(stream_id, 408)  # that request took too long to arrive
+        if (self._sending and now >= self._send_by) or (self.idle and now >= self._idle_by):
+            # Windows never reopened, or nothing to do for too long: GOAWAY, then close.
+            return self._close(self._adapter.output() + self._goaway())
+        return self._answer(now, False)
+
+    def _reschedule(self) -> None:
+        limits = self._service.limits
+        clocks = []
+        if self._writing:
+            clocks.append(self._batch_by)
+        if self._sending:
+            clocks.append(self._send_by)
+        oldest = self._adapter.oldest()
+        if oldest is not None:
+            clocks.append(oldest + limits.header_timeout_s)
+        if self.idle:
+            clocks.append(self._idle_by)
+        self.deadline = min(clocks, default=self._idle_by)
 
     def _goaway(self) -> bytes:
         if self._goaway_sent:
@@ -287,7 +350,23 @@ class Streams:
     def _close(self, data: bytes = b"") -> list[Action]:
         self._closing = True
         self._waiting.clear()
+        self._deferred.clear()
         for outgoing in self._sending.values():
             self._release(outgoing)
         self._sending.clear()
         return [data, CLOSE] if data else [CLOSE]
+
+
+def _needs_body(plan: ResponsePlan, request: Request | None) -> bool:
+    return not (
+        (request is not None and request.method == b"HEAD")
+        or plan.status in NO_BODY_STATUSES
+        or plan.body_length == 0
+    )
+
+
+def _needs_file(plan: ResponsePlan, request: Request | None) -> bool:
+    body = plan.body
+    return _needs_body(plan, request) and any(
+        isinstance(chunk, FileBody) for chunk in (body if isinstance(body, tuple) else (body,))
+    )

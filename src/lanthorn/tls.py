@@ -49,7 +49,18 @@ def context(cert: str, key: str | None, h2: bool) -> ssl.SSLContext:
 
 
 class TlsSession:
-    __slots__ = ("_in", "_inner", "_out", "_pending", "_pos", "_ready", "_tls", "deadline")
+    __slots__ = (
+        "_eof",
+        "_in",
+        "_inner",
+        "_out",
+        "_pending",
+        "_pos",
+        "_ready",
+        "_tls",
+        "_unread",
+        "deadline",
+    )
 
     def __init__(self, inner: Connection, tls: ssl.SSLContext, handshake_by: float) -> None:
         self._inner = inner
@@ -61,6 +72,10 @@ class TlsSession:
         # far into a FileBody at its head we are.
         self._pending: deque[Action] = deque()
         self._pos = 0
+        # Plaintext that arrived while the inner driver's batch was still being
+        # encrypted, for its next `drained`; and whether close_notify came with it.
+        self._unread = b""
+        self._eof = False
         self.deadline = handshake_by
 
     @property
@@ -70,6 +85,10 @@ class TlsSession:
     @property
     def idle(self) -> bool:
         return self._ready and not self._pending and self._inner.idle
+
+    @property
+    def multiplexed(self) -> bool:
+        return self._inner.multiplexed
 
     @property
     def alpn(self) -> str | None:
@@ -97,10 +116,19 @@ class TlsSession:
             actions += self._inner.feed(b"", now)
         return self._seal(actions)
 
-    def drained(self, now: float) -> list[Action]:
+    def drained(self, now: float, data: bytes = b"") -> list[Action]:
+        if data:
+            self._in.write(data)
+            plain, closed = self._read()
+            self._unread += plain
+            self._eof |= closed
         if self._pending:
             return self._seal([])  # more of the inner driver's batch to encrypt
-        return self._seal(self._inner.drained(now))
+        plain, self._unread = self._unread, b""
+        actions = self._inner.drained(now, plain)
+        if self._eof:
+            actions += self._inner.feed(b"", now)
+        return self._seal(actions)
 
     def progressed(self, now: float) -> None:
         self._inner.progressed(now)

@@ -89,7 +89,7 @@ def test_field_blocks_decode_with_hpack(fields: list[tuple[bytes, bytes]]) -> No
 def _open() -> tuple[Http2, Client]:
     adapter = Http2(LIMITS)
     client = Client()
-    assert adapter.receive(client.send()) == []  # the preface and SETTINGS
+    assert adapter.receive(client.send(), 0.0) == []  # the preface and SETTINGS
     client.receive(adapter.output())
     return adapter, client
 
@@ -97,7 +97,7 @@ def _open() -> tuple[Http2, Client]:
 def test_request_fields_and_response_frames() -> None:
     adapter, client = _open()
     stream_id = client.request()
-    events = adapter.receive(client.send())
+    events = adapter.receive(client.send(), 0.0)
     assert len(events) == 1 and isinstance(events[0], RequestReceived)
     request = events[0].request
     assert (request.method, request.target, request.version) == (b"GET", b"/a.txt", "2.0")
@@ -126,7 +126,7 @@ def test_repeated_fields_are_joined_cookies_with_semicolons() -> None:
          (b"cookie", b"a=1"), (b"cookie", b"b=2"), (b"accept", b"x"), (b"accept", b"y")],
         end_stream=True,
     )  # fmt: skip
-    (event,) = adapter.receive(client.send())
+    (event,) = adapter.receive(client.send(), 0.0)
     assert isinstance(event, RequestReceived)
     assert event.request.headers[b"cookie"] == b"a=1; b=2"  # RFC 9113 §8.2.3
     assert event.request.headers[b"accept"] == b"x, y"
@@ -136,10 +136,10 @@ def test_request_ends_with_its_stream() -> None:
     """A request with a body is answered when its stream ends, not at its head."""
     adapter, client = _open()
     stream_id = client.request(method=b"POST", end=False)
-    assert adapter.receive(client.send()) == []
+    assert adapter.receive(client.send(), 0.0) == []
     assert adapter.in_message
     client.conn.send_data(stream_id, b"x" * 10, end_stream=True)
-    (event,) = adapter.receive(client.send())
+    (event,) = adapter.receive(client.send(), 0.0)
     assert isinstance(event, RequestReceived) and event.stream_id == stream_id
     assert not adapter.in_message
 
@@ -154,23 +154,23 @@ def test_limits_fail_the_stream_not_the_connection(kind: str, status: int) -> No
         stream_id = client.request(extra=11)
     else:
         stream_id = client.request(path=b"/" + b"a" * 100)
-    events = adapter.receive(client.send())
+    events = adapter.receive(client.send(), 0.0)
     assert [(type(e), e.stream_id) for e in events] == [(StreamFailed, stream_id)]  # type: ignore[union-attr]
     assert isinstance(events[0], StreamFailed) and events[0].error.status == status
     if kind == "body":  # what follows on the failed stream is discarded, not an event
         client.conn.send_data(stream_id, b"x" * 10, end_stream=True)
-        assert adapter.receive(client.send()) == []
+        assert adapter.receive(client.send(), 0.0) == []
     next_id = client.request()
-    assert [type(e) for e in adapter.receive(client.send())] == [RequestReceived]
+    assert [type(e) for e in adapter.receive(client.send(), 0.0)] == [RequestReceived]
     assert next_id > stream_id
 
 
 def test_client_reset_is_an_event_and_closes_the_window() -> None:
     adapter, client = _open()
     stream_id = client.request()
-    adapter.receive(client.send())
+    adapter.receive(client.send(), 0.0)
     client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
-    events = adapter.receive(client.send())
+    events = adapter.receive(client.send(), 0.0)
     assert [type(e) for e in events] == [StreamReset]
     assert adapter.window(stream_id) == -1
 
@@ -182,7 +182,7 @@ def test_rapid_reset_ends_the_connection() -> None:
     for _ in range(102):
         stream_id = client.request(end=False)
         client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
-        events += adapter.receive(client.send())
+        events += adapter.receive(client.send(), 0.0)
     assert isinstance(events[-1], ProtocolFailed)
     goaway = [
         e for e in client.receive(adapter.output()) if isinstance(e, h2.events.ConnectionTerminated)
@@ -192,7 +192,7 @@ def test_rapid_reset_ends_the_connection() -> None:
 
 def test_garbage_is_a_connection_error_with_goaway() -> None:
     adapter, client = _open()
-    events = adapter.receive(b"\x00\x00\x04\x00\x00\x00\x00\x00\x00junk")  # DATA on stream 0
+    events = adapter.receive(b"\x00\x00\x04\x00\x00\x00\x00\x00\x00junk", 0.0)  # DATA on stream 0
     assert [type(e) for e in events] == [ProtocolFailed]
     terminated = [
         e for e in client.receive(adapter.output()) if isinstance(e, h2.events.ConnectionTerminated)
@@ -203,7 +203,7 @@ def test_garbage_is_a_connection_error_with_goaway() -> None:
 def test_streams_after_goaway_are_refused() -> None:
     adapter, client = _open()
     first = client.request()
-    adapter.receive(client.send())
+    adapter.receive(client.send(), 0.0)
     goaway = adapter.goaway()
     client.receive(adapter.output() + goaway)
     # A client that sends a new stream anyway (raced the GOAWAY) gets REFUSED_STREAM.
@@ -211,7 +211,7 @@ def test_streams_after_goaway_are_refused() -> None:
     late.conn = client.conn
     late.conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN  # ignore our GOAWAY
     later = late.request()
-    assert adapter.receive(late.send()) == []
+    assert adapter.receive(late.send(), 0.0) == []
     resets = [e for e in client.receive(adapter.output()) if isinstance(e, h2.events.StreamReset)]
     assert [(e.stream_id, e.error_code) for e in resets] == [
         (later, h2.errors.ErrorCodes.REFUSED_STREAM)

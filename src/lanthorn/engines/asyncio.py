@@ -45,6 +45,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 SWEEP_S = 0.25
 ACCEPT_BATCH = 64
+# A multiplexed (HTTP/2) connection keeps reading while a batch is written, so resets
+# and new requests are seen between batches; this much unread input pauses it.
+STASH_BYTES = 256 * 1024
 
 
 class _Protocol(asyncio.Protocol):
@@ -54,7 +57,9 @@ class _Protocol(asyncio.Protocol):
         self._conn: Connection | None = None
         self._write_paused = False
         self._busy = False  # a batch is in flight: do not feed the driver
-        self._stash: list[bytes] = []
+        self._stash: list[bytes] = []  # input that arrived meanwhile, for `drained`
+        self._stashed = 0
+        self._stash_eof = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._file_task: asyncio.Task[None] | None = None
         self._in_flight: list[Action] = []  # what the file task still owns
@@ -91,7 +96,13 @@ class _Protocol(asyncio.Protocol):
                 self.abort()
             return
         if self._busy:
+            if not data:
+                self._stash_eof = True
+                return
             self._stash.append(data)
+            self._stashed += len(data)
+            if self._stashed > STASH_BYTES and self._transport is not None:
+                self._transport.pause_reading()
             return
         assert self._conn is not None
         self._execute(self._conn.feed(data, monotonic()))
@@ -140,24 +151,38 @@ class _Protocol(asyncio.Protocol):
             if self._write_paused:
                 self._begin_busy()
                 return
+            if conn.multiplexed:
+                # Give the loop a turn to read what the client sent meanwhile.
+                self._begin_busy()
+                asyncio.get_running_loop().call_soon(self._resume)
+                return
             actions = conn.drained(monotonic())
 
     def _begin_busy(self) -> None:
         if not self._busy:
             self._busy = True
-            assert self._transport is not None
-            self._transport.pause_reading()
+            assert self._transport is not None and self._conn is not None
+            if not self._conn.multiplexed:
+                self._transport.pause_reading()
 
     def _resume(self) -> None:
-        """The batch is written: let the driver continue, then read again."""
-        assert self._transport is not None and self._conn is not None
-        self._busy = False
-        self._execute(self._conn.drained(monotonic()))
-        if self._busy or self._transport.is_closing():
+        """The batch is written: let the driver continue with what arrived meanwhile,
+        then read again."""
+        transport, conn = self._transport, self._conn
+        assert transport is not None and conn is not None
+        if transport.is_closing() or self._lingering:
             return
-        self._transport.resume_reading()
-        while self._stash and not self._busy and not self._transport.is_closing():
-            self.data_received(self._stash.pop(0))
+        self._busy = False
+        data = b"".join(self._stash)
+        self._stash.clear()
+        self._stashed = 0
+        self._execute(conn.drained(monotonic(), data))
+        if self._busy or transport.is_closing():
+            return
+        transport.resume_reading()
+        if self._stash_eof:
+            self._stash_eof = False
+            self.data_received(b"")
 
     def _close(self) -> None:
         """Close after the buffer drains, lingering (see driver.LINGER_S) on input."""

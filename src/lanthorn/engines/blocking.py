@@ -69,6 +69,17 @@ def _write(sock: socket.socket, actions: list[Action], service: Service) -> bool
     return True
 
 
+def _take(sock: socket.socket) -> bytes:
+    """What the client sent while a batch was written, without waiting for more (an EOF
+    is left for the next read)."""
+    if not _has_input(sock):
+        return b""
+    try:
+        return sock.recv(READ_BYTES)
+    except OSError:
+        return b""
+
+
 def _has_input(sock: socket.socket) -> bool:
     """Bytes, an EOF or an error are waiting to be read. poll(), unlike select(), works
     for any descriptor number (select is limited to FD_SETSIZE, 1024)."""
@@ -111,16 +122,17 @@ def serve(
                 if not done:
                     keep_open = _shut_write(sock)
                     return Outcome.LINGER if keep_open else Outcome.CLOSED
-                actions = conn.drained(monotonic())
+                actions = conn.drained(monotonic(), _take(sock) if conn.multiplexed else b"")
             now = monotonic()
             waiting = _has_input(sock)
-            if conn.idle and not waiting:
-                if service.draining:
-                    actions = conn.shutdown()  # ends in CLOSE (after GOAWAY on HTTP/2)
+            if service.draining and not waiting:
+                # HTTP/2: GOAWAY at once; both close here once idle.
+                actions = conn.shutdown()
+                if actions:
                     continue
-                if crowded():
-                    keep_open = True
-                    return Outcome.PARKED
+            if conn.idle and not waiting and crowded():
+                keep_open = True
+                return Outcome.PARKED
             if now >= service.stop_at:
                 return Outcome.CLOSED  # the grace period is over
             if now >= conn.deadline and not waiting:

@@ -153,13 +153,22 @@ class _Reactor:
                     self.drop(peer)
                     return
                 out.popleft()
-            more = peer.conn.drained(monotonic())
+            conn = peer.conn
+            more = conn.drained(monotonic(), self.take(peer) if conn.multiplexed else b"")
             if not more:
                 break
             out.extend(more)
         if peer.writing:
             peer.writing = False
             self.selector.modify(sock, selectors.EVENT_READ, peer)
+
+    def take(self, peer: _Peer) -> bytes:
+        """What the client sent while a batch was written, without waiting for more.
+        An EOF is left for the read event that follows."""
+        try:
+            return peer.sock.recv(READ_BYTES)
+        except OSError:  # BlockingIOError: nothing yet; others show up on the next read
+            return b""
 
     def want_write(self, peer: _Peer) -> None:
         if not peer.writing:
@@ -188,8 +197,8 @@ class _Reactor:
             if peer.linger_until is not None:
                 if now >= peer.linger_until:
                     self.drop(peer)
-            elif self.service.draining and conn.idle and not peer.out:
-                self.run(peer, conn.shutdown())
+            elif self.service.draining and not peer.out and (goodbye := conn.shutdown()):
+                self.run(peer, goodbye)  # HTTP/2: GOAWAY at once; both close once idle
             elif now >= conn.deadline:
                 if peer.out:  # a batch is stuck: the client stopped reading
                     self.drop(peer)

@@ -1,12 +1,15 @@
 """HTTP/2 adapter (RFC 9113) over h2: bytes → per-stream events, plans → frames.
 
-The adapter translates and enforces what is about framing: header list size (the
-decoder refuses more than SETTINGS_MAX_HEADER_LIST_SIZE), field count (431), request
-body size (413), concurrent streams (h2 refuses streams beyond
-SETTINGS_MAX_CONCURRENT_STREAMS with a connection error) and clients that reset streams
-faster than they let them finish (the "rapid reset" attack, CVE-2023-44487: GOAWAY with
-ENHANCE_YOUR_CALM). It never decides a response and never touches a file: the driver
-hands it bytes that fit `window(stream_id)`.
+h2 does the framing, flow-control accounting, stream states and HPACK decoding. The
+adapter checks request field sections itself (requestfields: a malformed one resets
+only its stream, RFC 9113 §8.1.1, where h2's own validation would end the connection)
+and enforces the limits: field count and size (431), target length (414), body size
+(413), concurrent streams (h2 refuses streams beyond SETTINGS_MAX_CONCURRENT_STREAMS
+with a connection error), a hard cap on decoded header lists, and clients that reset
+streams faster than they let them finish (the "rapid reset" attack, CVE-2023-44487:
+GOAWAY with ENHANCE_YOUR_CALM). It never decides a response and never touches a file:
+the driver hands it bytes that fit `window(stream_id)`. `now` comes with the bytes, so a
+request that takes too long to arrive can be found per stream (`stalled`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from lanthorn.config import Limits
 from lanthorn.core.request import Request
 from lanthorn.core.response import ResponsePlan
 from lanthorn.errors import ProtocolError
-from lanthorn.protocol import fieldblocks
+from lanthorn.protocol import fieldblocks, requestfields
 from lanthorn.protocol.events import (
     Event,
     ProtocolFailed,
@@ -81,12 +84,12 @@ _RESET_ALLOWANCE = 100
 class _Incoming:
     """A request whose head has arrived and whose END_STREAM has not."""
 
-    __slots__ = ("body_bytes", "failed", "request")
+    __slots__ = ("body_bytes", "request", "since")
 
-    def __init__(self, request: Request) -> None:
-        self.request = request
+    def __init__(self, request: Request | None, since: float) -> None:
+        self.request = request  # None once the stream has been answered with an error
+        self.since = since
         self.body_bytes = 0
-        self.failed = False
 
 
 class Http2:
@@ -96,9 +99,11 @@ class Http2:
         "_conn",
         "_encoded",
         "_events",
+        "_failed",
         "_incoming",
         "_last_stream",
         "_limits",
+        "_now",
         "answered",
         "peer_done",
         "resets",
@@ -109,9 +114,12 @@ class Http2:
         config = h2.config.H2Configuration(
             client_side=False,
             header_encoding=None,
-            # Our fields come from the core: lowercase names, checked values.
+            # Our fields come from the core: lowercase names, checked values. Request
+            # fields are checked by requestfields, per stream.
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
         )
         conn = self._conn = h2.connection.H2Connection(config)
         conn.local_settings = h2.settings.Settings(
@@ -123,6 +131,9 @@ class Http2:
             },
         )
         conn.initiate_connection()
+        # Set directly: h2 only applies local settings to its decoder when changed later.
+        # Lists over the advertised size but under twice it get 431 (requestfields).
+        conn.decoder.max_header_list_size = 2 * (limits.max_head_bytes + limits.max_url_bytes)
         self._encoded = conn.encoder = _Encoded()  # type: ignore[assignment]
         self._incoming: dict[int, _Incoming] = {}
         self._events: list[Event] = []
@@ -130,27 +141,58 @@ class Http2:
         self.resets = 0  # streams the client reset
         self.peer_done = False  # the client sent GOAWAY: no new streams will come
         self._last_stream = 2**31  # after our GOAWAY: streams above it are refused
+        self._failed = False  # a connection error was reported: nothing more is read
+        self._now = 0.0
 
     @property
     def in_message(self) -> bool:
         """Some request has begun (its head arrived) and has not ended."""
-        return bool(self._incoming)
+        return any(incoming.request is not None for incoming in self._incoming.values())
+
+    def stalled(self, before: float) -> list[int]:
+        """Streams whose request began before `before` and has not ended; they are
+        forgotten here (the driver answers 408 on them)."""
+        late = [
+            stream_id
+            for stream_id, incoming in self._incoming.items()
+            if incoming.request is not None and incoming.since < before
+        ]
+        for stream_id in late:
+            self._incoming[stream_id].request = None
+        return late
+
+    def oldest(self) -> float | None:
+        """When the oldest unfinished request began, if any."""
+        return min(
+            (i.since for i in self._incoming.values() if i.request is not None), default=None
+        )
 
     # --- bytes in -------------------------------------------------------------------------
 
-    def receive(self, data: bytes) -> list[Event]:
+    def receive(self, data: bytes, now: float) -> list[Event]:
         """Frames in `data` → events in order; a connection error comes last."""
         events: list[Event] = []
+        if self._failed:
+            return events
         self._events = events
+        self._now = now
+        conn = self._conn
+        state = conn.state_machine.state
         try:
-            for event in self._conn.receive_data(data):
-                self._translate(event)
+            for event in conn.receive_data(data):
+                if self._failed:
+                    break
+                self._translate(event, state)
         except h2.exceptions.ProtocolError as exc:
             # h2 has queued GOAWAY with the error's code (RFC 9113 §5.4.1).
-            events.append(ProtocolFailed(ProtocolError(400, str(exc) or type(exc).__name__)))
+            self._fail(ProtocolError(400, str(exc) or type(exc).__name__))
         return events
 
-    def _translate(self, event: h2.events.Event) -> None:
+    def _fail(self, error: ProtocolError) -> None:
+        self._failed = True
+        self._events.append(ProtocolFailed(error))
+
+    def _translate(self, event: h2.events.Event, state: object) -> None:
         if isinstance(event, h2.events.RequestReceived):
             self._begin(event.stream_id, event.headers)
             if event.stream_ended is not None:
@@ -158,7 +200,7 @@ class Http2:
         elif isinstance(event, h2.events.DataReceived):
             self._conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             incoming = self._incoming.get(event.stream_id)
-            if incoming is not None and not incoming.failed:
+            if incoming is not None and incoming.request is not None:
                 incoming.body_bytes += len(event.data)
                 if incoming.body_bytes > self._limits.max_body_bytes:
                     self._refuse(event.stream_id, ProtocolError(413, "request body too large"))
@@ -167,87 +209,93 @@ class Http2:
         elif isinstance(event, h2.events.TrailersReceived):
             self._end(event.stream_id)  # trailers are not part of the head (RFC 9110 §6.5)
         elif isinstance(event, h2.events.StreamReset):
+            # Reset by the client, or by h2 for a frame the stream could not take.
             self._incoming.pop(event.stream_id, None)
+            self._events.append(StreamReset(event.stream_id))
             if event.remote_reset:
-                self._reset_by_peer(event.stream_id)
+                self._reset_by_peer()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.peer_done = True
+            if event.error_code != ErrorCodes.NO_ERROR:
+                self._fail(ProtocolError(400, f"client GOAWAY {event.error_code!r}"))
+            else:
+                # The client opens no more streams, but those it opened are still
+                # answered (RFC 9113 §6.8); h2 would refuse to send after a GOAWAY.
+                self._conn.state_machine.state = state  # type: ignore[assignment]
 
     def _begin(self, stream_id: int, fields: list[tuple[bytes, bytes]]) -> None:
-        limits = self._limits
         if stream_id > self._last_stream:
             # Opened after our GOAWAY: refused, so the client may retry it elsewhere.
             self._conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
-        pseudo: dict[bytes, bytes] = {}
-        headers: dict[bytes, bytes] = {}
-        for name, value in fields:
-            if name[:1] == b":":
-                pseudo[name] = value  # h2 has checked they are known, single, and first
-            elif name in headers:
-                # RFC 9113 §8.2.3: split cookie fields are joined with "; ".
-                headers[name] += (b"; " if name == b"cookie" else b", ") + value
-            else:
-                headers[name] = value
-        if len(fields) - len(pseudo) > limits.max_headers:
-            self._incoming[stream_id] = _Incoming(Request(b"", b"", "2.0", {}))
-            self._refuse(stream_id, ProtocolError(431, "too many header fields"))
+        try:
+            request = requestfields.request(fields, self._limits, "2.0")
+        except requestfields.Malformed:
+            self._conn.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
             return
-        authority = pseudo.get(b":authority")
-        if authority is not None and b"host" not in headers:
-            headers[b"host"] = authority  # RFC 9113 §8.3.1
-        method = pseudo.get(b":method", b"")
-        target = pseudo.get(b":path", b"")
-        self._incoming[stream_id] = _Incoming(Request(method, target, "2.0", headers))
-        if len(target) > limits.max_url_bytes:
-            self._refuse(stream_id, ProtocolError(414, "request-target too long"))
+        except ProtocolError as error:
+            self._incoming[stream_id] = _Incoming(None, self._now)
+            self._events.append(StreamFailed(stream_id, error))
+            return
+        self._incoming[stream_id] = _Incoming(request, self._now)
 
     def _end(self, stream_id: int) -> None:
         incoming = self._incoming.pop(stream_id, None)
-        if incoming is not None and not incoming.failed:
+        if incoming is not None and incoming.request is not None:
             self._events.append(RequestReceived(incoming.request, True, stream_id))
 
     def _refuse(self, stream_id: int, error: ProtocolError) -> None:
         """Answer `error` now; what the client still sends on the stream is discarded."""
-        self._incoming[stream_id].failed = True
+        self._incoming[stream_id].request = None
         self._events.append(StreamFailed(stream_id, error))
 
-    def _reset_by_peer(self, stream_id: int) -> None:
+    def _reset_by_peer(self) -> None:
         self.resets += 1
-        self._events.append(StreamReset(stream_id))
         if self.resets > self.answered + _RESET_ALLOWANCE:
             self._conn.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
-            self._events.append(ProtocolFailed(ProtocolError(400, "too many stream resets")))
+            self._fail(ProtocolError(400, "too many stream resets"))
 
     # --- plans out ------------------------------------------------------------------------
 
-    def respond(self, stream_id: int, plan: ResponsePlan, end_stream: bool, date: bytes) -> None:
-        """HEADERS for `plan`; hop-by-hop fields never appear in plans (RFC 9113 §8.2.2)."""
+    def respond(self, stream_id: int, plan: ResponsePlan, end_stream: bool, date: bytes) -> bool:
+        """HEADERS for `plan`; False if the stream can no longer take them. Hop-by-hop
+        fields never appear in plans (RFC 9113 §8.2.2)."""
         block = plan.memo.get(Http2)
         if block is None:
             status = (b":status", b"%d" % plan.status)
             block = plan.memo[Http2] = fieldblocks.block([status, _SERVER, *plan.headers])
         self._encoded.block = block + _date_field(date)
-        self._conn.send_headers(stream_id, _STATUS_ONLY[plan.status], end_stream=end_stream)
+        try:
+            self._conn.send_headers(stream_id, _STATUS_ONLY[plan.status], end_stream=end_stream)
+        except h2.exceptions.ProtocolError:  # StreamClosedError among them
+            return False
         if end_stream:
             self.answered += 1
+        return True
 
     def window(self, stream_id: int) -> int:
         """How many body bytes may go out on the stream now, in one DATA frame; -1 when
-        the stream is closed (the client reset it)."""
+        the stream is closed. A window can be negative after the client lowers
+        SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 §6.9.2): that is 0, wait for updates."""
         conn = self._conn
         stream = conn.streams.get(stream_id)
         if stream is None or stream.closed:
             return -1
-        return min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+        window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+        return max(0, window)
 
     def connection_window(self) -> int:
         return self._conn.outbound_flow_control_window
 
-    def send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        self._conn.send_data(stream_id, data, end_stream=end_stream)
+    def send(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
+        """A DATA frame that fits `window(stream_id)`; False if the stream is gone."""
+        try:
+            self._conn.send_data(stream_id, data, end_stream=end_stream)
+        except h2.exceptions.ProtocolError:
+            return False
         if end_stream:
             self.answered += 1
+        return True
 
     def reset(self, stream_id: int, answered: bool = False) -> None:
         """Abandon a stream we cannot finish (INTERNAL_ERROR) or, `answered`, one whose
