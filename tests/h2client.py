@@ -41,6 +41,7 @@ class H2Client:
         self.replies: dict[int, Reply] = {}
         self.goaway: h2.events.ConnectionTerminated | None = None
         self.closed = False
+        self.received = 0  # bytes read from the socket
         self.flush()
 
     def __enter__(self) -> H2Client:
@@ -80,6 +81,7 @@ class H2Client:
         if not data:
             self.closed = True
             return False
+        self.received += len(data)
         for event in self.conn.receive_data(data):
             self._handle(event)
         self.flush()

@@ -296,3 +296,29 @@ def test_no_h2c_refuses_the_preface(site: Path, scratch: Path) -> None:
     with Server(site, "--no-h2c", "--access-log", "off", tmp=scratch) as srv:
         response = rawhttp.exchange(srv.port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
         assert response.status == 505
+
+
+def test_cancel_and_ping_are_seen_during_a_download(server: Server, site: Path) -> None:
+    """Engines read between batches of a multiplexed connection: after RST_STREAM, only
+    what was already in flight (socket buffers, which loopback grows to several MiB, and
+    a batch) of the cancelled download arrives before the PING ack and the next
+    response — not the rest of the 64 MiB file."""
+    sparse = site / "sparse.bin"
+    if not sparse.exists():
+        with open(sparse, "wb") as fh:
+            fh.truncate(64 << 20)
+    huge = (1 << 31) - 1
+    with H2Client(
+        server.port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: huge}
+    ) as client:
+        client.conn.increment_flow_control_window(huge - 65535)
+        download = client.request("/sparse.bin")
+        while len(client.replies[download].body) < 200_000:
+            assert client.pump()
+        client.conn.reset_stream(download, h2.errors.ErrorCodes.CANCEL)
+        client.conn.ping(b"lanthorn")
+        before = client.received  # raw bytes: h2 drops DATA of a reset stream unseen
+        reply = client.wait(client.request("/notes.txt"))
+        assert bytes(reply.body) == b"plain text\n"
+        assert not client.replies[download].ended
+        assert client.received - before < 24 << 20  # of the 64 MiB

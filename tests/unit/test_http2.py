@@ -14,6 +14,7 @@ import h2.events
 import h2.settings
 import hpack
 import pytest
+from hyperframe.frame import GoAwayFrame
 
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.core.response import ResponsePlan
@@ -28,8 +29,15 @@ LIMITS = Limits(max_body_bytes=1000, max_headers=10, max_url_bytes=100, max_stre
 class Client:
     """h2's client side, wired to a byte sink of our choosing."""
 
-    def __init__(self, settings: dict[h2.settings.SettingCodes, int] | None = None) -> None:
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+    def __init__(
+        self, settings: dict[h2.settings.SettingCodes, int] | None = None, raw: bool = False
+    ) -> None:
+        config = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=not raw,  # raw: send fields exactly as given
+            normalize_outbound_headers=not raw,
+        )
         self.conn = h2.connection.H2Connection(config)
         if settings:
             self.conn.local_settings = h2.settings.Settings(client=True, initial_values=settings)
@@ -226,6 +234,7 @@ def test_streams_after_goaway_are_refused() -> None:
 def service(tmp_path: Path) -> Iterator[Service]:
     (tmp_path / "a.txt").write_bytes(b"hello")
     (tmp_path / "big.bin").write_bytes(bytes(range(256)) * 1000)
+    (tmp_path / "huge.bin").write_bytes(bytes(range(256)) * 8192)  # 2 MiB: several batches
     config = Config(
         server=ServerConfig(access_log="off"),
         site=SiteConfig(root=str(tmp_path), small_file_bytes=1024),
@@ -345,3 +354,161 @@ def test_h2c_off_leaves_the_preface_to_http1(tmp_path: Path) -> None:
     conn = HttpConnection(Service(config), "peer", now=0.0)
     out = conn.feed(PREFACE, now=0.0)
     assert wire(out).startswith(b"HTTP/1.1 505 ")
+
+
+# --- review regressions ------------------------------------------------------------------
+
+
+def _data(events: list[h2.events.Event]) -> dict[int, int]:
+    got: dict[int, int] = {}
+    for event in events:
+        if isinstance(event, h2.events.DataReceived):
+            got[event.stream_id] = got.get(event.stream_id, 0) + len(event.data)
+    return got
+
+
+def test_malformed_request_resets_only_its_stream() -> None:
+    adapter = Http2(LIMITS)
+    client = Client(raw=True)
+    adapter.receive(client.send(), 0.0)
+    client.receive(adapter.output())
+    bad = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(
+        bad,
+        [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"h"), (b":path", b"/"),
+         (b"connection", b"close")],
+        end_stream=True,
+    )  # fmt: skip
+    good = client.request()
+    events = adapter.receive(client.send(), 0.0)
+    assert [(type(e), e.stream_id) for e in events] == [(RequestReceived, good)]  # type: ignore[union-attr]
+    resets = [e for e in client.receive(adapter.output()) if isinstance(e, h2.events.StreamReset)]
+    assert [(e.stream_id, e.error_code) for e in resets] == [
+        (bad, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+    ]
+
+
+def test_one_goaway_for_a_rapid_reset_flood() -> None:
+    adapter, client = _open()
+    for _ in range(300):
+        stream_id = client.request(end=False)
+        client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    events = adapter.receive(client.send(), 0.0)
+    assert sum(isinstance(e, ProtocolFailed) for e in events) == 1
+    assert adapter.receive(b"\x00" * 9, 0.0) == []  # nothing is read after the failure
+    goaways = [
+        e for e in client.receive(adapter.output()) if isinstance(e, h2.events.ConnectionTerminated)
+    ]
+    assert len(goaways) == 1
+
+
+def test_a_lowered_initial_window_goes_negative_then_recovers(service: Service) -> None:
+    """RFC 9113 §6.9.2: SETTINGS can make a stream window negative; the stream waits."""
+    client = Client()
+    conn = _connect(service, client)
+    stream_id = client.request(b"/big.bin")
+    events = client.receive(wire(conn.feed(client.send(), now=1.0)))
+    assert _data(events)[stream_id] == 65535  # the default window, all used
+    conn.drained(1.0)
+    client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000})
+    assert not _data(client.receive(wire(conn.feed(client.send(), now=2.0))))
+    conn.drained(2.0)
+    client.conn.increment_flow_control_window(1 << 20)
+    client.conn.increment_flow_control_window(1 << 20, stream_id)
+    received = 65535 + sum(_data(client.receive(wire(conn.feed(client.send(), now=3.0)))).values())
+    while out := conn.drained(3.0):
+        received += sum(_data(client.receive(wire(out))).values())
+    assert received == 256 * 1000
+
+
+def test_the_file_cap_defers_only_requests_that_need_a_file(service: Service) -> None:
+    client = Client({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    conn = _connect(service, client)
+    big = [client.request(b"/big.bin") for _ in range(20)]
+    small = client.request(b"/a.txt")
+    missing = client.request(b"/missing")
+    replies = _responses(client.receive(wire(conn.feed(client.send(), now=1.0))))
+    assert set(replies) == {*big[:16], small, missing}  # 4 large downloads wait for a slot
+    conn.drained(1.0)
+    for stream_id in big[:4]:
+        client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    replies = _responses(client.receive(wire(conn.feed(client.send(), now=2.0))))
+    assert set(replies) == set(big[16:])  # slots freed: the rest start
+    assert conn.feed(b"", now=3.0) == [CLOSE]
+
+
+def test_streams_share_the_connection_round_robin(service: Service) -> None:
+    client = Client({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+    conn = _connect(service, client)
+    client.conn.increment_flow_control_window((1 << 31) - 1 - 65535)
+    ids = [client.request(b"/big.bin") for _ in range(3)]
+    got = _data(client.receive(wire(conn.feed(client.send(), now=1.0))))
+    assert set(got) == set(ids) and max(got.values()) - min(got.values()) <= 16384
+    conn.feed(b"", now=2.0)
+
+
+def test_input_between_batches_is_seen(service: Service) -> None:
+    """drained(now, data): a reset arriving while a batch was written stops the stream."""
+    client = Client({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+    conn = _connect(service, client)
+    client.conn.increment_flow_control_window((1 << 31) - 1 - 65535)
+    stream_id = client.request(b"/huge.bin")
+    assert conn.multiplexed
+    assert _data(client.receive(wire(conn.feed(client.send(), now=1.0))))[stream_id] < 1 << 21
+    client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    client.conn.ping(b"12345678")
+    events = client.receive(wire(conn.drained(1.0, client.send())))
+    assert not _data(events)
+    assert any(isinstance(e, h2.events.PingAckReceived) for e in events)
+
+
+def test_client_goaway_lets_open_streams_finish(service: Service) -> None:
+    client = Client()
+    conn = _connect(service, client)
+    stream_id = client.request()
+    goaway = GoAwayFrame(0)  # built by hand: h2's client would stop reading after its own
+    goaway.last_stream_id = 0
+    out = conn.feed(client.send() + goaway.serialize(), now=1.0)
+    replies = _responses(client.receive(wire(out)))
+    assert replies[stream_id][1] == b"hello"
+    assert conn.drained(1.0) == [CLOSE]  # once written, the connection ends
+
+
+def test_each_request_has_its_own_header_clock(service: Service) -> None:
+    """A request whose body never ends gets 408 on its stream; others carry on."""
+    client = Client()
+    conn = _connect(service, client)
+    slow = client.request(b"/a.txt", method=b"POST", end=False)
+    conn.feed(client.send(), now=1.0)
+    conn.drained(1.0)
+    assert conn.deadline == 11.0  # the slow request's header timeout
+    fast = client.request()
+    replies = _responses(client.receive(wire(conn.feed(client.send(), now=5.0))))
+    assert replies[fast][1] == b"hello"
+    conn.drained(5.0)
+    out = conn.expired(11.0)
+    assert CLOSE not in out
+    events = client.receive(wire(out))
+    assert _responses(events)[slow][0][b":status"] == b"408"
+    assert any(isinstance(e, h2.events.StreamReset) and e.stream_id == slow for e in events)
+
+
+def test_pings_do_not_keep_a_stalled_stream_alive(service: Service) -> None:
+    client = Client({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    conn = _connect(service, client)
+    client.request(b"/big.bin")
+    client.receive(wire(conn.feed(client.send(), now=1.0)))
+    conn.drained(1.0)
+    for now in (10.0, 20.0, 30.0):
+        client.conn.ping(b"12345678")
+        client.receive(wire(conn.feed(client.send(), now=now)))
+        conn.drained(now)
+    assert conn.deadline == 31.0  # 30 s of send timeout from when the stream stalled
+    assert conn.expired(31.0)[-1] is CLOSE
+
+
+def test_preface_alone_has_the_header_timeout(service: Service) -> None:
+    client = Client()
+    conn = _connect(service, client)
+    assert conn.deadline == 10.0  # not the keep-alive timeout: no request yet
+    assert conn.expired(10.0)[-1] is CLOSE

@@ -150,12 +150,12 @@ class Http2:
         return any(incoming.request is not None for incoming in self._incoming.values())
 
     def stalled(self, before: float) -> list[int]:
-        """Streams whose request began before `before` and has not ended; they are
-        forgotten here (the driver answers 408 on them)."""
+        """Streams whose request began at or before `before` and has not ended; they
+        are forgotten here (the driver answers 408 on them)."""
         late = [
             stream_id
             for stream_id, incoming in self._incoming.items()
-            if incoming.request is not None and incoming.since < before
+            if incoming.request is not None and incoming.since <= before
         ]
         for stream_id in late:
             self._incoming[stream_id].request = None
