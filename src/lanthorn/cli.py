@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="h2c",
         action="store_false",
         default=None,
-        help="refuse HTTP/2 over cleartext (prior knowledge)",
+        help="no HTTP/2 over cleartext TCP (over TLS, ALPN still offers h2)",
     )
     p.add_argument("--max-streams", type=int, help="concurrent HTTP/2 streams per connection")
     p.add_argument(

@@ -53,9 +53,10 @@ _BATCH_FILES = 4
 
 def connect(service: Service, peer: str, now: float) -> Connection:
     """The driver for a newly accepted connection: HTTP, inside TLS when serving HTTPS."""
-    conn = HttpConnection(service, peer, now)
     if service.tls is None:
-        return conn
+        return HttpConnection(service, peer, now, service.h2c)
+    # Over TLS, HTTP/2 is always offered (ALPN h2): --no-h2c is about cleartext.
+    conn = HttpConnection(service, peer, now, True)
     return TlsSession(conn, service.tls, now + service.limits.header_timeout_s)
 
 
@@ -73,7 +74,7 @@ class HttpConnection:
         "peer",
     )
 
-    def __init__(self, service: Service, peer: str, now: float) -> None:
+    def __init__(self, service: Service, peer: str, now: float, h2: bool = True) -> None:
         self._service = service
         self._adapter = Http1(service.limits)
         self._waiting: deque[Event] = deque()
@@ -82,7 +83,7 @@ class HttpConnection:
         self._head_started: float | None = None
         # Until the first bytes show which protocol the client speaks (RFC 9113 §3.3,
         # "prior knowledge"), what has arrived of a possible HTTP/2 preface; None after.
-        self._preface: bytes | None = b"" if service.h2c else None
+        self._preface: bytes | None = b"" if h2 else None
         self._streams: Streams | None = None  # set once the connection speaks HTTP/2
         self.peer = peer
         # The first request must arrive within the header timeout (nginx does the same).
@@ -168,6 +169,11 @@ class HttpConnection:
         if self._streams is not None:
             return self._streams.shutdown()
         return [CLOSE] if self.idle else []
+
+    def abort(self) -> None:
+        """HTTP/1 holds no files itself (the engine holds those it was handed)."""
+        if self._streams is not None:
+            self._streams.abort()
 
     # ---------------------------------------------------------------------------------------
 

@@ -22,11 +22,12 @@ NO_BODY_STATUSES = frozenset((204, 304))  # RFC 9110 §6.4.1
 class Service:
     """What every connection of one worker shares: the site, limits, clocks and logs."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, tls: ssl.SSLContext | None = None) -> None:
         self.config = config
         self.limits = config.limits
         self.h2c = config.server.h2c
-        self.tls = Service.tls_context(config)
+        # Built once before prefork workers fork, so they share session-ticket keys.
+        self.tls = tls if tls is not None else Service.tls_context(config)
         self.site = Site(config.site)
         self.access_log = AccessLog.open(config.server.access_log)
         self.dates = DateCache()
@@ -36,11 +37,12 @@ class Service:
     @staticmethod
     def tls_context(config: Config) -> ssl.SSLContext | None:
         """The TLS context when serving HTTPS; ConfigError if the certificate is unusable
-        (the launcher calls this before forking workers, to fail at start-up)."""
+        (the launcher builds it before forking workers: it fails at start-up, and every
+        worker shares it)."""
         server = config.server
         if server.tls_cert is None:
             return None
-        return tls_context(server.tls_cert, server.tls_key, server.h2c)
+        return tls_context(server.tls_cert, server.tls_key)
 
     def drain(self, now: float) -> None:
         """Graceful shutdown begins: finish what is in flight within the grace period."""

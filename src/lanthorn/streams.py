@@ -136,6 +136,9 @@ class Streams:
             return self._close(goaway)
         return [goaway] if goaway else []
 
+    def abort(self) -> None:
+        self._close()
+
     # ---------------------------------------------------------------------------------------
 
     def _guarded(self, data: bytes, now: float, just_written: bool) -> list[Action]:

@@ -35,16 +35,22 @@ _PLAIN_HTTP_ANSWER = (
 ALPN = ["h2", "http/1.1"]  # RFC 9113 §3.2: "h2" is HTTP/2 over TLS
 
 
-def context(cert: str, key: str | None, h2: bool) -> ssl.SSLContext:
-    """The server's TLS context; ConfigError when the certificate or key cannot be used."""
+def context(cert: str, key: str | None) -> ssl.SSLContext:
+    """The server's TLS context; ConfigError when the certificate or key cannot be used.
+    ALPN offers h2 whatever --no-h2c says: that option is about cleartext."""
+    for kind, path in (("certificate", cert), ("key", key)):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"TLS {kind} {path!r} not found")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 9113 §9.2
     ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION  # RFC 9113 §9.2.1
     try:
         ctx.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot use TLS certificate {cert!r}: {exc}") from exc
-    ctx.set_alpn_protocols(ALPN if h2 else ALPN[1:])
+        raise ConfigError(
+            f"cannot use TLS certificate {cert!r} with key {key or cert!r}: {exc}"
+        ) from exc
+    ctx.set_alpn_protocols(ALPN)
     return ctx
 
 
@@ -84,7 +90,9 @@ class TlsSession:
 
     @property
     def idle(self) -> bool:
-        return self._ready and not self._pending and self._inner.idle
+        """Before the handshake completes the session only waits on the client, so it is
+        idle too: a thread engine may park it instead of holding a worker."""
+        return not self._pending and (not self._ready or self._inner.idle)
 
     @property
     def multiplexed(self) -> bool:
@@ -111,10 +119,9 @@ class TlsSession:
             self._ready = True
             self.deadline = self._inner.deadline
         plain, closed = self._read()
+        self._eof |= closed
         actions = self._inner.feed(plain, now) if plain else []
-        if closed:  # close_notify: the client is done sending
-            actions += self._inner.feed(b"", now)
-        return self._seal(actions)
+        return self._seal(self._then_eof(actions, now))
 
     def drained(self, now: float, data: bytes = b"") -> list[Action]:
         if data:
@@ -125,10 +132,19 @@ class TlsSession:
         if self._pending:
             return self._seal([])  # more of the inner driver's batch to encrypt
         plain, self._unread = self._unread, b""
-        actions = self._inner.drained(now, plain)
-        if self._eof:
-            actions += self._inner.feed(b"", now)
-        return self._seal(actions)
+        return self._seal(self._then_eof(self._inner.drained(now, plain), now))
+
+    def abort(self) -> None:
+        discard(list(self._pending))
+        self._pending.clear()
+        self._inner.abort()
+
+    def _then_eof(self, actions: list[Action], now: float) -> list[Action]:
+        """After close_notify the client sends nothing more; the inner driver learns it
+        once it has nothing left to answer (pipelined requests are still answered)."""
+        if actions or not self._eof:
+            return actions
+        return self._inner.feed(b"", now)
 
     def progressed(self, now: float) -> None:
         self._inner.progressed(now)

@@ -322,3 +322,25 @@ def test_cancel_and_ping_are_seen_during_a_download(server: Server, site: Path) 
         assert bytes(reply.body) == b"plain text\n"
         assert not client.replies[download].ended
         assert client.received - before < 24 << 20  # of the 64 MiB
+
+
+def test_much_input_during_a_download_does_not_stop_reading(server: Server, site: Path) -> None:
+    """1 MiB of (ignorable, RFC 9113 §5.5) frames while a download runs: the
+    engine pauses reading to bound what it holds, and must resume between batches."""
+    sparse = site / "sparse.bin"
+    if not sparse.exists():
+        with open(sparse, "wb") as fh:
+            fh.truncate(64 << 20)
+    huge = (1 << 31) - 1
+    unknown = b"\x00\x40\x00\x99\x00\x00\x00\x00\x00" + b"\x00" * 16384  # type 0x99
+    with H2Client(
+        server.port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: huge}
+    ) as client:
+        client.conn.increment_flow_control_window(huge - 65535)
+        download = client.request("/sparse.bin")
+        while len(client.replies[download].body) < 100_000:
+            assert client.pump()
+        client.sock.sendall(unknown * 64)
+        reply = client.wait(client.request("/notes.txt"))
+        assert bytes(reply.body) == b"plain text\n"
+        assert not client.replies[download].ended  # answered during the download

@@ -179,3 +179,37 @@ def test_openssl_sees_alpn_and_the_chain(tls_server: Server, pki: tuple[Path, Pa
     text = (result.stdout + result.stderr).decode(errors="replace")
     assert "Verify return code: 0 (ok)" in text, text
     assert "ALPN protocol: h2" in text, text
+
+
+@pytest.mark.parametrize("model", ["asyncio", "events"])
+def test_a_fast_tls_download_does_not_stall_other_clients(
+    model: str, site: Path, scratch: Path, pki: tuple[Path, Path, Path]
+) -> None:
+    """Over TLS a file goes out as many encrypted batches; a socket that takes them all
+    at once must not keep the event loop from everyone else."""
+    ca, cert, key = pki
+    sparse = site / "sparse-tls.bin"
+    if not sparse.exists():
+        with open(sparse, "wb") as fh:
+            fh.truncate(1 << 30)
+    args = ["--model", model, "--access-log", "off", "--tls-cert", str(cert), "--tls-key", str(key)]
+    context = ssl.create_default_context(cafile=str(ca))
+    with (
+        Server(site, *args, tmp=scratch) as srv,
+        httpx.Client(verify=context, timeout=10) as small,
+    ):
+        small.get(srv.url("/notes.txt"))  # connected before the download starts
+        command = ["curl", "-sS", "--http1.1", "--cacert", str(ca), "-o", "/dev/null"]
+        started = time.monotonic()
+        worst = 0.0
+        with subprocess.Popen([*command, srv.url("/sparse-tls.bin")]) as curl:
+            time.sleep(0.1)
+            while curl.poll() is None and time.monotonic() - started < 30:
+                asked = time.monotonic()
+                assert small.get(srv.url("/notes.txt")).content == b"plain text\n"
+                worst = max(worst, time.monotonic() - asked)
+                time.sleep(0.01)
+            assert curl.wait(30) == 0
+        took = time.monotonic() - started
+    assert took > 0.5  # long enough for the measurement to mean something
+    assert worst < 0.25, f"a small request waited {worst:.2f} s during a {took:.1f} s download"

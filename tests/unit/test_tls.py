@@ -4,6 +4,7 @@ ALPN, bodies encrypted a batch at a time, close_notify, and handshake deadlines.
 from __future__ import annotations
 
 import contextlib
+import os
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +132,51 @@ def test_handshake_deadline_and_garbage(service: Service) -> None:
     garbage = connect(service, "peer", 0.0)
     out = garbage.feed(b"\x16\x03\x01\x00\x05hello" + b"\x00" * 50, 0.0)
     assert out[-1] is CLOSE
+
+
+def test_pipelined_requests_then_close_notify_are_all_answered(
+    service: Service, pki: tuple[Path, Path, Path]
+) -> None:
+    session, client = _handshake(service, pki[0], ["http/1.1"])
+    requests = client.send(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n" * 6)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        client.tls.unwrap()  # close_notify right behind the requests
+    out = session.feed(requests + client.outgoing.read(), 1.0)
+    received = client.receive(out)
+    while CLOSE not in out:
+        out = session.drained(2.0)
+        received += client.receive(out)
+    assert received.count(b"HTTP/1.1 200 OK\r\n") == 6
+    assert received.count(BIG) == 6
+
+
+def test_a_session_before_its_handshake_is_idle(service: Service) -> None:
+    """Nothing to send, only waiting on the client: a thread engine may park it."""
+    session = connect(service, "peer", 0.0)
+    assert session.idle
+    assert session.shutdown() == [CLOSE]
+
+
+def test_abort_releases_files_waiting_for_encryption(
+    service: Service, pki: tuple[Path, Path, Path]
+) -> None:
+    session, client = _handshake(service, pki[0], ["http/1.1"])
+    before = len(os.listdir("/proc/self/fd"))
+    session.feed(client.send(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"), 1.0)
+    assert len(os.listdir("/proc/self/fd")) == before + 1  # the file, mid-encryption
+    session.abort()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_h2_is_offered_over_tls_even_without_h2c(
+    tmp_path: Path, pki: tuple[Path, Path, Path]
+) -> None:
+    config = Config(
+        server=ServerConfig(access_log="off", h2c=False, tls_cert=str(pki[1]), tls_key=str(pki[2])),
+        site=SiteConfig(root=str(tmp_path)),
+        limits=Limits(header_timeout_s=10),
+    )
+    service = Service(config)
+    session, _ = _handshake(service, pki[0], ["h2", "http/1.1"])
+    assert session.alpn == "h2"
+    service.close()

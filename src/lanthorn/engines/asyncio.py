@@ -48,6 +48,9 @@ ACCEPT_BATCH = 64
 # A multiplexed (HTTP/2) connection keeps reading while a batch is written, so resets
 # and new requests are seen between batches; this much unread input pauses it.
 STASH_BYTES = 256 * 1024
+# Batches one connection may write back to back (when the socket takes them at once)
+# before the loop gets a turn: a fast TLS download must not stall every other client.
+SYNC_BATCHES = 4
 
 
 class _Protocol(asyncio.Protocol):
@@ -81,6 +84,8 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.forget(self)
+        if self._conn is not None:
+            self._conn.abort()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_exception(ConnectionResetError())
         if self._file_task is not None:
@@ -135,6 +140,7 @@ class _Protocol(asyncio.Protocol):
         transport = self._transport
         conn = self._conn
         assert transport is not None and conn is not None
+        batches = 0
         while actions:
             for index, action in enumerate(actions):
                 if type(action) is bytes:
@@ -151,8 +157,10 @@ class _Protocol(asyncio.Protocol):
             if self._write_paused:
                 self._begin_busy()
                 return
-            if conn.multiplexed:
-                # Give the loop a turn to read what the client sent meanwhile.
+            batches += 1
+            if conn.multiplexed or batches >= SYNC_BATCHES:
+                # Give the loop a turn: other connections wait, and a multiplexed one
+                # reads what its client sent meanwhile.
                 self._begin_busy()
                 asyncio.get_running_loop().call_soon(self._resume)
                 return
@@ -176,6 +184,8 @@ class _Protocol(asyncio.Protocol):
         data = b"".join(self._stash)
         self._stash.clear()
         self._stashed = 0
+        if conn.multiplexed:
+            transport.resume_reading()  # if a full stash paused it: the stash is empty now
         self._execute(conn.drained(monotonic(), data))
         if self._busy or transport.is_closing():
             return

@@ -149,6 +149,7 @@ def serve(
             actions = conn.feed(data, monotonic())
     finally:
         if not keep_open:
+            conn.abort()
             sock.close()
 
 

@@ -32,6 +32,8 @@ from lanthorn.engines.stopping import StopFlag
 
 SWEEP_S = 0.25
 READ_BYTES = 65536
+# Batches one connection may write back to back before the others get a turn.
+SYNC_BATCHES = 4
 
 
 class _Peer:
@@ -121,7 +123,7 @@ class _Reactor:
         """Write as much as the socket takes; switch interest accordingly."""
         out = peer.out
         sock = peer.sock
-        while True:
+        for _ in range(SYNC_BATCHES):
             while out:
                 action = out[0]
                 try:
@@ -158,6 +160,8 @@ class _Reactor:
             if not more:
                 break
             out.extend(more)
+        else:  # the socket took every batch: let other connections have a turn
+            return self.want_write(peer)
         if peer.writing:
             peer.writing = False
             self.selector.modify(sock, selectors.EVENT_READ, peer)
@@ -182,6 +186,7 @@ class _Reactor:
         self.selector.unregister(peer.sock)
         discard([a for a in peer.out if not isinstance(a, memoryview)])
         peer.out.clear()
+        peer.conn.abort()
         peer.sock.close()
         if not self.accepting and not self.service.draining and not self.resume_accepting_at:
             self.set_accepting(True)

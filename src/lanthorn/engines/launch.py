@@ -27,7 +27,8 @@ def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT and a graceful drain."""
     server = config.server
     run = engine(server.model)
-    scheme = "http" if Service.tls_context(config) is None else "https"  # fails early
+    tls = Service.tls_context(config)  # fails early, before binding or forking
+    scheme = "http" if tls is None else "https"
 
     def announce(addresses: list[tuple[str, int]]) -> None:
         for host, port in addresses:
@@ -47,12 +48,12 @@ def serve(config: Config) -> None:
     try:
         if server.workers == 1:
             sockets = listening.bind(server.host, server.port)
-            service = Service(config)
+            service = Service(config, tls)
             run(sockets, service, lambda: announce(listening.addresses(sockets)))
         else:
 
             def worker_main(sockets: list[socket.socket], ready: Callable[[], None]) -> None:
-                run(sockets, Service(config), ready)
+                run(sockets, Service(config, tls), ready)
 
             Supervisor(config, worker_main).run(announce)
     finally:

@@ -111,6 +111,7 @@ class Pool:
             if job is None:
                 return
             self.serve(*job)
+            job = None  # the connection is done with: do not keep it (and its files) alive
 
     # main thread -------------------------------------------------------------------------
 
