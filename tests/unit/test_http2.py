@@ -18,7 +18,7 @@ from hyperframe.frame import GoAwayFrame
 
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.core.response import ResponsePlan
-from lanthorn.driver import CLOSE, Action, HttpConnection, Service
+from lanthorn.driver import CLOSE, Action, HttpConnection, Service, connect
 from lanthorn.protocol import fieldblocks
 from lanthorn.protocol.events import ProtocolFailed, RequestReceived, StreamFailed, StreamReset
 from lanthorn.protocol.http2 import PREFACE, Http2
@@ -351,7 +351,7 @@ def test_h2c_off_leaves_the_preface_to_http1(tmp_path: Path) -> None:
     config = Config(
         server=ServerConfig(access_log="off", h2c=False), site=SiteConfig(root=str(tmp_path))
     )
-    conn = HttpConnection(Service(config), "peer", now=0.0)
+    conn = connect(Service(config), "peer", 0.0)
     out = conn.feed(PREFACE, now=0.0)
     assert wire(out).startswith(b"HTTP/1.1 505 ")
 
