@@ -213,3 +213,32 @@ def test_a_fast_tls_download_does_not_stall_other_clients(
         took = time.monotonic() - started
     assert took > 0.5  # long enough for the measurement to mean something
     assert worst < 0.25, f"a small request waited {worst:.2f} s during a {took:.1f} s download"
+
+
+def test_sessions_resume_on_any_prefork_worker(
+    site: Path, scratch: Path, pki: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """The workers share one TLS context (built before forking), so a session ticket
+    from one worker resumes on the other: every reconnect is "Reused"."""
+    ca, cert, key = pki
+    session = tmp_path / "session.pem"
+    args = ["-w", "2", "--access-log", "off", "--tls-cert", str(cert), "--tls-key", str(key)]
+
+    def connect(*extra: str) -> str:
+        result = subprocess.run(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-CAfile", str(ca),
+             *extra],
+            input=b"", capture_output=True, timeout=30, check=False,
+        )  # fmt: skip
+        return result.stdout.decode(errors="replace")
+
+    with Server(site, *args, tmp=scratch) as srv:
+        # Wait for the ticket (sent after the handshake) before letting s_client go.
+        first = subprocess.run(
+            f"sleep 0.3 | openssl s_client -connect 127.0.0.1:{srv.port} -CAfile {ca} "
+            f"-sess_out {session}",
+            shell=True, capture_output=True, timeout=30, check=False,
+        ).stdout.decode(errors="replace")  # fmt: skip
+        assert "New, TLSv1.3" in first and session.exists()
+        outcomes = [connect("-sess_in", str(session)) for _ in range(8)]
+    assert all("Reused, TLSv1.3" in out for out in outcomes), outcomes
