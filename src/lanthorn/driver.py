@@ -221,7 +221,7 @@ class HttpConnection:
         request = event.request
         service = self._service
         keep_alive = event.keep_alive and not service.draining
-        plan = service.decide(request, now)
+        plan = service.decide(request, now, stamp)
         send_body = request.method != b"HEAD" and plan.status not in NO_BODY_STATUSES
         if not send_body:
             plan.close()

@@ -49,7 +49,9 @@ class Service:
         self.draining = True
         self.stop_at = now + self.limits.grace_s
 
-    def decide(self, request: Request, now: float) -> ResponsePlan:
+    def decide(self, request: Request, now: float, wall: float) -> ResponsePlan:
+        """The core's answer; `now` is monotonic, `wall` the time the answer is dated."""
+        request.wall = wall
         try:
             return self.site.respond(request, now)
         except Exception:  # a bug must cost one request, never the server

@@ -212,7 +212,7 @@ class Streams:
         while queue:
             event = queue.popleft()
             request = event.request
-            plan = service.decide(request, now)
+            plan = service.decide(request, now, stamp)
             if self._open_files >= _OPEN_FILES and _needs_file(plan, request):
                 plan.close()
                 self._deferred.append(event)

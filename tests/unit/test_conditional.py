@@ -95,4 +95,12 @@ def test_evaluation_order(method: bytes, headers: dict[bytes, bytes], status: in
     ],
 )
 def test_if_range(value: bytes, allowed: bool) -> None:
-    assert if_range_allows(value, ETAG, LM) is allowed
+    assert if_range_allows(value, ETAG, LM, MTIME, MTIME + 60) is allowed
+
+
+@pytest.mark.parametrize(("wall", "allowed"), [(MTIME + 0.5, False), (MTIME + 1, True)])
+def test_if_range_date_must_be_strong(wall: float, allowed: bool) -> None:
+    """§8.8.2.2: a file modified in the current second may change again within it, so
+    its Last-Modified is weak until that second has passed; entity-tags are unaffected."""
+    assert if_range_allows(LM, ETAG, LM, MTIME, wall) is allowed
+    assert if_range_allows(ETAG, ETAG, LM, MTIME, wall)

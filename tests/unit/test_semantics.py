@@ -149,6 +149,23 @@ def test_if_range(root: Path) -> None:
     assert status(ask(s, "/big.bin", range="bytes=0-0", if_range="W/" + tag)) == 200
 
 
+def test_if_range_date_of_a_file_changed_this_second_is_weak(root: Path) -> None:
+    """§13.1.5 with §8.8.2.2: the date is honoured only once its second has passed."""
+    s = site(root)
+    os.utime(root / "big.bin", (1_700_000_000.2, 1_700_000_000.2))
+    head = ask(s, "/big.bin", method=b"HEAD")
+    head.close()
+    headers = {b"range": b"bytes=0-0", b"if-range": (h(head, "last-modified") or "").encode()}
+    fresh = Request(b"GET", b"/big.bin", "1.1", dict(headers))
+    fresh.wall = 1_700_000_000.7  # the same second: it could change again unseen
+    settled = Request(b"GET", b"/big.bin", "1.1", dict(headers))
+    settled.wall = 1_700_000_001.0
+    for request, expected in ((fresh, 200), (settled, 206)):
+        plan = s.respond(request, 0.0)
+        plan.close()
+        assert plan.status == expected
+
+
 def test_head_with_range_is_get_without_body(root: Path) -> None:
     plan = ask(site(root), "/big.bin", b"HEAD", range="bytes=0-9")
     assert plan.status == 206 and h(plan, "content-length") == "10"

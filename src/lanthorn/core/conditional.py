@@ -80,10 +80,14 @@ def evaluate(method: bytes, headers: dict[bytes, bytes], etag: bytes, mtime_s: i
     return None
 
 
-def if_range_allows(value: bytes, etag: bytes, last_modified: bytes) -> bool:
+def if_range_allows(
+    value: bytes, etag: bytes, last_modified: bytes, mtime_s: int, wall: float
+) -> bool:
     """§13.1.5: an entity-tag must match strongly; a date must equal Last-Modified
-    exactly. Otherwise the Range is ignored and the whole representation is sent."""
+    exactly and be strong: the file's second of modification has ended by `wall`, so it
+    cannot have changed twice within it (§8.8.2.2). Otherwise the Range is ignored and
+    the whole representation is sent."""
     value = value.strip()
     if value.startswith((b'"', b"W/")):
         return value == etag and not etag.startswith(b"W/")
-    return value == last_modified
+    return value == last_modified and mtime_s + 1 <= wall

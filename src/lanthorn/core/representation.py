@@ -87,7 +87,7 @@ def plan_for(
     if range_header is not None:
         if_range = headers.get(b"if-range")
         if if_range is None or conditional.if_range_allows(
-            if_range, variant.etag, variant.last_modified
+            if_range, variant.etag, variant.last_modified, variant.mtime_s, request.wall
         ):
             try:
                 spans = ranges.parse(range_header, variant.size)
