@@ -185,3 +185,24 @@ def test_python_peers_from_their_own_venv(tmp_path: Path) -> None:
     assert set(targets) == {"lanthorn asyncio", "uvicorn+starlette", "aiohttp", "granian"}
     for result in targets.values():
         assert result["errors"] == 0 and result["requests"] > 100
+
+
+@pytest.mark.parametrize("tool", ["wrk", "h2load"])
+def test_tls_targets(tool: str, tmp_path: Path) -> None:
+    """--tls: a self-signed certificate, lanthorn and nginx serving HTTPS (HTTP/2 by ALPN
+    under h2load); peers not set up for TLS are skipped with a message."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--tls", "--tool", tool,
+         "--models", "asyncio", "--files", "small", "--conns", "4", "--streams", "4",
+         "--peers", "nginx,http.server", "--out", str(tmp_path)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "peer http.server skipped: not set up for TLS" in proc.stderr
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert document["plan"]["tls"] is True
+    runs = {run["target"]: run["result"] for run in document["runs"]}
+    assert set(runs) == {"lanthorn asyncio", "nginx"}
+    for result in runs.values():
+        assert result["errors"] == 0 and result["requests"] > 100
+        assert "https://127.0.0.1:" in result["command"]

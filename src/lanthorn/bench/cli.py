@@ -76,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also measure memory per idle keep-alive connection with N connections",
     )
+    p.add_argument(
+        "--tls", action="store_true", help="every target serves HTTPS (self-signed certificate)"
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results"))
     p.add_argument("--quick", action="store_true", help="one round of 1 s: a smoke test")
     p.add_argument("--profile", action="store_true", help="profile the first lanthorn target")
@@ -116,7 +119,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     plan = Plan(args.models, args.workers, peers, args.files, args.conns, args.duration,
                 args.rounds, args.tool, warmup_s=0.5 if args.quick else 1.0,
                 peer_python=args.peer_python, streams=args.streams,
-                idle_conns=args.idle_conns)  # fmt: skip
+                idle_conns=args.idle_conns, tls=args.tls)  # fmt: skip
     command, package = TOOLS[args.tool]
     if not shutil.which(command):
         print(f"lanthorn bench: {command} is missing (apt-get install {package})", file=sys.stderr)

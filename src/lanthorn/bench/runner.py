@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -24,7 +25,9 @@ from lanthorn.bench.targets import (
     Nginx,
     PythonPeer,
     Target,
+    Tls,
     cpu_seconds,
+    make_certificate,
     peak_rss_bytes,
     process_tree,
     rss_bytes,
@@ -78,6 +81,7 @@ class Plan:
     peer_python: str | None = None  # interpreter of a venv with uvicorn/aiohttp/granian
     streams: int = 10  # h2load: concurrent streams per connection
     idle_conns: int = 0  # > 0: also measure memory per idle keep-alive connection
+    tls: bool = False  # every target serves HTTPS (a self-signed certificate)
     runs: list[Run] = field(default_factory=list)
     idle: list[IdleMemory] = field(default_factory=list)
 
@@ -95,15 +99,16 @@ def make_root(root: Path, demo_index: Path | None) -> None:
         child.chmod(0o755 if child.is_dir() else 0o644)  # nginx workers read as nobody
 
 
-def targets(plan: Plan) -> list[Target]:
-    chosen: list[Target] = [Lanthorn(m, w) for w in plan.workers for m in plan.models]
+def targets(plan: Plan, tls: Tls | None = None) -> list[Target]:
+    chosen: list[Target] = [Lanthorn(m, w, tls=tls) for w in plan.workers for m in plan.models]
     http2 = plan.tool == "h2load"
     for peer in plan.peers:
-        if http2 and peer != "nginx":
-            print(f"lanthorn bench: peer {peer} skipped: it does not speak h2c", file=sys.stderr)
+        if (http2 or tls) and peer != "nginx":
+            needs = "TLS" if tls else "h2c"
+            print(f"lanthorn bench: peer {peer} skipped: not set up for {needs}", file=sys.stderr)
         elif peer == "nginx":
             if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
-                chosen.append(Nginx(max(plan.workers), http2=http2))
+                chosen.append(Nginx(max(plan.workers), http2=http2, tls=tls))
         elif peer == "http.server":
             chosen.append(HttpServer())
         elif peer in PythonPeer.MODULES:
@@ -129,7 +134,8 @@ def measure(
     server_cpu, client_cpu = (0, 1) if cores >= 2 else (None, None)
     target.start(root, work, server_cpu)
     try:
-        url = f"http://127.0.0.1:{target.port}/{url_path}"
+        scheme = "https" if plan.tls else "http"
+        url = f"{scheme}://127.0.0.1:{target.port}/{url_path}"
         if plan.tool == "wrk":
             load.wrk(url, conns, plan.warmup_s, client_cpu)
         elif plan.tool == "h2load":
@@ -175,28 +181,39 @@ def _open(sock: socket.socket) -> bool:
     """The server has not closed the connection (nothing to read, no EOF)."""
     sock.setblocking(False)  # with a timeout, recv would wait for it first
     try:
+        if isinstance(sock, ssl.SSLSocket):  # no peeking through TLS; we are done anyway
+            return sock.recv(1) != b""
         return sock.recv(1, socket.MSG_PEEK) != b""
-    except BlockingIOError:
+    except (BlockingIOError, ssl.SSLWantReadError):
         return True
     except OSError:
         return False
 
 
-def measure_idle(target: Target, root: Path, work: Path, conns: int) -> IdleMemory:
+def measure_idle(target: Target, root: Path, work: Path, conns: int, tls: bool) -> IdleMemory:
     """Open `conns` connections, answer one request on each, keep them open, and read
     the server's resident memory (all its processes) before and after."""
     target.start(root, work, 0 if (os.cpu_count() or 1) >= 2 else None)
     sockets: list[socket.socket] = []
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # our own throwaway certificate
+    context.set_alpn_protocols(["http/1.1"])
+
+    def connected() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", target.port), timeout=10)
+        if tls:
+            sock = context.wrap_socket(sock)
+        sockets.append(sock)
+        _get(sock, FILES["small"][0])
+        return sock
+
     try:
-        warm = socket.create_connection(("127.0.0.1", target.port), timeout=10)
-        sockets.append(warm)
-        _get(warm, FILES["small"][0])
+        connected()
         time.sleep(0.2)
         before = rss_bytes(process_tree(target.pid))
         for _ in range(conns):
-            sock = socket.create_connection(("127.0.0.1", target.port), timeout=10)
-            sockets.append(sock)
-            _get(sock, FILES["small"][0])
+            connected()
         time.sleep(0.2)
         after = rss_bytes(process_tree(target.pid))
         return IdleMemory(target.name, conns, before, after, sum(map(_open, sockets[1:])))
@@ -210,7 +227,7 @@ def execute(
     plan: Plan, root: Path, work: Path, progress: Callable[[Run | None, str], None]
 ) -> Plan:
     """Run the whole matrix; `progress(run, label)` is told before and after each run."""
-    pool = targets(plan)
+    pool = targets(plan, make_certificate(work) if plan.tls else None)
     try:
         for round_ in range(plan.rounds):
             for file in plan.files:
@@ -230,7 +247,7 @@ def execute(
         if plan.idle_conns:
             for target in pool:
                 progress(None, f"idle memory · c={plan.idle_conns} · {target.name}")
-                plan.idle.append(measure_idle(target, root, work, plan.idle_conns))
+                plan.idle.append(measure_idle(target, root, work, plan.idle_conns, plan.tls))
     except KeyboardInterrupt:
         pass  # report what finished
     finally:

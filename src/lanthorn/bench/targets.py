@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -71,13 +72,42 @@ class _Process:
                 self.proc.wait()
 
 
+@dataclass(frozen=True)
+class Tls:
+    """A certificate and key every target serves HTTPS with (`--tls`)."""
+
+    cert: Path
+    key: Path
+
+
+def make_certificate(work: Path) -> Tls:
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1, made with openssl(1)."""
+    tls = Tls(work / "bench-cert.pem", work / "bench-key.pem")
+    argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(tls.key), "-out", str(tls.cert)]  # fmt: skip
+    try:
+        subprocess.run(argv, capture_output=True, check=True, timeout=60)
+    except FileNotFoundError:
+        raise SystemExit("lanthorn bench: openssl is missing (apt-get install openssl)") from None
+    for path in (tls.cert, tls.key):
+        path.chmod(0o644)  # nginx workers read as nobody
+    return tls
+
+
 class Lanthorn(_Process):
     def __init__(
-        self, model: str = "asyncio", workers: int = 1, profile: Path | None = None
+        self,
+        model: str = "asyncio",
+        workers: int = 1,
+        profile: Path | None = None,
+        tls: Tls | None = None,
     ) -> None:
         self.model = model
         self.workers = workers
         self.profile = profile  # write a pyinstrument HTML profile of the run here
+        self.tls = tls
         self.name = f"lanthorn {model}" + (f" -w {workers}" if workers > 1 else "")
 
     def start(self, root: Path, work: Path, cpu: int | None) -> None:
@@ -91,6 +121,8 @@ class Lanthorn(_Process):
             "--model", self.model, "-w", str(self.workers), "--access-log", "off",
             "--log-level", "warning", "--ready-file", str(ready),
         ]  # fmt: skip
+        if self.tls is not None:
+            argv += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         self.proc = subprocess.Popen(pinned(cpu, argv))
         deadline = time.monotonic() + START_TIMEOUT_S
         while not ready.exists():
@@ -115,7 +147,7 @@ http {{
     keepalive_requests 1000000;
     {cache}
     client_body_temp_path {work}/nginx-body;
-    server {{ listen 127.0.0.1:{port} reuseport{http2}; root {root}; }}
+    server {{ listen 127.0.0.1:{port} reuseport{ssl}{http2}; root {root}; {certificate} }}
 }}
 """
 
@@ -123,14 +155,19 @@ http {{
 class Nginx(_Process):
     """nginx as Debian ships it, one worker, logging off (as lanthorn in the runs);
     `open_file_cache=True` adds the descriptor cache a tuned deployment would turn on;
-    `http2=True` makes its port speak HTTP/2 over cleartext (prior knowledge) for h2load."""
+    `http2=True` makes its port speak HTTP/2 (h2c, or h2 by ALPN with `tls`) for h2load."""
 
     def __init__(
-        self, workers: int = 1, open_file_cache: bool = False, http2: bool = False
+        self,
+        workers: int = 1,
+        open_file_cache: bool = False,
+        http2: bool = False,
+        tls: Tls | None = None,
     ) -> None:
         self.workers = workers
         self.open_file_cache = open_file_cache
         self.http2 = http2
+        self.tls = tls
         self.name = "nginx" + (f" x{workers}" if workers > 1 else "")
         self.name += " +open_file_cache" if open_file_cache else ""
 
@@ -150,6 +187,12 @@ class Nginx(_Process):
                 mime="/etc/nginx/mime.types",
                 cache=cache,
                 http2=" http2" if self.http2 else "",
+                ssl=" ssl" if self.tls else "",
+                certificate=(
+                    f"ssl_certificate {self.tls.cert}; ssl_certificate_key {self.tls.key};"
+                    if self.tls
+                    else ""
+                ),
             )
         )
         self.proc = subprocess.Popen(
