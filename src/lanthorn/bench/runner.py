@@ -104,8 +104,8 @@ def targets(plan: Plan, tls: Tls | None = None) -> list[Target]:
     http2 = plan.tool == "h2load"
     for peer in plan.peers:
         if (http2 or tls) and peer != "nginx":
-            needs = "TLS" if tls else "h2c"
-            print(f"lanthorn bench: peer {peer} skipped: not set up for {needs}", file=sys.stderr)
+            why = "not set up for TLS" if tls else "it does not speak h2c"
+            print(f"lanthorn bench: peer {peer} skipped: {why}", file=sys.stderr)
         elif peer == "nginx":
             if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
                 chosen.append(Nginx(max(plan.workers), http2=http2, tls=tls))
