@@ -41,8 +41,8 @@ class Connection(Protocol):
     download must not keep the others (or a reset) unread.
     """
 
-    deadline: float
-
+    @property
+    def deadline(self) -> float: ...
     @property
     def peer(self) -> str: ...
     @property

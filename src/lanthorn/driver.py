@@ -64,13 +64,13 @@ class HttpConnection:
     __slots__ = (
         "_adapter",
         "_closing",
+        "_deadline",
         "_head_started",
         "_preface",
         "_service",
         "_streams",
         "_waiting",
         "_writing",
-        "deadline",
         "peer",
     )
 
@@ -87,7 +87,12 @@ class HttpConnection:
         self._streams: Streams | None = None  # set once the connection speaks HTTP/2
         self.peer = peer
         # The first request must arrive within the header timeout (nginx does the same).
-        self.deadline = now + service.limits.header_timeout_s
+        self._deadline = now + service.limits.header_timeout_s
+
+    @property
+    def deadline(self) -> float:
+        """When `expired` is due: the HTTP/2 driver's once the connection speaks it."""
+        return self._deadline if self._streams is None else self._streams.deadline
 
     @property
     def idle(self) -> bool:
@@ -104,9 +109,7 @@ class HttpConnection:
                 return []
         streams = self._streams
         if streams is not None:
-            actions = streams.feed(data, now)
-            self.deadline = streams.deadline
-            return actions
+            return streams.feed(data, now)
         if not data or self._closing:
             self._closing = True
             return [CLOSE]
@@ -135,9 +138,7 @@ class HttpConnection:
         """Everything answered so far has been written; `data` arrived meanwhile."""
         streams = self._streams
         if streams is not None:
-            actions = streams.drained(now, data)
-            self.deadline = streams.deadline
-            return actions
+            return streams.drained(now, data)
         was_writing = self._writing
         self._writing = False
         if data and not self._closing:
@@ -149,9 +150,8 @@ class HttpConnection:
         (like nginx's send_timeout), so a slow but reading client is never cut."""
         if self._streams is not None:
             self._streams.progressed(now)
-            self.deadline = self._streams.deadline
         elif self._writing:
-            self.deadline = now + self._service.limits.send_timeout_s
+            self._deadline = now + self._service.limits.send_timeout_s
 
     def expired(self, now: float) -> list[Action]:
         """Called when `now >= deadline`: 408 for a stalled request, else just close."""
@@ -238,15 +238,15 @@ class HttpConnection:
             self._head_started = None
         if writing:
             self._writing = True
-            self.deadline = now + limits.send_timeout_s
+            self._deadline = now + limits.send_timeout_s
         elif self._head_started is not None:
             if just_written:
                 # The next request's head began while we were writing (and not reading):
                 # its clock starts now, or a long download would make it time out unread.
                 self._head_started = now
-            self.deadline = self._head_started + limits.header_timeout_s
+            self._deadline = self._head_started + limits.header_timeout_s
         elif just_written:
-            self.deadline = now + limits.keepalive_timeout_s
+            self._deadline = now + limits.keepalive_timeout_s
         # Otherwise (only blank lines arrived) the running clock is left alone, so bytes
         # that start no request cannot hold a connection open.
 

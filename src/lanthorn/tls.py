@@ -57,6 +57,7 @@ def context(cert: str, key: str | None) -> ssl.SSLContext:
 class TlsSession:
     __slots__ = (
         "_eof",
+        "_handshake_by",
         "_in",
         "_inner",
         "_out",
@@ -65,7 +66,6 @@ class TlsSession:
         "_ready",
         "_tls",
         "_unread",
-        "deadline",
     )
 
     def __init__(self, inner: Connection, tls: ssl.SSLContext, handshake_by: float) -> None:
@@ -82,11 +82,16 @@ class TlsSession:
         # encrypted, for its next `drained`; and whether close_notify came with it.
         self._unread = b""
         self._eof = False
-        self.deadline = handshake_by
+        self._handshake_by = handshake_by
 
     @property
     def peer(self) -> str:
         return self._inner.peer
+
+    @property
+    def deadline(self) -> float:
+        """The handshake's clock, then the inner driver's."""
+        return self._inner.deadline if self._ready else self._handshake_by
 
     @property
     def idle(self) -> bool:
@@ -117,7 +122,6 @@ class TlsSession:
                     return [_PLAIN_HTTP_ANSWER, CLOSE]
                 return [*self._flush(), CLOSE]  # the alert, if OpenSSL wrote one
             self._ready = True
-            self.deadline = self._inner.deadline
         plain, closed = self._read()
         self._eof |= closed
         actions = self._inner.feed(plain, now) if plain else []
@@ -148,8 +152,6 @@ class TlsSession:
 
     def progressed(self, now: float) -> None:
         self._inner.progressed(now)
-        if self._ready:
-            self.deadline = self._inner.deadline
 
     def expired(self, now: float) -> list[Action]:
         if now < self.deadline:
@@ -188,8 +190,6 @@ class TlsSession:
         pending = self._pending
         pending.extend(actions)
         budget = BATCH_BYTES
-        if self._ready:
-            self.deadline = self._inner.deadline
         while pending and budget > 0:
             action = pending[0]
             if type(action) is bytes:

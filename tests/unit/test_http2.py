@@ -488,6 +488,7 @@ def test_each_request_has_its_own_header_clock(service: Service) -> None:
     conn.drained(5.0)
     out = conn.expired(11.0)
     assert CLOSE not in out
+    assert conn.deadline > 11.0  # the connection's clock follows its streams at once
     events = client.receive(wire(out))
     assert _responses(events)[slow][0][b":status"] == b"408"
     assert any(isinstance(e, h2.events.StreamReset) and e.stream_id == slow for e in events)
