@@ -63,18 +63,18 @@ class _Encoded:
         return self.block
 
 
-class _DateBlock:
-    """The Date field's encoding, redone when the second changes."""
-
-    date = b""
-    encoded = b""
+# The Date field's encoding, redone when the second changes. One tuple, replaced whole,
+# so threads sharing it never pair one second's date with another's encoding.
+_date_block: tuple[bytes, bytes] = (b"", b"")
 
 
 def _date_field(date: bytes) -> bytes:
-    if date is not _DateBlock.date:
-        _DateBlock.encoded = fieldblocks.field(b"date", date)
-        _DateBlock.date = date
-    return _DateBlock.encoded
+    global _date_block  # noqa: PLW0603 - a per-process cache, like the Date cache itself
+    cached, encoded = _date_block
+    if date is not cached:
+        encoded = fieldblocks.field(b"date", date)
+        _date_block = (date, encoded)
+    return encoded
 
 
 # Resets a client may send beyond the streams it let finish before it is cut off.
