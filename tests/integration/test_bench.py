@@ -13,14 +13,23 @@ import pytest
 from lanthorn.bench.report import SCHEMA
 
 
+def _bench(
+    *args: str, check: bool = False, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`lanthorn bench ARGS` as a user runs it, output captured."""
+    argv = [sys.executable, "-m", "lanthorn", "bench", *args]
+    return subprocess.run(
+        argv, capture_output=True, text=True, check=check, timeout=timeout, env=env
+    )
+
+
 @pytest.fixture(scope="module")
 def bench_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench")
-    proc = subprocess.run(
-        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--models", "asyncio,threads",
-         "--files", "small", "--conns", "10", "--peers", "nginx", "--idle-conns", "50",
-         "--out", str(out)],
-        capture_output=True, text=True, check=False, timeout=300,
+    proc = _bench(
+        "--quick", "--models", "asyncio,threads",
+        "--files", "small", "--conns", "10", "--peers", "nginx", "--idle-conns", "50",
+        "--out", str(out),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "| small | 10 | lanthorn asyncio |" in proc.stdout
@@ -68,30 +77,23 @@ def test_report_and_charts(bench_out: Path) -> None:
 
 def test_compare(bench_out: Path) -> None:
     results = str(bench_out / "results.json")
-    proc = subprocess.run(
-        [sys.executable, "-m", "lanthorn", "bench", "compare", results, results],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
+    proc = _bench("compare", results, results, check=True, timeout=60)
     assert "| small | 10 | lanthorn asyncio |" in proc.stdout and "| 1.00 |" in proc.stdout
 
 
 def test_compare_rejects_other_files(tmp_path: Path) -> None:
     other = tmp_path / "x.json"
     other.write_text("{}")
-    proc = subprocess.run(
-        [sys.executable, "-m", "lanthorn", "bench", "compare", str(other), str(other)],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+    proc = _bench("compare", str(other), str(other), timeout=60)
     assert proc.returncode != 0 and "not a lanthorn bench results file" in proc.stderr
 
 
 def test_profile(tmp_path: Path) -> None:
     """--profile runs the first lanthorn target under pyinstrument during the load."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--models", "asyncio",
-         "--files", "small", "--conns", "10", "--peers", "none", "--profile",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, check=False, timeout=300,
+    proc = _bench(
+        "--quick", "--models", "asyncio",
+        "--files", "small", "--conns", "10", "--peers", "none", "--profile",
+        "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     profile = (tmp_path / "profile.html").read_text()
@@ -100,21 +102,17 @@ def test_profile(tmp_path: Path) -> None:
 
 def test_missing_tool_message(tmp_path: Path) -> None:
     env = {"PATH": "/nonexistent", "HOME": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, check=False, timeout=60, env=env,
-    )  # fmt: skip
+    proc = _bench("--quick", "--out", str(tmp_path), timeout=60, env=env)
     assert proc.returncode == 2
     assert "wrk is missing (apt-get install wrk)" in proc.stderr
 
 
 def test_optional_peers_are_detected_never_required(tmp_path: Path) -> None:
     """A peer missing from --peer-python's environment is skipped with the install hint."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--models", "asyncio",
-         "--files", "small", "--conns", "10", "--peers", "aiohttp,uvicorn",
-         "--peer-python", "/bin/false", "--out", str(tmp_path)],
-        capture_output=True, text=True, check=False, timeout=300,
+    proc = _bench(
+        "--quick", "--models", "asyncio",
+        "--files", "small", "--conns", "10", "--peers", "aiohttp,uvicorn",
+        "--peer-python", "/bin/false", "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "peer aiohttp skipped: not installed for /bin/false (pip install aiohttp" in proc.stderr
@@ -145,11 +143,10 @@ def test_ctrl_c_reports_what_finished(tmp_path: Path) -> None:
 def test_h2load_tool(tmp_path: Path) -> None:
     """HTTP/2 over cleartext: lanthorn and nginx (listening with http2) under h2load;
     peers that speak no h2c are skipped with a message, never measured over HTTP/1."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--tool", "h2load",
-         "--models", "asyncio,events", "--files", "small", "--conns", "4", "--streams", "5",
-         "--peers", "nginx,http.server", "--out", str(tmp_path)],
-        capture_output=True, text=True, check=False, timeout=300,
+    proc = _bench(
+        "--quick", "--tool", "h2load",
+        "--models", "asyncio,events", "--files", "small", "--conns", "4", "--streams", "5",
+        "--peers", "nginx,http.server", "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "peer http.server skipped: it does not speak h2c" in proc.stderr
@@ -173,11 +170,10 @@ def test_python_peers_from_their_own_venv(tmp_path: Path) -> None:
     """uvicorn+Starlette, aiohttp and granian, installed by `make peers` (part of
     `make test`) in a venv of their own, measured beside lanthorn."""
     assert PEER_PYTHON.exists(), f"{PEER_PYTHON} is missing: `make peers` creates it"
-    proc = subprocess.run(
-        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--models", "asyncio",
-         "--files", "small", "--conns", "10", "--peers", "uvicorn,aiohttp,granian",
-         "--peer-python", str(PEER_PYTHON), "--out", str(tmp_path)],
-        capture_output=True, text=True, check=False, timeout=300,
+    proc = _bench(
+        "--quick", "--models", "asyncio",
+        "--files", "small", "--conns", "10", "--peers", "uvicorn,aiohttp,granian",
+        "--peer-python", str(PEER_PYTHON), "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
@@ -191,11 +187,10 @@ def test_python_peers_from_their_own_venv(tmp_path: Path) -> None:
 def test_tls_targets(tool: str, tmp_path: Path) -> None:
     """--tls: a self-signed certificate, lanthorn and nginx serving HTTPS (HTTP/2 by ALPN
     under h2load); peers not set up for TLS are skipped with a message."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--tls", "--tool", tool,
-         "--models", "asyncio", "--files", "small", "--conns", "4", "--streams", "4",
-         "--peers", "nginx,http.server", "--out", str(tmp_path)],
-        capture_output=True, text=True, check=False, timeout=300,
+    proc = _bench(
+        "--quick", "--tls", "--tool", tool,
+        "--models", "asyncio", "--files", "small", "--conns", "4", "--streams", "4",
+        "--peers", "nginx,http.server", "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "peer http.server skipped: not set up for TLS" in proc.stderr

@@ -4,10 +4,12 @@ windows, resets, GOAWAY. The same requests must get the same answers as over HTT
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import h2.errors
@@ -298,23 +300,29 @@ def test_no_h2c_refuses_the_preface(site: Path, scratch: Path) -> None:
         assert response.status == 505
 
 
-def test_cancel_and_ping_are_seen_during_a_download(server: Server, site: Path) -> None:
-    """Engines read between batches of a multiplexed connection: after RST_STREAM, only
-    what was already in flight (socket buffers, which loopback grows to several MiB, and
-    a batch) of the cancelled download arrives before the PING ack and the next
-    response — not the rest of the 64 MiB file."""
+@contextlib.contextmanager
+def _downloading(server: Server, site: Path, received: int) -> Iterator[tuple[H2Client, int]]:
+    """A client with 2 GiB windows, `received` bytes into a 64 MiB download (sparse)."""
     sparse = site / "sparse.bin"
     if not sparse.exists():
         with open(sparse, "wb") as fh:
             fh.truncate(64 << 20)
     huge = (1 << 31) - 1
-    with H2Client(
-        server.port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: huge}
-    ) as client:
+    settings = {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: huge}
+    with H2Client(server.port, settings=settings) as client:
         client.conn.increment_flow_control_window(huge - 65535)
         download = client.request("/sparse.bin")
-        while len(client.replies[download].body) < 200_000:
+        while len(client.replies[download].body) < received:
             assert client.pump()
+        yield client, download
+
+
+def test_cancel_and_ping_are_seen_during_a_download(server: Server, site: Path) -> None:
+    """Engines read between batches of a multiplexed connection: after RST_STREAM, only
+    what was already in flight (socket buffers, which loopback grows to several MiB, and
+    a batch) of the cancelled download arrives before the PING ack and the next
+    response — not the rest of the 64 MiB file."""
+    with _downloading(server, site, 200_000) as (client, download):
         client.conn.reset_stream(download, h2.errors.ErrorCodes.CANCEL)
         client.conn.ping(b"lanthorn")
         before = client.received  # raw bytes: h2 drops DATA of a reset stream unseen
@@ -327,19 +335,8 @@ def test_cancel_and_ping_are_seen_during_a_download(server: Server, site: Path) 
 def test_much_input_during_a_download_does_not_stop_reading(server: Server, site: Path) -> None:
     """1 MiB of (ignorable, RFC 9113 §5.5) frames while a download runs: the
     engine pauses reading to bound what it holds, and must resume between batches."""
-    sparse = site / "sparse.bin"
-    if not sparse.exists():
-        with open(sparse, "wb") as fh:
-            fh.truncate(64 << 20)
-    huge = (1 << 31) - 1
     unknown = b"\x00\x40\x00\x99\x00\x00\x00\x00\x00" + b"\x00" * 16384  # type 0x99
-    with H2Client(
-        server.port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: huge}
-    ) as client:
-        client.conn.increment_flow_control_window(huge - 65535)
-        download = client.request("/sparse.bin")
-        while len(client.replies[download].body) < 100_000:
-            assert client.pump()
+    with _downloading(server, site, 100_000) as (client, download):
         client.sock.sendall(unknown * 64)
         reply = client.wait(client.request("/notes.txt"))
         assert bytes(reply.body) == b"plain text\n"
