@@ -69,6 +69,7 @@ class Streams:
         "_served",
         "_service",
         "_waiting",
+        "_worked",
         "_writing",
         "deadline",
         "peer",
@@ -78,7 +79,7 @@ class Streams:
 
     def __init__(self, service: Service, peer: str, now: float) -> None:
         self._service = service
-        self._adapter = Http2(service.limits)
+        self._adapter = Http2(service.limits, now)
         self._waiting: deque[RequestReceived] = deque()
         self._deferred: deque[RequestReceived] = deque()  # need a file; none is free
         self._sending: dict[int, _Outgoing] = {}  # insertion order is the round robin
@@ -87,6 +88,9 @@ class Streams:
         self._closing = False
         self._goaway_sent = False
         self._served = False  # some request has been answered
+        # Response work (a stream answered or DATA sent) since the idle clock last
+        # started: only that restarts it, never a PING or SETTINGS acknowledgement.
+        self._worked = False
         self.peer = peer
         limits = service.limits
         self._batch_by = self._send_by = now + limits.send_timeout_s
@@ -168,6 +172,7 @@ class Streams:
         return None
 
     def _refuse(self, stream_id: int, status: int) -> None:
+        self._worked = True
         plan = self._service.site.errors[status]
         stamp = wall()
         sent = self._start(stream_id, None, plan, self._service.dates.value(stamp))
@@ -189,7 +194,10 @@ class Streams:
             self._batch_by = now + limits.send_timeout_s
         if moved or not had_sending:  # the send clock runs while no DATA can move
             self._send_by = now + limits.send_timeout_s
-        if just_written and self.idle:
+        if moved:
+            self._worked = True
+        if just_written and self._worked and self.idle:
+            self._worked = False
             self._idle_by = now + (
                 limits.keepalive_timeout_s if self._served else limits.header_timeout_s
             )
@@ -219,7 +227,7 @@ class Streams:
                 continue
             sent = self._start(event.stream_id, request, plan, date)
             service.record(self.peer, request, plan.status, sent, stamp)
-            self._served = True
+            self._served = self._worked = True
 
     def _start(
         self, stream_id: int, request: Request | None, plan: ResponsePlan, date: bytes

@@ -95,7 +95,7 @@ def test_field_blocks_decode_with_hpack(fields: list[tuple[bytes, bytes]]) -> No
 
 
 def _open() -> tuple[Http2, Client]:
-    adapter = Http2(LIMITS)
+    adapter = Http2(LIMITS, 0.0)
     client = Client()
     assert adapter.receive(client.send(), 0.0) == []  # the preface and SETTINGS
     client.receive(adapter.output())
@@ -368,7 +368,7 @@ def _data(events: list[h2.events.Event]) -> dict[int, int]:
 
 
 def test_malformed_request_resets_only_its_stream() -> None:
-    adapter = Http2(LIMITS)
+    adapter = Http2(LIMITS, 0.0)
     client = Client(raw=True)
     adapter.receive(client.send(), 0.0)
     client.receive(adapter.output())

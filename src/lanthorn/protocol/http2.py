@@ -36,6 +36,7 @@ from lanthorn.protocol.events import (
     StreamFailed,
     StreamReset,
 )
+from lanthorn.protocol.frameguard import PER_DATA_BYTES, PER_STREAM, FrameGuard
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 _SERVER = (b"server", b"lanthorn")
@@ -100,6 +101,7 @@ class Http2:
         "_encoded",
         "_events",
         "_failed",
+        "_guard",
         "_incoming",
         "_last_stream",
         "_limits",
@@ -109,7 +111,7 @@ class Http2:
         "resets",
     )
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, now: float) -> None:
         self._limits = limits
         config = h2.config.H2Configuration(
             client_side=False,
@@ -122,23 +124,25 @@ class Http2:
             normalize_inbound_headers=False,
         )
         conn = self._conn = h2.connection.H2Connection(config)
+        header_list = limits.max_head_bytes + limits.max_url_bytes
         conn.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_streams,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_head_bytes
-                + limits.max_url_bytes,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: header_list,
             },
         )
         conn.initiate_connection()
         # Set directly: h2 only applies local settings to its decoder when changed later.
         # Lists over the advertised size but under twice it get 431 (requestfields).
-        conn.decoder.max_header_list_size = 2 * (limits.max_head_bytes + limits.max_url_bytes)
+        conn.decoder.max_header_list_size = 2 * header_list
+        # Field blocks are refused past the advertised size as their octets arrive.
+        self._guard = FrameGuard(header_list, now, len(PREFACE))
         self._encoded = conn.encoder = _Encoded()  # type: ignore[assignment]
         self._incoming: dict[int, _Incoming] = {}
         self._events: list[Event] = []
         self.answered = 0  # streams the client let us finish
-        self.resets = 0  # streams the client reset
+        self.resets = 0  # streams the client reset, or made us reset
         self.peer_done = False  # the client sent GOAWAY: no new streams will come
         self._last_stream = 2**31  # after our GOAWAY: streams above it are refused
         self._failed = False  # a connection error was reported: nothing more is read
@@ -177,6 +181,11 @@ class Http2:
         self._events = events
         self._now = now
         conn = self._conn
+        abuse = self._guard.scan(data, now)
+        if abuse is not None:  # h2 never sees these bytes
+            conn.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+            self._fail(ProtocolError(400, abuse))
+            return events
         state = conn.state_machine.state
         try:
             for event in conn.receive_data(data):
@@ -209,11 +218,12 @@ class Http2:
         elif isinstance(event, h2.events.TrailersReceived):
             self._end(event.stream_id)  # trailers are not part of the head (RFC 9110 §6.5)
         elif isinstance(event, h2.events.StreamReset):
-            # Reset by the client, or by h2 for a frame the stream could not take.
+            # Reset by the client, or by h2 for a frame the stream could not take (DATA
+            # on a half-closed stream, say): both are streams the client made us give
+            # up, and both count against it ("MadeYouReset", CVE-2025-8671).
             self._incoming.pop(event.stream_id, None)
             self._events.append(StreamReset(event.stream_id))
-            if event.remote_reset:
-                self._reset_by_peer()
+            self._count_reset()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.peer_done = True
             if event.error_code != ErrorCodes.NO_ERROR:
@@ -232,6 +242,7 @@ class Http2:
             request = requestfields.request(fields, self._limits, "2.0")
         except requestfields.Malformed:
             self._conn.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+            self._count_reset()
             return
         except ProtocolError as error:
             self._incoming[stream_id] = _Incoming(None, self._now)
@@ -249,9 +260,9 @@ class Http2:
         self._incoming[stream_id].request = None
         self._events.append(StreamFailed(stream_id, error))
 
-    def _reset_by_peer(self) -> None:
+    def _count_reset(self) -> None:
         self.resets += 1
-        if self.resets > self.answered + _RESET_ALLOWANCE:
+        if self.resets > self.answered + _RESET_ALLOWANCE and not self._failed:
             self._conn.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
             self._fail(ProtocolError(400, "too many stream resets"))
 
@@ -270,8 +281,12 @@ class Http2:
         except h2.exceptions.ProtocolError:  # StreamClosedError among them
             return False
         if end_stream:
-            self.answered += 1
+            self._answered()
         return True
+
+    def _answered(self) -> None:
+        self.answered += 1
+        self._guard.credit(PER_STREAM)
 
     def window(self, stream_id: int) -> int:
         """How many body bytes may go out on the stream now, in one DATA frame; -1 when
@@ -293,8 +308,9 @@ class Http2:
             self._conn.send_data(stream_id, data, end_stream=end_stream)
         except h2.exceptions.ProtocolError:
             return False
+        self._guard.credit(len(data) / PER_DATA_BYTES)
         if end_stream:
-            self.answered += 1
+            self._answered()
         return True
 
     def reset(self, stream_id: int, answered: bool = False) -> None:
