@@ -66,6 +66,7 @@ class HttpConnection:
         "_closing",
         "_deadline",
         "_head_started",
+        "_opened_at",
         "_preface",
         "_service",
         "_streams",
@@ -80,7 +81,11 @@ class HttpConnection:
         self._waiting: deque[Event] = deque()
         self._writing = False
         self._closing = False
-        self._head_started: float | None = None
+        # When the request head being received began; the first request's clock starts
+        # at accept, so a client that waits before it trickles gains nothing (nginx's
+        # client_header_timeout). None while no head is due (keep-alive idle, writing).
+        self._opened_at = now
+        self._head_started: float | None = now
         # Until the first bytes show which protocol the client speaks (RFC 9113 §3.3,
         # "prior knowledge"), what has arrived of a possible HTTP/2 preface; None after.
         self._preface: bytes | None = b"" if h2 else None
@@ -125,7 +130,8 @@ class HttpConnection:
             return b""  # could still be either: wait for more
         self._preface = None
         if seen.startswith(PREFACE):
-            self._streams = Streams(self._service, self.peer, now)
+            # The first request's clock started at accept, not at the preface.
+            self._streams = Streams(self._service, self.peer, self._opened_at)
         return seen
 
     @property
@@ -234,8 +240,8 @@ class HttpConnection:
         if self._adapter.in_message:
             if self._head_started is None:
                 self._head_started = now
-        else:
-            self._head_started = None
+        elif writing or just_written:
+            self._head_started = None  # a request was complete; no head is under way
         if writing:
             self._writing = True
             self._deadline = now + limits.send_timeout_s

@@ -42,13 +42,26 @@ def test_request_response_and_deadlines(service: Service) -> None:
 
 def test_partial_head_times_out_with_408(service: Service) -> None:
     conn = HttpConnection(service, "peer", now=0.0)
-    conn.drained(0.0)
-    assert conn.feed(b"GET / HTTP/1.1\r\n", now=1.0) == []
-    assert conn.deadline == 11.0  # counted from the start of the head
+    conn.feed(GET, now=0.0)
+    conn.drained(now=1.0)  # answered: idle, keep-alive clock
+    assert conn.feed(b"GET / HTTP/1.1\r\n", now=2.0) == []
+    assert conn.deadline == 12.0  # a later request's clock starts with its head
     assert conn.feed(b"X-A: b\r\n", now=5.0) == []
-    assert conn.deadline == 11.0  # trickling does not extend it
-    assert conn.expired(now=10.9) == []
-    out = conn.expired(now=11.0)
+    assert conn.deadline == 12.0  # trickling does not extend it
+    assert conn.expired(now=11.9) == []
+    out = conn.expired(now=12.0)
+    assert wire(out).startswith(b"HTTP/1.1 408 Request Timeout\r\n") and out[-1] is CLOSE
+
+
+def test_first_head_is_due_within_the_header_timeout_of_accept(service: Service) -> None:
+    """Waiting before trickling gains nothing: the first head's clock starts at accept
+    (issue 9, defect 6: a head begun at 7.5 s used to be allowed until 15.5 s)."""
+    conn = HttpConnection(service, "peer", now=0.0)
+    assert conn.feed(b"GET / HTTP/1.1\r\n", now=7.5) == []
+    assert conn.deadline == 10.0
+    assert conn.feed(b"X-A: b\r\n", now=9.0) == []
+    assert conn.deadline == 10.0
+    out = conn.expired(now=10.0)
     assert wire(out).startswith(b"HTTP/1.1 408 Request Timeout\r\n") and out[-1] is CLOSE
 
 

@@ -27,7 +27,15 @@ ALL = ("zstd", "br", "gzip")
         (b"identity;q=0, gzip", ("gzip",), "gzip"),
         (b"*;q=0", (), None),
         (b"*;q=0, identity", (), "identity"),
-        (b"gzip;q=abc", ("gzip",), "identity"),  # malformed q is q=0
+        # A malformed member is ignored (issue 9, defect 9: `*;q=` answered 406)
+        (b"gzip;q=abc", ("gzip",), "identity"),
+        (b"*;q=", ("gzip",), "identity"),
+        (b"*;q=", (), "identity"),
+        (b"gzip;q=2, br", ("gzip", "br"), "br"),
+        (b"gzip;q=0.1234, br;q=0.5", ("gzip", "br"), "br"),
+        (b"identity;q=nan", (), "identity"),
+        (b"gzip;q=1e0", ("gzip",), "identity"),
+        (b"gzip; q=0.5 , br;q=0.4", ("gzip", "br"), "gzip"),
         (b"GZIP", ("gzip",), "gzip"),  # tokens are case-insensitive
     ],
 )

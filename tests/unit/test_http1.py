@@ -93,6 +93,15 @@ def test_pipelined_in_order_with_bodies_skipped() -> None:
         (b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        # RFC 9112 §3.2: an invalid Host is a 400 (issue 9, defect 7)
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a@b/../c\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: user@example\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: example/x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: ex%zzample\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: example:80:80\r\n\r\n", 400),
+        (b"GET / HTTP/1.0\r\nHost: a b\r\n\r\n", 400),
         (b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400),
         (b"GET / HTTP/2.0\r\n\r\n", 505),
         (b"GET / HTTP/1.2\r\n\r\n", 505),
@@ -107,6 +116,16 @@ def test_failures_have_precise_statuses(data: bytes, status: int) -> None:
     assert failure(events) == status
     assert adapter.closed
     assert adapter.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == []
+
+
+@pytest.mark.parametrize(
+    "host",
+    [b"", b"example", b"example:8080", b"127.0.0.1:80", b"[::1]:8080", b"[v1.x]",
+     b"xn--bcher-kva.example", b"a_b.example", b"ex%41mple", b"example:"],
+)  # fmt: skip
+def test_valid_hosts_are_served(host: bytes) -> None:
+    _, events = feed(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    assert [type(e) for e in events] == [RequestReceived]
 
 
 def test_header_growing_inside_the_parser_is_bounded() -> None:

@@ -53,6 +53,8 @@ def test_malformed_sections(fields: list[tuple[bytes, bytes]]) -> None:
         ([*BASE, *[(b"x-%d" % i, b"v") for i in range(6)]], 431),
         ([*BASE, (b"x", b"v" * 300)], 431),
         ([*BASE[:3], (b":path", b"/" + b"a" * 50)], 414),
+        ([*BASE[:2], (b":authority", b"a@b/../c"), BASE[3]], 400),  # as HTTP/1.1 answers
+        ([*[f for f in BASE if f[0] != b":authority"], (b"host", b"a b")], 400),
     ],
 )
 def test_limits_and_connect_get_a_status(fields: list[tuple[bytes, bytes]], status: int) -> None:

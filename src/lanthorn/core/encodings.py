@@ -10,6 +10,7 @@ prefers zstd, then brotli, then gzip (smallest first), and identity last.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 # coding token → sidecar suffix, in the server's order of preference
@@ -31,22 +32,32 @@ def accepted(header: bytes | None) -> tuple[dict[str, float], float, float, bool
     for item in header.decode("latin-1").split(","):
         name, _, params = item.strip().partition(";")
         name = name.strip().lower()
-        if not name:
-            continue
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = min(1.0, max(0.0, float(value)))
-                except ValueError:
-                    q = 0.0
+        q = _weight(params)
+        if not name or q is None:
+            continue  # a malformed member is ignored, not taken as a refusal
         qs["gzip" if name == "x-gzip" else name] = q
     has_star = "*" in qs
     star = qs.pop("*", 0.0)
     explicit = IDENTITY in qs
     identity = qs.pop(IDENTITY, star if has_star else 1.0)
     return qs, star, identity, explicit
+
+
+# RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
+_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+
+
+def _weight(params: str) -> float | None:
+    """The member's q (1 when absent), or None when a q parameter is malformed."""
+    q = 1.0
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key.strip().lower() == "q":
+            value = value.strip()
+            if not _QVALUE.fullmatch(value):
+                return None
+            q = float(value)
+    return q
 
 
 def choose(header: bytes | None, available: tuple[str, ...]) -> str | None:

@@ -18,6 +18,7 @@ from lanthorn.core.request import Request
 from lanthorn.core.response import REASONS, FileBody, ResponsePlan
 from lanthorn.errors import ProtocolError
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
+from lanthorn.protocol.requestfields import valid_host
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SERVER = b"Server: lanthorn\r\n"
@@ -176,8 +177,12 @@ class Http1:
         if version not in ("1.1", "1.0"):
             raise ProtocolError(505, f"HTTP/{version} is not spoken here")
         headers = self._headers
-        if version == "1.1" and b"host" not in headers:
-            raise ProtocolError(400, "missing Host")  # RFC 9112 §3.2
+        host = headers.get(b"host")
+        if host is None:
+            if version == "1.1":
+                raise ProtocolError(400, "missing Host")  # RFC 9112 §3.2
+        elif not valid_host(host):
+            raise ProtocolError(400, "invalid Host")  # RFC 9112 §3.2
         te = headers.get(b"transfer-encoding")
         if te is not None:
             if version == "1.0":  # RFC 9112 §6.1: treat the framing as faulty

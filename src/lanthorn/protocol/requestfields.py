@@ -10,6 +10,7 @@ since we are no proxy).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from lanthorn.config import Limits
 from lanthorn.core.request import Request
@@ -26,6 +27,20 @@ _CONNECTION_SPECIFIC = frozenset(
 _PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path"))
 # RFC 9113 §6.5.2: each field counts its name, its value and 32 octets.
 _FIELD_OVERHEAD = 32
+# RFC 9110 §7.2, RFC 3986 §3.2.2-3.2.3: uri-host [ ":" port ], where uri-host is an
+# IP-literal in brackets, or a reg-name (IPv4 addresses are reg-names too) of
+# unreserved, pct-encoded and sub-delims characters. No userinfo ("@"), no path, no
+# spaces. Empty is allowed: a target without an authority (RFC 9112 §3.2).
+_AUTHORITY = re.compile(
+    rb"(?:\[[0-9A-Za-z:.!$&'()*+,;=_~-]+\]|(?:[0-9A-Za-z._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)"
+    rb"(?::[0-9]*)?"
+)
+
+
+@lru_cache(maxsize=256)
+def valid_host(host: bytes) -> bool:
+    """Whether a Host (or :authority) value is well-formed; remembered per value."""
+    return _AUTHORITY.fullmatch(host) is not None
 
 
 class Malformed(Exception):
@@ -63,6 +78,9 @@ def request(fields: list[tuple[bytes, bytes]], limits: Limits, version: str) -> 
         host = headers.setdefault(b"host", authority)  # RFC 9113 §8.3.1
         if host != authority:
             raise Malformed("Host differs from :authority")
+    given = headers.get(b"host")
+    if given is not None and not valid_host(given):
+        raise ProtocolError(400, "invalid Host")  # as HTTP/1.1 answers it
     if method == b"CONNECT":
         if authority is None or b":path" in pseudo or b":scheme" in pseudo:
             raise Malformed("CONNECT needs :authority only")  # RFC 9113 §8.5
