@@ -104,16 +104,19 @@ def serve(
     conn: Connection,
     service: Service,
     crowded: Callable[[], bool],
+    actions: list[Action],
 ) -> Outcome:
-    """Serve a connection until it ends, or until it is idle with no input pending while
-    `crowded()` says others wait for this thread (then it is parked, not closed).
+    """Carry out `actions`, then serve the connection until it ends, or until it waits
+    for the client (nothing to write, no input pending) while `crowded()` says others
+    wait for this thread: then it is parked, not closed — whether it is idle, half-way
+    through a request head, or an HTTP/2 connection whose windows are shut. A thread is
+    only ever busy writing or answering, never waiting on a slow client for others.
 
     Lingering after our close (driver.LINGER_S) is left to the caller's selector, so a
     client that never closes its side cannot hold a thread.
     """
     keep_open = False
     try:
-        actions: list[Action] = []
         while True:
             while actions:
                 done = _write(sock, actions, service)
@@ -130,7 +133,7 @@ def serve(
                 actions = conn.shutdown()
                 if actions:
                     continue
-            if conn.idle and not waiting and crowded():
+            if not waiting and crowded():
                 keep_open = True
                 return Outcome.PARKED
             if now >= service.stop_at:
@@ -153,14 +156,26 @@ def serve(
             sock.close()
 
 
+def take(sock: socket.socket) -> bytes:
+    """What a socket held by no thread has for us, without waiting (b"" at EOF or on an
+    error; BlockingIOError if nothing after all)."""
+    try:
+        return sock.recv(READ_BYTES, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        raise
+    except OSError:
+        return b""
+
+
 def farewell(sock: socket.socket, conn: Connection) -> None:
-    """Graceful stop of an idle connection held by no thread: send what the driver asks
-    (HTTP/2's GOAWAY; nothing on HTTP/1) if the socket takes it at once. The caller
-    closes the socket."""
+    """Graceful stop of a connection held by no thread: send what the driver asks
+    (HTTP/2's GOAWAY; nothing on HTTP/1) if the socket takes it at once, and release
+    what the driver holds. The caller closes the socket."""
     for action in conn.shutdown():
         if type(action) is bytes:
             with contextlib.suppress(OSError):
                 sock.send(action, socket.MSG_DONTWAIT)
+    conn.abort()
 
 
 def _shut_write(sock: socket.socket) -> bool:

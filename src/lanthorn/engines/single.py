@@ -1,8 +1,9 @@
 """`single`: one thread, one connection at a time — the teaching baseline.
 
-While a connection is served, nobody else is. Between requests, an idle keep-alive
-connection is parked when another client is waiting and picked up again when it sends
-more, so one client cannot hold the server for its whole keep-alive timeout. It is the
+While a connection is served, nobody else is. A connection is served only once it has a
+complete request (until then the main loop reads it with the others); between requests
+it is parked when another client is waiting and picked up again when it sends more, so
+one slow or idle client cannot hold the server. It is the
 `threads` pool with no worker threads: the main thread does the serving itself.
 """
 
@@ -17,4 +18,5 @@ from lanthorn.engines.threads import Pool
 
 
 def run(listeners: list[socket.socket], service: Service, on_ready: Callable[[], None]) -> None:
-    Pool(service, listeners, workers=0).run(StopFlag.install(service), on_ready)
+    pool = Pool(service, listeners, workers=0)
+    pool.run(StopFlag.install(service, pool.stop_listening), on_ready)

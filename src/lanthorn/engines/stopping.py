@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from lanthorn.clock import monotonic
@@ -16,13 +17,16 @@ from lanthorn.driver import Service
 
 class StopFlag(threading.Event):
     @classmethod
-    def install(cls, service: Service) -> StopFlag:
+    def install(cls, service: Service, on_stop: Callable[[], None] | None = None) -> StopFlag:
+        """`on_stop` runs once, in the handler (on the main thread), when a stop begins."""
         flag = cls()
 
         def handler(signum: int, frame: FrameType | None) -> None:
             if not flag.is_set():
                 service.drain(monotonic())
                 flag.set()
+                if on_stop is not None:
+                    on_stop()
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)

@@ -1,15 +1,20 @@
 """`threads`: a bounded pool of threads over blocking sockets (the course template's
 model, with the keep-alive fix of Apache's event MPM).
 
-The main thread accepts and watches connections that need no thread: *parked* idle
-keep-alive connections, and *lingering* ones (our side shut, discarding what the client
-still sends until it closes, driver.LINGER_S at most). `--threads N` workers each serve
-one connection at a time with blocking I/O. A worker keeps its connection while nobody
-waits for a thread; when others do and its connection is idle, it parks the connection
-with the main thread, which hands it to a worker again when the client sends more. So N
-threads serve any number of keep-alive clients without closing them under the client.
+The main thread accepts and watches every connection that needs no thread: *parked*
+ones, waiting for the client — new connections, idle keep-alive ones, requests whose
+head is still arriving, HTTP/2 connections whose windows are shut — and *lingering*
+ones (our side shut, discarding what the client still sends until it closes,
+driver.LINGER_S at most). The main thread reads what a parked connection sends and
+feeds it to the driver; only when the driver has something to write (a complete
+request answered, a 408, a GOAWAY) does a worker get the connection, with that batch.
+`--threads N` workers each serve one connection at a time with blocking I/O. A worker
+keeps its connection while nobody waits for a thread; when others do and its connection
+waits for the client, it parks the connection again. So N threads serve any number of
+keep-alive clients, and slow senders (slowloris) never hold a thread.
 At `max_connections` (served + parked + lingering + queued) the main thread stops
-accepting; the kernel's backlog holds the rest.
+accepting; the kernel's backlog holds the rest. On SIGTERM the listeners close at once,
+so new connections are refused while the old ones drain.
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ import threading
 from collections.abc import Callable
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import LINGER_BYTES, LINGER_S, Connection, Service
+from lanthorn.driver import CLOSE, LINGER_BYTES, LINGER_S, Action, Connection, Service
 from lanthorn.engines import blocking
 from lanthorn.engines.listeners import OUT_OF_RESOURCES
 from lanthorn.engines.stopping import StopFlag
 
 log = logging.getLogger("lanthorn")
 
-_Job = tuple[socket.socket, Connection] | None
+_Job = tuple[socket.socket, Connection, list[Action]] | None
 _Returned = tuple[socket.socket, Connection | None]  # None: lingering
 
 
@@ -63,6 +68,7 @@ class Pool:
         self.free = 0  # workers waiting for a job (a heuristic: read without a lock)
         self.lock = threading.Lock()
         self.accepting = False
+        self.listening = True  # until a stop closes the listeners
         self.resume_accepting_at: float | None = None
 
     # worker side -------------------------------------------------------------------------
@@ -72,10 +78,10 @@ class Pool:
             return bool(self.selector.select(0))
         return self.free == 0 and not self.jobs.empty()
 
-    def serve(self, sock: socket.socket, conn: Connection) -> None:
+    def serve(self, sock: socket.socket, conn: Connection, actions: list[Action]) -> None:
         outcome = blocking.Outcome.CLOSED
         try:
-            outcome = blocking.serve(sock, conn, self.service, self.crowded)
+            outcome = blocking.serve(sock, conn, self.service, self.crowded, actions)
         except Exception:  # a bug costs one connection, never a worker
             log.exception("connection failed")
             sock.close()
@@ -95,11 +101,12 @@ class Pool:
             with contextlib.suppress(BlockingIOError):  # full: already awake
                 self.waker_w.send(b"\0")
 
-    def dispatch(self, sock: socket.socket, conn: Connection) -> None:
+    def dispatch(self, sock: socket.socket, conn: Connection, actions: list[Action]) -> None:
+        """A thread for a connection with something to write."""
         if self.workers:
-            self.jobs.put((sock, conn))
+            self.jobs.put((sock, conn, actions))
         else:
-            self.serve(sock, conn)
+            self.serve(sock, conn, actions)
 
     def worker(self) -> None:
         while True:
@@ -116,7 +123,7 @@ class Pool:
     # main thread -------------------------------------------------------------------------
 
     def set_accepting(self, accepting: bool) -> None:
-        if accepting != self.accepting:
+        if accepting != self.accepting and self.listening:
             self.accepting = accepting
             for listener in self.listeners:
                 if accepting:
@@ -135,7 +142,15 @@ class Pool:
         sock.setblocking(True)
         with self.lock:
             self.open += 1
-        self.dispatch(sock, blocking.start(sock, address, self.service))
+        self.park(sock, blocking.start(sock, address, self.service))
+
+    def stop_listening(self) -> None:
+        """Close the listeners now, so connections are refused, not queued unanswered
+        while the workers drain (called from the signal handler, on the main thread)."""
+        self.set_accepting(False)
+        self.listening = False
+        for listener in self.listeners:
+            listener.close()
 
     def collect(self) -> None:
         """Take back what workers returned: parked and lingering connections."""
@@ -151,8 +166,34 @@ class Pool:
                 self.lingering[sock.fileno()] = _Lingering(sock)
                 self.selector.register(sock, selectors.EVENT_READ, "linger")
             else:
-                self.parked[sock.fileno()] = (sock, conn)
-                self.selector.register(sock, selectors.EVENT_READ, "parked")
+                self.park(sock, conn)
+
+    def park(self, sock: socket.socket, conn: Connection) -> None:
+        self.parked[sock.fileno()] = (sock, conn)
+        self.selector.register(sock, selectors.EVENT_READ, "parked")
+
+    def read_parked(self, fd: int) -> None:
+        """The client sent something: the driver takes it here; a thread only once there
+        is something to write."""
+        sock, conn = self.parked[fd]
+        try:
+            data = blocking.take(sock)
+        except BlockingIOError:
+            return
+        self.settle(fd, conn.feed(data, monotonic()))
+
+    def settle(self, fd: int, actions: list[Action]) -> None:
+        """Carry out what the driver answered for a parked connection."""
+        if not actions:
+            return  # still waiting for the client
+        sock, conn = self.unpark(fd)
+        if actions == [CLOSE]:  # nothing to write: no thread needed to close it
+            conn.abort()
+            sock.close()
+            with self.lock:
+                self.open -= 1
+            return
+        self.dispatch(sock, conn, actions)
 
     def unpark(self, fd: int) -> tuple[socket.socket, Connection]:
         sock, conn = self.parked.pop(fd)
@@ -180,11 +221,9 @@ class Pool:
 
     def sweep(self, now: float) -> None:
         self.service.tick(now)
-        for fd, (sock, conn) in list(self.parked.items()):
-            if self.service.draining or now >= conn.deadline:
-                del self.parked[fd]
-                blocking.farewell(sock, conn)  # parked means idle: nothing to answer
-                self.forget(sock)
+        for fd, (_, conn) in list(self.parked.items()):
+            if now >= conn.deadline:  # 408 for a late head, GOAWAY, or just close
+                self.settle(fd, conn.expired(now))
         self.expire_lingering(now)
         if self.resume_accepting_at is not None and now >= self.resume_accepting_at:
             self.resume_accepting_at = None
@@ -194,6 +233,14 @@ class Pool:
             if now >= entry.deadline or now >= self.service.stop_at:
                 del self.lingering[fd]
                 self.forget(entry.sock)
+
+    def close_parked(self) -> None:
+        for fd in list(self.parked):
+            sock, conn = self.unpark(fd)
+            blocking.farewell(sock, conn)
+            sock.close()
+            with self.lock:
+                self.open -= 1
 
     def run(self, stop: StopFlag, on_ready: Callable[[], None]) -> None:
         pool = [
@@ -216,7 +263,7 @@ class Pool:
                     elif key.data == "linger":
                         self.drain_lingering(key.fd)
                     elif key.fd in self.parked:
-                        self.dispatch(*self.unpark(key.fd))  # the client sent more
+                        self.read_parked(key.fd)
                     if not self.workers:
                         break  # inline: one connection per round, then look again
                 self.set_accepting(
@@ -231,19 +278,16 @@ class Pool:
             self.shutdown(pool)
 
     def shutdown(self, pool: list[threading.Thread]) -> None:
-        self.set_accepting(False)
-        for listener in self.listeners:
-            listener.close()
+        if self.listening:
+            self.stop_listening()
         self.collect()
-        for fd in list(self.parked):
-            sock, conn = self.parked.pop(fd)
-            blocking.farewell(sock, conn)
-            self.forget(sock)
+        self.close_parked()
         for _ in pool:
             self.jobs.put(None)
         for thread in pool:
             thread.join(max(0.0, self.service.stop_at - monotonic()))
         self.collect()
+        self.close_parked()  # parked by workers while they drained
         # Lingering connections still get their time (within the grace period): closing
         # one with unread input (an HTTP/2 client's WINDOW_UPDATEs) would reset it and
         # destroy the end of the response it has not read yet.
@@ -256,4 +300,5 @@ class Pool:
 
 
 def run(listeners: list[socket.socket], service: Service, on_ready: Callable[[], None]) -> None:
-    Pool(service, listeners, service.config.server.threads).run(StopFlag.install(service), on_ready)
+    pool = Pool(service, listeners, service.config.server.threads)
+    pool.run(StopFlag.install(service, pool.stop_listening), on_ready)
