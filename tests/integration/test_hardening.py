@@ -187,7 +187,7 @@ def test_an_invalid_host_is_a_400(target: Server, host: str) -> None:
 # --- graceful stop (defect 8) ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("model", "workers"), [m.values[0] for m in MODELS])  # type: ignore[misc]
+@pytest.mark.parametrize(("model", "workers"), [m.values[0] for m in MODELS])
 def test_connections_after_sigterm_are_refused(
     site: Path, scratch: Path, model: str, workers: int
 ) -> None:
