@@ -30,8 +30,11 @@ class H2Client:
         settings: dict[h2.settings.SettingCodes, int] | None = None,
         auto_ack: bool = True,
         timeout: float = TIMEOUT_S,
+        source: str = "",
     ) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=timeout, source_address=(source, 0)
+        )
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
         self.conn = h2.connection.H2Connection(config)
         if settings:

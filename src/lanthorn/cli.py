@@ -14,7 +14,7 @@ import sys
 from typing import Any, NoReturn
 
 from lanthorn import __version__
-from lanthorn.config import LOG_LEVELS, MODELS, Config, build, load_toml, merge
+from lanthorn.config import LOG_LEVELS, MODELS, TLS_VERSIONS, Config, build, load_toml, merge
 from lanthorn.errors import ConfigError
 
 log = logging.getLogger("lanthorn")
@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         "--tls-cert", metavar="PEM", help="certificate chain: serve HTTPS (h2, http/1.1)"
     )
     p.add_argument("--tls-key", metavar="PEM", help="private key, if not in the certificate file")
+    p.add_argument("--tls-min", choices=TLS_VERSIONS, help="oldest TLS version (default 1.2)")
+    p.add_argument("--user", metavar="NAME", help="run as this user once the ports are bound")
+    p.add_argument("--max-conns-per-ip", type=int, metavar="N", help="connections per client")
+    p.add_argument("--rate-limit", metavar="RATE[/s|/m]", help="requests per client (429 past)")
+    p.add_argument("--rate-burst", type=int, metavar="N", help="requests beyond the rate allowed")
     site = p.add_argument_group("site")
     site.add_argument("--index", help="index file name (default index.html)")
     site.add_argument("--charset", help="add '; charset=CHARSET' to text/* types")
@@ -129,6 +134,11 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "h2c": ("server", "h2c"),
     "tls_cert": ("server", "tls_cert"),
     "tls_key": ("server", "tls_key"),
+    "tls_min": ("server", "tls_min"),
+    "user": ("server", "user"),
+    "max_conns_per_ip": ("limits", "max_conns_per_ip"),
+    "rate_limit": ("limits", "rate_limit"),
+    "rate_burst": ("limits", "rate_burst"),
     "max_streams": ("limits", "max_streams"),
     "max_connections": ("limits", "max_connections"),
     "header_timeout": ("limits", "header_timeout_s"),

@@ -22,6 +22,7 @@ from lanthorn.errors import ConfigError
 
 MODELS = ("asyncio", "events", "threads", "single")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+TLS_VERSIONS = ("1.2", "1.3")
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,30 @@ class Limits:
     max_headers: int = 100  # → 431
     max_body_bytes: int = 1024 * 1024  # request bodies are drained up to this, else 413
     max_streams: int = 128  # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (nginx's default)
+    # Per client address, across the workers of one server (0: off) — nginx limit_conn:
+    # connections past it are answered 503 and closed.
+    max_conns_per_ip: int = 0
+    # Requests per client address — nginx limit_req with nodelay: "RATE/s" or "RATE/m"
+    # ("" off); up to `rate_burst` requests beyond the rate are served at once, the
+    # rest get 429 with Retry-After.
+    rate_limit: str = ""
+    rate_burst: int = 0
 
     def __post_init__(self) -> None:
-        _require_positive(self, *(f.name for f in fields(self)))
+        optional = {"max_conns_per_ip", "rate_limit", "rate_burst"}
+        _require_positive(self, *(f.name for f in fields(self) if f.name not in optional))
+        if self.max_conns_per_ip < 0 or self.rate_burst < 0:
+            raise ConfigError("max_conns_per_ip and rate_burst must not be negative")
+        self.rate_per_s()
+
+    def rate_per_s(self) -> float:
+        """The request rate per client in requests per second; 0 when off."""
+        if not self.rate_limit:
+            return 0.0
+        match = _RATE.fullmatch(self.rate_limit.strip())
+        if match is None or float(match[1]) <= 0:
+            raise ConfigError(f"rate limit {self.rate_limit!r} is not RATE/s or RATE/m")
+        return float(match[1]) / (60.0 if match[2] == "m" else 1.0)
 
 
 @dataclass(frozen=True)
@@ -127,6 +149,8 @@ class ServerConfig:
     h2c: bool = True  # HTTP/2 for clients with prior knowledge; with TLS, ALPN offers h2
     tls_cert: str | None = None  # PEM certificate chain: serve HTTPS instead of HTTP
     tls_key: str | None = None  # PEM private key, when not in the certificate file
+    tls_min: str = "1.2"  # the oldest TLS version accepted: "1.2" or "1.3"
+    user: str | None = None  # switch to this user once the ports are bound (started as root)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -138,6 +162,8 @@ class ServerConfig:
         _require_positive(self, "workers", "threads")
         if self.tls_key and not self.tls_cert:
             raise ConfigError("tls_key needs tls_cert")
+        if self.tls_min not in TLS_VERSIONS:
+            raise ConfigError(f"tls_min {self.tls_min!r} is not one of {', '.join(TLS_VERSIONS)}")
 
 
 @dataclass(frozen=True)
@@ -151,6 +177,7 @@ _SECTIONS: dict[str, type[Any]] = {"server": ServerConfig, "site": SiteConfig, "
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_RATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?:\s*(?:r/|/)\s*([sm]))?")
 
 
 def _printable(value: str) -> bool:

@@ -52,11 +52,14 @@ _BATCH_FILES = 4
 
 
 def connect(service: Service, peer: str, now: float) -> Connection:
-    """The driver for a newly accepted connection: HTTP, inside TLS when serving HTTPS."""
+    """The driver for a newly accepted connection: HTTP, inside TLS when serving HTTPS.
+    A client past its connection limit is still spoken to, so it learns why: 503 on
+    HTTP/1, GOAWAY on HTTP/2 (nginx's limit_conn answers 503 too)."""
+    admitted = service.admit(peer)
     if service.tls is None:
-        return HttpConnection(service, peer, now, service.h2c)
+        return HttpConnection(service, peer, now, service.h2c, admitted)
     # Over TLS, HTTP/2 is always offered (ALPN h2): --no-h2c is about cleartext.
-    conn = HttpConnection(service, peer, now, True)
+    conn = HttpConnection(service, peer, now, True, admitted)
     return TlsSession(conn, service.tls, now + service.limits.header_timeout_s)
 
 
@@ -64,6 +67,7 @@ class HttpConnection:
     __slots__ = (
         "_adapter",
         "_closing",
+        "_counted",
         "_deadline",
         "_head_started",
         "_opened_at",
@@ -75,8 +79,13 @@ class HttpConnection:
         "peer",
     )
 
-    def __init__(self, service: Service, peer: str, now: float, h2: bool = True) -> None:
+    def __init__(
+        self, service: Service, peer: str, now: float, h2: bool = True, admitted: bool = True
+    ) -> None:
         self._service = service
+        # Counted among its client's connections (released once, by `abort`); a
+        # connection that was not is refused: each request gets 503, then it closes.
+        self._counted = admitted
         self._adapter = Http1(service.limits)
         self._waiting: deque[Event] = deque()
         self._writing = False
@@ -131,7 +140,7 @@ class HttpConnection:
         self._preface = None
         if seen.startswith(PREFACE):
             # The first request's clock started at accept, not at the preface.
-            self._streams = Streams(self._service, self.peer, self._opened_at)
+            self._streams = Streams(self._service, self.peer, self._opened_at, self._counted)
         return seen
 
     @property
@@ -177,7 +186,11 @@ class HttpConnection:
         return [CLOSE] if self.idle else []
 
     def abort(self) -> None:
-        """HTTP/1 holds no files itself (the engine holds those it was handed)."""
+        """The socket is gone: release the client's connection count and what HTTP/2
+        holds (HTTP/1 holds no files itself: the engine holds those it was handed)."""
+        if self._counted:
+            self._counted = False
+            self._service.release(self.peer)
         if self._streams is not None:
             self._streams.abort()
 
@@ -208,7 +221,7 @@ class HttpConnection:
                             files += 1
                         else:
                             size += len(chunk)
-                closing = not event.keep_alive or self._service.draining
+                closing = not self._keeps(event)
             if closing:
                 self._closing = True
                 waiting.clear()
@@ -226,14 +239,21 @@ class HttpConnection:
         was sent (b"" when none), for the batch's accounting."""
         request = event.request
         service = self._service
-        keep_alive = event.keep_alive and not service.draining
-        plan = service.decide(request, now, stamp)
+        keep_alive = self._keeps(event)
+        if self._counted:
+            plan = service.decide(request, now, stamp, self.peer)
+        else:
+            plan = service.site.errors[503]  # past the client's connection limit
         send_body = request.method != b"HEAD" and plan.status not in NO_BODY_STATUSES
         if not send_body:
             plan.close()
         out += self._adapter.response(plan, send_body, keep_alive, date)
         service.record(self.peer, request, plan.status, plan.body_length if send_body else 0, stamp)
         return plan.body if send_body else b""
+
+    def _keeps(self, event: RequestReceived) -> bool:
+        """Whether the connection stays open after answering `event`."""
+        return event.keep_alive and not self._service.draining and self._counted
 
     def _reschedule(self, now: float, writing: bool, just_written: bool) -> None:
         limits = self._service.limits

@@ -7,8 +7,10 @@ import logging
 import math
 import ssl
 
+from lanthorn.admission import Admission, ClientTable
 from lanthorn.clock import DateCache
 from lanthorn.config import Config
+from lanthorn.core.pages import page_plan
 from lanthorn.core.request import Request
 from lanthorn.core.respond import Site
 from lanthorn.core.response import ResponsePlan
@@ -22,9 +24,17 @@ NO_BODY_STATUSES = frozenset((204, 304))  # RFC 9110 §6.4.1
 class Service:
     """What every connection of one worker shares: the site, limits, clocks and logs."""
 
-    def __init__(self, config: Config, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        tls: ssl.SSLContext | None = None,
+        admission: Admission | None = None,
+    ) -> None:
         self.config = config
         self.limits = config.limits
+        # Per-client limits; a prefork worker gets its view of the server's shared table.
+        self.admission = admission if admission is not None else Service.admission_for(config)
+        self._too_many: dict[int, ResponsePlan] = {}  # 429 plans by Retry-After seconds
         self.h2c = config.server.h2c
         # Built once before prefork workers fork, so they share session-ticket keys.
         self.tls = tls if tls is not None else Service.tls_context(config)
@@ -42,21 +52,66 @@ class Service:
         server = config.server
         if server.tls_cert is None:
             return None
-        return tls_context(server.tls_cert, server.tls_key)
+        return tls_context(server.tls_cert, server.tls_key, server.tls_min)
+
+    @staticmethod
+    def client_table(config: Config) -> ClientTable | None:
+        """The per-client counters the workers share, if any per-client limit is set
+        (made before the workers fork)."""
+        limits = config.limits
+        if not (limits.max_conns_per_ip or limits.rate_per_s()):
+            return None
+        return ClientTable(config.server.workers, limits.max_connections)
+
+    @staticmethod
+    def admission_for(
+        config: Config, table: ClientTable | None = None, row: int = 0
+    ) -> Admission | None:
+        """Worker `row`'s view of the per-client limits (None when they are off); the
+        table is made here for a server of one worker."""
+        table = table if table is not None else Service.client_table(config)
+        if table is None:
+            return None
+        limits = config.limits
+        rate = limits.rate_per_s()
+        return Admission(table, row, limits.max_conns_per_ip, rate, limits.rate_burst)
+
+    def admit(self, peer: str) -> bool:
+        """A new connection from `peer`: False when that client has too many open."""
+        return self.admission is None or self.admission.admit(peer)
+
+    def release(self, peer: str) -> None:
+        """A connection `admit` let in has closed."""
+        if self.admission is not None:
+            self.admission.release(peer)
 
     def drain(self, now: float) -> None:
         """Graceful shutdown begins: finish what is in flight within the grace period."""
         self.draining = True
         self.stop_at = now + self.limits.grace_s
 
-    def decide(self, request: Request, now: float, wall: float) -> ResponsePlan:
-        """The core's answer; `now` is monotonic, `wall` the time the answer is dated."""
+    def decide(self, request: Request, now: float, wall: float, peer: str) -> ResponsePlan:
+        """The core's answer; `now` is monotonic, `wall` the time the answer is dated.
+        Past `peer`'s request rate, 429 with Retry-After (RFC 6585 §4)."""
+        if self.admission is not None:
+            retry = self.admission.throttle(peer, now)
+            if retry:
+                return self._throttled(retry)
         request.wall = wall
         try:
             return self.site.respond(request, now)
         except Exception:  # a bug must cost one request, never the server
             log_error.exception("error answering %r", request)
             return self.site.errors[500]
+
+    def _throttled(self, retry_s: int) -> ResponsePlan:
+        plan = self._too_many.get(retry_s)
+        if plan is None:
+            headers = [(b"retry-after", b"%d" % retry_s), *self.site.common]
+            plan = page_plan(429, headers)
+            if len(self._too_many) < 3600:
+                self._too_many[retry_s] = plan
+        return plan
 
     def record(
         self, peer: str, request: Request | None, status: int, sent: int, stamp: float

@@ -64,6 +64,7 @@ class Streams:
         "_goaway_sent",
         "_idle_by",
         "_open_files",
+        "_refused",
         "_send_by",
         "_sending",
         "_served",
@@ -77,8 +78,11 @@ class Streams:
 
     multiplexed = True
 
-    def __init__(self, service: Service, peer: str, now: float) -> None:
+    def __init__(self, service: Service, peer: str, now: float, admitted: bool = True) -> None:
         self._service = service
+        # Past the client's connection limit: GOAWAY at once (streams it opened
+        # meanwhile get 503), then close.
+        self._refused = not admitted
         self._adapter = Http2(service.limits, now)
         self._waiting: deque[RequestReceived] = deque()
         self._deferred: deque[RequestReceived] = deque()  # need a file; none is free
@@ -186,7 +190,8 @@ class Streams:
         adapter = self._adapter
         data = adapter.output()
         service = self._service
-        if service.draining and not self._goaway_sent:
+        ending = service.draining or self._refused
+        if ending and not self._goaway_sent:
             data += self._goaway()
         limits = service.limits
         if data:
@@ -202,7 +207,7 @@ class Streams:
                 limits.keepalive_timeout_s if self._served else limits.header_timeout_s
             )
         self._reschedule()
-        if (service.draining or adapter.peer_done) and self.idle:
+        if (ending or adapter.peer_done) and self.idle:
             return self._close(data)
         return [data] if data else []
 
@@ -220,7 +225,10 @@ class Streams:
         while queue:
             event = queue.popleft()
             request = event.request
-            plan = service.decide(request, now, stamp)
+            if self._refused:
+                plan = service.site.errors[503]
+            else:
+                plan = service.decide(request, now, stamp, self.peer)
             if self._open_files >= _OPEN_FILES and _needs_file(plan, request):
                 plan.close()
                 self._deferred.append(event)

@@ -15,9 +15,9 @@ class Response(NamedTuple):
     raw_head: bytes
 
 
-def connect(port: int, host: str = "127.0.0.1") -> socket.socket:
-    sock = socket.create_connection((host, port), timeout=TIMEOUT_S)
-    return sock
+def connect(port: int, host: str = "127.0.0.1", source: str = "") -> socket.socket:
+    """`source`: the client's own address (any of 127.0.0.0/8 on loopback)."""
+    return socket.create_connection((host, port), timeout=TIMEOUT_S, source_address=(source, 0))
 
 
 def read_response(sock: socket.socket, buffer: bytearray, head_only: bool = False) -> Response:

@@ -124,6 +124,8 @@ def serve(
                     return Outcome.CLOSED
                 if not done:
                     keep_open = _shut_write(sock)
+                    if keep_open:
+                        conn.abort()  # the driver is done with; the socket lingers
                     return Outcome.LINGER if keep_open else Outcome.CLOSED
                 actions = conn.drained(monotonic(), _take(sock) if conn.multiplexed else b"")
             now = monotonic()

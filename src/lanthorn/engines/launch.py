@@ -10,6 +10,7 @@ from collections.abc import Callable
 from lanthorn.config import Config
 from lanthorn.driver import Service
 from lanthorn.engines import listeners as listening
+from lanthorn.engines.identity import account, become
 from lanthorn.engines.prefork import Supervisor
 
 log = logging.getLogger("lanthorn")
@@ -28,6 +29,9 @@ def serve(config: Config) -> None:
     server = config.server
     run = engine(server.model)
     tls = Service.tls_context(config)  # fails early, before binding or forking
+    if server.user is not None:
+        account(server.user)  # an unknown user fails before binding too
+    table = Service.client_table(config)  # per-client limits, shared by the workers
     scheme = "http" if tls is None else "https"
 
     def announce(addresses: list[tuple[str, int]]) -> None:
@@ -48,13 +52,18 @@ def serve(config: Config) -> None:
     try:
         if server.workers == 1:
             sockets = listening.bind(server.host, server.port)
-            service = Service(config, tls)
+            service = Service(config, tls, Service.admission_for(config, table))
+            become(server.user)  # the ports are bound and the log is open
             run(sockets, service, lambda: announce(listening.addresses(sockets)))
         else:
 
-            def worker_main(sockets: list[socket.socket], ready: Callable[[], None]) -> None:
-                run(sockets, Service(config, tls), ready)
+            def worker_main(
+                sockets: list[socket.socket], ready: Callable[[], None], row: int
+            ) -> None:
+                service = Service(config, tls, Service.admission_for(config, table, row))
+                become(server.user)
+                run(sockets, service, ready)
 
-            Supervisor(config, worker_main).run(announce)
+            Supervisor(config, worker_main, table).run(announce)
     finally:
         listening.remove_ready_file(server.ready_file)

@@ -19,23 +19,29 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from lanthorn.admission import ClientTable
 from lanthorn.config import Config
 from lanthorn.engines import listeners as listening
 
 log = logging.getLogger("lanthorn")
 
-WorkerMain = Callable[[list[socket.socket], Callable[[], None]], None]
+# (its listening sockets, "I am ready", its row in the shared per-client table)
+WorkerMain = Callable[[list[socket.socket], Callable[[], None], int], None]
 RESPAWN_BACKOFF_S = 1.0
 
 
 class Supervisor:
-    def __init__(self, config: Config, worker_main: WorkerMain) -> None:
+    def __init__(
+        self, config: Config, worker_main: WorkerMain, clients: ClientTable | None = None
+    ) -> None:
         self.config = config
         self.worker_main = worker_main
+        self.clients = clients
         self.workers: dict[int, float] = {}  # pid → start time
+        self.rows: dict[int, int] = {}  # pid → its row in the per-client table
         self.stopping = False
 
-    def _spawn(self, addresses: list[tuple[str, int]]) -> int:
+    def _spawn(self, addresses: list[tuple[str, int]], row: int) -> int:
         ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # worker
@@ -54,7 +60,7 @@ class Supervisor:
                     os.write(ready_w, b"1")
                     os.close(ready_w)
 
-                self.worker_main(socks, ready)
+                self.worker_main(socks, ready, row)
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
                 code = 1
@@ -66,6 +72,7 @@ class Supervisor:
             if not readable or not pipe.read(1):
                 log.error("worker %d did not start", pid)
         self.workers[pid] = time.monotonic()
+        self.rows[pid] = row
         return pid
 
     def run(self, on_ready: Callable[[list[tuple[str, int]]], None]) -> None:
@@ -79,8 +86,8 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        for _ in range(server.workers):
-            self._spawn(addresses)
+        for row in range(server.workers):
+            self._spawn(addresses, row)
         on_ready(addresses)
         try:
             while not self.stopping:
@@ -100,12 +107,15 @@ class Supervisor:
             if pid == 0:
                 return
             started = self.workers.pop(pid, time.monotonic())
+            row = self.rows.pop(pid, 0)
+            if self.clients is not None:
+                self.clients.clear_worker(row)  # its connections died with it
             if self.stopping:
                 continue
             log.warning("worker %d exited (status %d); starting a new one", pid, status)
             if time.monotonic() - started < RESPAWN_BACKOFF_S:
                 time.sleep(RESPAWN_BACKOFF_S)  # a crash loop must not spin
-            self._spawn(addresses)
+            self._spawn(addresses, row)
 
     def _stop_all(self) -> None:
         for pid in self.workers:

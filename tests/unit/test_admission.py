@@ -1,0 +1,157 @@
+"""Per-client limits (issue 9): connections per client address and the request rate,
+shared by the workers of one server; and what the driver answers past them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h2.events
+import pytest
+
+from lanthorn.admission import Admission, ClientTable
+from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
+from lanthorn.driver import CLOSE, Action, Service, connect
+from lanthorn.errors import ConfigError
+from tests.unit.test_http2 import Client
+
+
+def test_connections_per_client_are_capped_and_released() -> None:
+    admission = Admission(ClientTable(1), 0, max_conns=2, rate_per_s=0.0, burst=0)
+    assert admission.admit("10.0.0.1") and admission.admit("10.0.0.1")
+    assert not admission.admit("10.0.0.1")  # the third
+    assert admission.admit("10.0.0.2")  # another client is not affected
+    admission.release("10.0.0.1")
+    assert admission.admit("10.0.0.1")
+    assert not admission.admit("10.0.0.1")
+
+
+def test_the_cap_holds_across_workers_and_a_dead_worker_releases_its_own() -> None:
+    table = ClientTable(2)
+    first = Admission(table, 0, max_conns=2, rate_per_s=0.0, burst=0)
+    second = Admission(table, 1, max_conns=2, rate_per_s=0.0, burst=0)
+    assert first.admit("::1") and second.admit("::1")
+    assert not first.admit("::1") and not second.admit("::1")
+    table.clear_worker(1)  # the second worker died with its connection
+    assert first.admit("::1")
+
+
+def test_counts_are_exact_for_many_clients_and_retired_ones_make_room() -> None:
+    """10,000 clients get their second connection at a cap of 2 and not a third; once
+    they have gone, 10,000 others (the row full of retired clients) are counted
+    exactly too."""
+    admission = Admission(ClientTable(1), 0, max_conns=2, rate_per_s=0.0, burst=0)
+    peers = [f"10.{i // 250}.{i % 250}.1" for i in range(10000)]
+    assert all(admission.admit(peer) for peer in peers)
+    assert all(admission.admit(peer) for peer in peers)
+    assert not any(admission.admit(peer) for peer in peers)
+    for peer in peers * 2:
+        admission.release(peer)
+    others = [f"11.{i // 250}.{i % 250}.1" for i in range(10000)]
+    assert all(admission.admit(peer) for peer in others)
+    assert all(admission.admit(peer) for peer in others)
+    assert not any(admission.admit(peer) for peer in others)
+
+
+def test_the_request_rate_is_a_leaky_bucket_with_a_burst() -> None:
+    admission = Admission(ClientTable(1), 0, max_conns=0, rate_per_s=2.0, burst=2)
+    assert [admission.throttle("p", 100.0) for _ in range(3)] == [0, 0, 0]  # 1 + burst
+    assert admission.throttle("p", 100.0) == 1  # Retry-After: whole seconds, at least 1
+    assert admission.throttle("q", 100.0) == 0  # per client
+    assert admission.throttle("p", 100.5) == 0  # half a second: one more at 2/s
+    assert admission.throttle("p", 100.5) == 1
+    assert [admission.throttle("p", 110.0) for _ in range(3)] == [0, 0, 0]  # refilled
+
+
+def test_a_slow_rate_tells_how_long_to_wait() -> None:
+    admission = Admission(ClientTable(1), 0, max_conns=0, rate_per_s=1 / 60, burst=0)
+    assert admission.throttle("p", 0.0) == 0
+    assert admission.throttle("p", 0.0) == 60
+    assert admission.throttle("p", 45.5) == 15
+
+
+@pytest.mark.parametrize(("text", "rate"), [("10/s", 10.0), ("600/m", 10.0), ("5", 5.0),
+                                            ("2.5r/s", 2.5), ("", 0.0)])  # fmt: skip
+def test_rate_syntax(text: str, rate: float) -> None:
+    assert Limits(rate_limit=text).rate_per_s() == rate
+
+
+@pytest.mark.parametrize("text", ["fast", "10/h", "0/s", "-1/s"])
+def test_bad_rates_are_config_errors(text: str) -> None:
+    with pytest.raises(ConfigError):
+        Limits(rate_limit=text)
+
+
+def test_negative_limits_and_unknown_tls_versions_are_config_errors() -> None:
+    with pytest.raises(ConfigError):
+        Limits(max_conns_per_ip=-1)
+    with pytest.raises(ConfigError):
+        ServerConfig(tls_min="1.1")
+
+
+# --- what the driver answers -----------------------------------------------------------------
+
+
+def _service(tmp_path: Path, **limits: object) -> Service:
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    config = Config(
+        server=ServerConfig(access_log="off"),
+        site=SiteConfig(root=str(tmp_path)),
+        limits=Limits(**limits),  # type: ignore[arg-type]
+    )
+    return Service(config)
+
+
+def wire(actions: list[Action]) -> bytes:
+    return b"".join(a for a in actions if isinstance(a, bytes))
+
+
+GET = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_past_the_connection_cap_http1_gets_503_and_close(tmp_path: Path) -> None:
+    service = _service(tmp_path, max_conns_per_ip=1)
+    first = connect(service, "1.2.3.4", 0.0)
+    second = connect(service, "1.2.3.4", 0.0)
+    out = second.feed(GET, 0.0)
+    assert wire(out).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"Connection: close" in wire(out) and out[-1] is CLOSE
+    assert wire(first.feed(GET, 0.0)).startswith(b"HTTP/1.1 200 OK")
+    second.abort()  # a refused connection was never counted: nothing to release
+    first.abort()
+    third = connect(service, "1.2.3.4", 0.0)
+    assert wire(third.feed(GET, 0.0)).startswith(b"HTTP/1.1 200 OK")
+    third.abort()
+
+
+def test_past_the_connection_cap_http2_gets_goaway(tmp_path: Path) -> None:
+    service = _service(tmp_path, max_conns_per_ip=1)
+    first = connect(service, "1.2.3.4", 0.0)
+    second = connect(service, "1.2.3.4", 0.0)
+    client = Client()
+    out = second.feed(client.send(), 0.0)
+    assert second.drained(0.0) == [CLOSE]  # once the GOAWAY is written
+    events = client.receive(wire(out))
+    goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert goaway and goaway[0].last_stream_id == 0
+    first.abort()
+
+
+def test_past_the_rate_http1_and_http2_streams_get_429_with_retry_after(tmp_path: Path) -> None:
+    service = _service(tmp_path, rate_limit="1/s", rate_burst=1)
+    conn = connect(service, "5.6.7.8", 0.0)
+    out = conn.feed(GET * 3, 0.0)
+    data = wire(out)
+    assert data.count(b"HTTP/1.1 200 OK") == 2  # the rate's one plus the burst
+    assert b"HTTP/1.1 429 Too Many Requests\r\n" in data
+    assert b"Retry-After: 1\r\n" in data
+    conn.abort()
+    h2conn = connect(service, "5.6.7.8", 0.0)  # the same client over HTTP/2
+    client = Client()
+    stream_id = client.request()
+    events = client.receive(wire(h2conn.feed(client.send(), 0.5)))
+    statuses = {
+        e.stream_id: dict(e.headers) for e in events if isinstance(e, h2.events.ResponseReceived)
+    }
+    assert statuses[stream_id][b":status"] == b"429"
+    assert statuses[stream_id][b"retry-after"] == b"1"
+    h2conn.abort()
