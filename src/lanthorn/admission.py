@@ -1,5 +1,7 @@
-"""Per-client limits, shared by every worker of one server: open connections per client
-address (nginx limit_conn) and requests per client address (nginx limit_req, nodelay).
+"""Who may come in: per-client limits, shared by every worker of one server — open
+connections per client address (nginx limit_conn) and requests per client address
+(nginx limit_req, nodelay) — and each worker's memory budget for what it buffers on
+behalf of clients.
 
 The counters live in an anonymous shared mapping made before the workers fork, so the
 limits hold for the server, not per worker. A client address is known by its 64-bit
@@ -170,3 +172,25 @@ class Admission:
         for slot in slots:
             arrivals[slot] = max(arrivals[slot], now) + interval
         return 0
+
+
+class MemoryBudget:
+    """What one worker holds on behalf of its clients — output batches not yet written,
+    request heads and HTTP/2 header blocks still arriving — against a ceiling. Each
+    connection reports what it holds (`hold(change)`); past the ceiling the worker
+    refuses new connections and sheds new requests (503) until writes and timeouts
+    bring it back under, rather than grow."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.held = 0
+        self._lock = threading.Lock()  # connections of the threads engine, in parallel
+
+    def hold(self, change: int) -> None:
+        if change:
+            with self._lock:
+                self.held += change
+
+    @property
+    def exceeded(self) -> bool:
+        return self.held > self.limit_bytes

@@ -37,6 +37,23 @@ def _workers(text: str) -> int:
     return value
 
 
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _size(text: str) -> int:
+    """`64M`, `512k`, `1G` or bytes."""
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in _UNITS or unit == "":
+        number, unit = text, ""
+    try:
+        value = int(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 64M, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="lanthorn",
@@ -76,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-conns-per-ip", type=int, metavar="N", help="connections per client")
     p.add_argument("--rate-limit", metavar="RATE[/s|/m]", help="requests per client (429 past)")
     p.add_argument("--rate-burst", type=int, metavar="N", help="requests beyond the rate allowed")
+    p.add_argument("--memory-budget", type=_size, metavar="SIZE", help="buffered per worker")
     site = p.add_argument_group("site")
     site.add_argument("--index", help="index file name (default index.html)")
     site.add_argument("--charset", help="add '; charset=CHARSET' to text/* types")
@@ -139,6 +157,7 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "max_conns_per_ip": ("limits", "max_conns_per_ip"),
     "rate_limit": ("limits", "rate_limit"),
     "rate_burst": ("limits", "rate_burst"),
+    "memory_budget": ("limits", "memory_budget_bytes"),
     "max_streams": ("limits", "max_streams"),
     "max_connections": ("limits", "max_connections"),
     "header_timeout": ("limits", "header_timeout_s"),

@@ -116,6 +116,9 @@ class Limits:
     # rest get 429 with Retry-After.
     rate_limit: str = ""
     rate_burst: int = 0
+    # What one worker may buffer for its clients (unwritten output, heads still
+    # arriving); past it, new connections and requests get 503 instead of memory.
+    memory_budget_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
         optional = {"max_conns_per_ip", "rate_limit", "rate_burst"}

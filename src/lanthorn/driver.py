@@ -66,10 +66,12 @@ def connect(service: Service, peer: str, now: float) -> Connection:
 class HttpConnection:
     __slots__ = (
         "_adapter",
+        "_batch_bytes",
         "_closing",
         "_counted",
         "_deadline",
         "_head_started",
+        "_held",
         "_opened_at",
         "_preface",
         "_service",
@@ -98,6 +100,10 @@ class HttpConnection:
         # Until the first bytes show which protocol the client speaks (RFC 9113 §3.3,
         # "prior knowledge"), what has arrived of a possible HTTP/2 preface; None after.
         self._preface: bytes | None = b"" if h2 else None
+        # Memory held for the client, as the worker's budget knows it: the batch being
+        # written and a head still arriving (HTTP/2 accounts for itself).
+        self._batch_bytes = 0
+        self._held = 0
         self._streams: Streams | None = None  # set once the connection speaks HTTP/2
         self.peer = peer
         # The first request must arrive within the header timeout (nginx does the same).
@@ -128,7 +134,9 @@ class HttpConnection:
             self._closing = True
             return [CLOSE]
         self._waiting.extend(self._adapter.receive(data))
-        return self._answer(now, False)
+        out = self._answer(now, False)
+        self._account()
+        return out
 
     def _sniff(self, data: bytes, now: float) -> bytes:
         """Route the connection by its first bytes: the HTTP/2 preface or HTTP/1."""
@@ -156,9 +164,12 @@ class HttpConnection:
             return streams.drained(now, data)
         was_writing = self._writing
         self._writing = False
+        self._batch_bytes = 0
         if data and not self._closing:
             self._waiting.extend(self._adapter.receive(data))
-        return self._answer(now, was_writing)
+        out = self._answer(now, was_writing)
+        self._account()
+        return out
 
     def progressed(self, now: float) -> None:
         """Some of the batch was written: the send timeout counts from the last progress
@@ -191,6 +202,8 @@ class HttpConnection:
         if self._counted:
             self._counted = False
             self._service.release(self.peer)
+        self._service.memory.hold(-self._held)
+        self._held = self._batch_bytes = 0
         if self._streams is not None:
             self._streams.abort()
 
@@ -212,7 +225,7 @@ class HttpConnection:
                     out += self._respond_error(event.error.status)
                     break
                 assert isinstance(event, RequestReceived)
-                body = self._respond(event, now, date, stamp, out)
+                body, keeps = self._respond(event, now, date, stamp, out)
                 if type(body) is bytes:
                     size += len(body)
                 else:
@@ -221,11 +234,12 @@ class HttpConnection:
                             files += 1
                         else:
                             size += len(chunk)
-                closing = not self._keeps(event)
+                closing = not keeps
             if closing:
                 self._closing = True
                 waiting.clear()
                 out.append(CLOSE)
+            self._batch_bytes = sum(len(a) for a in out if type(a) is bytes)
         self._reschedule(now, bool(out), just_written)
         if not out and self._service.draining and self.idle and not self._closing:
             self._closing = True
@@ -234,26 +248,31 @@ class HttpConnection:
 
     def _respond(
         self, event: RequestReceived, now: float, date: bytes, stamp: float, out: list[Action]
-    ) -> Body:
+    ) -> tuple[Body, bool]:
         """Decide one request and append its wire form to `out`; returns the body that
-        was sent (b"" when none), for the batch's accounting."""
+        was sent (b"" when none), for the batch's accounting, and whether the connection
+        stays open."""
         request = event.request
         service = self._service
-        keep_alive = self._keeps(event)
-        if self._counted:
+        keep_alive = event.keep_alive and not service.draining
+        if self._counted and not service.memory.exceeded:
             plan = service.decide(request, now, stamp, self.peer)
-        else:
-            plan = service.site.errors[503]  # past the client's connection limit
+        else:  # past the client's connection limit, or the worker's memory budget
+            plan = service.site.errors[503]
+            keep_alive = False
         send_body = request.method != b"HEAD" and plan.status not in NO_BODY_STATUSES
         if not send_body:
             plan.close()
         out += self._adapter.response(plan, send_body, keep_alive, date)
         service.record(self.peer, request, plan.status, plan.body_length if send_body else 0, stamp)
-        return plan.body if send_body else b""
+        return (plan.body if send_body else b""), keep_alive
 
-    def _keeps(self, event: RequestReceived) -> bool:
-        """Whether the connection stays open after answering `event`."""
-        return event.keep_alive and not self._service.draining and self._counted
+    def _account(self) -> None:
+        """Tell the worker's budget what this connection holds now."""
+        held = self._adapter.buffered + self._batch_bytes
+        if held != self._held:
+            self._service.memory.hold(held - self._held)
+            self._held = held
 
     def _reschedule(self, now: float, writing: bool, just_written: bool) -> None:
         limits = self._service.limits

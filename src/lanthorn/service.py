@@ -7,7 +7,7 @@ import logging
 import math
 import ssl
 
-from lanthorn.admission import Admission, ClientTable
+from lanthorn.admission import Admission, ClientTable, MemoryBudget
 from lanthorn.clock import DateCache
 from lanthorn.config import Config
 from lanthorn.core.pages import page_plan
@@ -35,6 +35,7 @@ class Service:
         # Per-client limits; a prefork worker gets its view of the server's shared table.
         self.admission = admission if admission is not None else Service.admission_for(config)
         self._too_many: dict[int, ResponsePlan] = {}  # 429 plans by Retry-After seconds
+        self.memory = MemoryBudget(config.limits.memory_budget_bytes)
         self.h2c = config.server.h2c
         # Built once before prefork workers fork, so they share session-ticket keys.
         self.tls = tls if tls is not None else Service.tls_context(config)
@@ -77,7 +78,10 @@ class Service:
         return Admission(table, row, limits.max_conns_per_ip, rate, limits.rate_burst)
 
     def admit(self, peer: str) -> bool:
-        """A new connection from `peer`: False when that client has too many open."""
+        """A new connection from `peer`: False when that client has too many open, or
+        the worker's memory budget is spent (then it was not counted)."""
+        if self.memory.exceeded:
+            return False
         return self.admission is None or self.admission.admit(peer)
 
     def release(self, peer: str) -> None:

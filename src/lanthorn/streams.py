@@ -62,6 +62,7 @@ class Streams:
         "_closing",
         "_deferred",
         "_goaway_sent",
+        "_held",
         "_idle_by",
         "_open_files",
         "_refused",
@@ -83,6 +84,7 @@ class Streams:
         # Past the client's connection limit: GOAWAY at once (streams it opened
         # meanwhile get 503), then close.
         self._refused = not admitted
+        self._held = 0  # bytes held for the client, as the worker's budget knows it
         self._adapter = Http2(service.limits, now)
         self._waiting: deque[RequestReceived] = deque()
         self._deferred: deque[RequestReceived] = deque()  # need a file; none is free
@@ -129,10 +131,12 @@ class Streams:
         if now < self.deadline or self._closing:
             return []
         try:
-            return self._expire(now)
+            out = self._expire(now)
         except Exception:
             log_error.exception("HTTP/2 connection from %s failed", self.peer)
             return self._close()
+        self._account(sum(len(action) for action in out if type(action) is bytes))
+        return out
 
     def shutdown(self) -> list[Action]:
         """Graceful stop: GOAWAY now (RFC 9113 §6.8); close once open streams finish.
@@ -146,6 +150,7 @@ class Streams:
 
     def abort(self) -> None:
         self._close()
+        self._account(0)
 
     # ---------------------------------------------------------------------------------------
 
@@ -155,10 +160,20 @@ class Streams:
                 failed = self._take(data, now)
                 if failed is not None:
                     return failed
-            return self._answer(now, just_written)
+            out = self._answer(now, just_written)
         except Exception:  # a bug (ours or h2's) costs this connection, never the server
             log_error.exception("HTTP/2 connection from %s failed", self.peer)
             return self._close()
+        batch = sum(len(action) for action in out if type(action) is bytes)
+        self._account(self._adapter.buffered + batch)
+        return out
+
+    def _account(self, held: int) -> None:
+        """Tell the worker's budget what this connection holds now: the batch being
+        written and input h2 keeps until a frame or header block is whole."""
+        if held != self._held:
+            self._service.memory.hold(held - self._held)
+            self._held = held
 
     def _take(self, data: bytes, now: float) -> list[Action] | None:
         """Handle what the client sent; the final actions if the connection must end."""
@@ -225,8 +240,8 @@ class Streams:
         while queue:
             event = queue.popleft()
             request = event.request
-            if self._refused:
-                plan = service.site.errors[503]
+            if self._refused or service.memory.exceeded:
+                plan = service.site.errors[503]  # past a connection or memory limit
             else:
                 plan = service.decide(request, now, stamp, self.peer)
             if self._open_files >= _OPEN_FILES and _needs_file(plan, request):
@@ -367,6 +382,7 @@ class Streams:
         return self._adapter.goaway()
 
     def _close(self, data: bytes = b"") -> list[Action]:
+        self._account(len(data))
         self._closing = True
         self._waiting.clear()
         self._deferred.clear()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import h2.settings
 import pytest
 import requests
 
@@ -193,3 +194,41 @@ def test_an_unknown_user_is_a_clear_error(site: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert "lanthorn: error: no such user 'no-such-user'" in proc.stderr
+
+
+# --- the memory budget -------------------------------------------------------------------------
+
+
+def _fresh_status(port: int) -> int:
+    with rawhttp.connect(port) as sock:
+        return _served(sock)
+
+
+@pytest.mark.parametrize("model", ["asyncio", "events", "threads"])
+def test_readers_that_stall_spend_the_budget_and_others_get_503_not_memory(
+    site: Path, scratch: Path, model: str
+) -> None:
+    """HTTP/2 downloads with wide-open windows that the clients never read: each holds a
+    batch in the server. Past --memory-budget, others get 503; when they go, 200."""
+    big = h2.settings.SettingCodes.INITIAL_WINDOW_SIZE
+    args = ("--model", model, "--memory-budget", "300k", "--access-log", "off")
+    with Server(site, *args, tmp=scratch) as srv:
+        stalled = []
+        try:
+            deadline = time.monotonic() + 10
+            status = 200
+            while status == 200 and time.monotonic() < deadline:
+                client = H2Client(srv.port, {big: 2**31 - 1})
+                client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                client.conn.increment_flow_control_window(2**30)
+                client.request("/large.bin")
+                stalled.append(client)
+                status = _fresh_status(srv.port)
+            assert status == 503
+        finally:
+            for client in stalled:
+                client.sock.close()
+        deadline = time.monotonic() + 10
+        while status != 200 and time.monotonic() < deadline:
+            status = _fresh_status(srv.port)
+        assert status == 200

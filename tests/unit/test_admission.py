@@ -155,3 +155,44 @@ def test_past_the_rate_http1_and_http2_streams_get_429_with_retry_after(tmp_path
     assert statuses[stream_id][b":status"] == b"429"
     assert statuses[stream_id][b"retry-after"] == b"1"
     h2conn.abort()
+
+
+# --- the memory budget -------------------------------------------------------------------------
+
+
+def test_past_the_memory_budget_new_work_gets_503_until_writes_free_it(tmp_path: Path) -> None:
+    service = _service(tmp_path, memory_budget_bytes=4000)
+    (tmp_path / "big.txt").write_bytes(b"x" * 10_000)  # cached: its bytes go out in a batch
+    reader = connect(service, "1.1.1.1", 0.0)
+    out = reader.feed(b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", 0.0)
+    assert wire(out).startswith(b"HTTP/1.1 200 OK")
+    assert service.memory.held > 10_000 and service.memory.exceeded  # not written yet
+    late = connect(service, "2.2.2.2", 0.0)
+    refused = late.feed(GET, 0.0)
+    assert wire(refused).startswith(b"HTTP/1.1 503 ") and refused[-1] is CLOSE
+    late.abort()  # its 503 written, it is closed
+    assert reader.drained(1.0) == []  # the batch is written: nothing held
+    assert service.memory.held == 0
+    fresh = connect(service, "2.2.2.2", 1.0)
+    assert wire(fresh.feed(GET, 1.0)).startswith(b"HTTP/1.1 200 OK")
+    for conn in (reader, late, fresh):
+        conn.abort()
+    assert service.memory.held == 0
+
+
+def test_heads_and_header_blocks_still_arriving_are_held(tmp_path: Path) -> None:
+    service = _service(tmp_path)
+    slow = connect(service, "3.3.3.3", 0.0)
+    slow.feed(b"GET / HTTP/1.1\r\nX-Long: " + b"v" * 3000, 0.0)
+    assert service.memory.held >= 3000
+    slow.abort()
+    assert service.memory.held == 0
+    h2conn = connect(service, "3.3.3.3", 0.0)
+    client = Client()
+    h2conn.feed(client.send(), 0.0)
+    h2conn.drained(0.0)
+    # HEADERS without END_HEADERS: its block waits, whole, for CONTINUATION frames
+    h2conn.feed(b"\x00\x10\x00\x01\x00\x00\x00\x00\x01" + b"\x00" * 4096, 0.0)
+    assert service.memory.held >= 4096
+    h2conn.abort()
+    assert service.memory.held == 0

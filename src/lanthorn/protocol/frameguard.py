@@ -42,15 +42,22 @@ PER_DATA_BYTES = 1024  # one token credited per this many body octets sent
 class FrameGuard:
     """Frame boundaries of one connection's input, tracked across reads."""
 
-    __slots__ = ("_block", "_block_limit", "_head", "_skip", "_stamp", "tokens")
+    __slots__ = ("_block", "_block_limit", "_head", "_partial", "_skip", "_stamp", "tokens")
 
     def __init__(self, block_limit: int, now: float, preface_bytes: int) -> None:
         self._block_limit = block_limit
         self._skip = preface_bytes  # octets still to pass: the preface, then payloads
         self._head = b""  # a frame header split across reads
         self._block = -1  # octets of the field block being received; -1 outside one
+        self._partial = 0  # octets of a frame that has begun to arrive and not ended
         self.tokens = float(BURST)
         self._stamp = now
+
+    @property
+    def buffered(self) -> int:
+        """What h2 holds of this input until it is whole: a field block still in
+        CONTINUATION frames and a frame still arriving (an upper bound)."""
+        return max(self._block, 0) + self._partial + len(self._head)
 
     def credit(self, tokens: float) -> None:
         """The client was served: it may send that many more control frames."""
@@ -60,6 +67,7 @@ class FrameGuard:
         """Walk the frame headers in `data`; why the client must be cut off, if it must."""
         pos = min(self._skip, len(data))
         self._skip -= pos
+        self._partial = self._partial + pos if self._skip else 0
         end = len(data)
         while pos < end:
             if self._head or end - pos < _HEADER:
@@ -79,6 +87,7 @@ class FrameGuard:
             take = min(length, end - pos)
             pos += take
             self._skip = length - take
+            self._partial = _HEADER + take if self._skip else 0
         return None
 
     def _frame(self, kind: int, flags: int, length: int, now: float) -> str | None:

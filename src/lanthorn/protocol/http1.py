@@ -81,6 +81,11 @@ class Http1:
         self.in_message = False  # some bytes of a request have arrived, not all of it
         self.closed = False  # the parser stopped (error, Upgrade or CONNECT): no more events
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of a request head that has begun and not ended (held by httptools)."""
+        return self._fed - self._begin_mark if self._in_head and not self.closed else 0
+
     # --- bytes in -------------------------------------------------------------------------
 
     def receive(self, data: bytes) -> list[Event]:

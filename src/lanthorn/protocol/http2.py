@@ -153,6 +153,11 @@ class Http2:
         """Some request has begun (its head arrived) and has not ended."""
         return any(incoming.request is not None for incoming in self._incoming.values())
 
+    @property
+    def buffered(self) -> int:
+        """Input bytes held until a frame or header block is whole."""
+        return self._guard.buffered
+
     def stalled(self, before: float) -> list[int]:
         """Streams whose request began at or before `before` and has not ended; they
         are forgotten here (the driver answers 408 on them)."""
