@@ -204,7 +204,7 @@ def _fresh_status(port: int) -> int:
         return _served(sock)
 
 
-@pytest.mark.parametrize("model", ["asyncio", "events", "threads"])
+@pytest.mark.parametrize("model", ["asyncio", "events", "threads", "single"])
 def test_readers_that_stall_spend_the_budget_and_others_get_503_not_memory(
     site: Path, scratch: Path, model: str
 ) -> None:

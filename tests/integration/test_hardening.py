@@ -89,6 +89,24 @@ def test_http2_zero_windows_hold_no_thread(target: Server) -> None:
             client.sock.close()
 
 
+def test_readers_that_stop_reading_hold_no_thread(target: Server) -> None:
+    """Three times as many clients as threads start a large download and read nothing:
+    once the socket buffers fill, their writes wait without a thread."""
+    stalled = []
+    try:
+        for _ in range(3 * THREADS):
+            sock = rawhttp.connect(target.port)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            stalled.append(sock)
+        for sock in stalled:
+            assert sock.recv(12) == b"HTTP/1.1 200"  # each download is under way
+        assert _served_promptly(target) < PROMPT_S
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
 def test_the_first_head_is_due_within_the_header_timeout_of_accept(target: Server) -> None:
     """Waiting before trickling gains nothing (defect 6)."""
     with rawhttp.connect(target.port) as sock:

@@ -1,15 +1,23 @@
 """One connection over a blocking socket: the loop shared by `single` and `threads`.
 
-The socket's timeout always expresses the driver's deadline (capped at POLL_S so a
-graceful stop, or waiting neighbours, are noticed while a keep-alive connection idles).
+A thread serves a connection only while there is something to do: a batch to write or
+input to read. Writes never wait long: when the client stops taking bytes and others
+wait for the thread (`crowded()`), what is left of the batch goes back to the caller
+with the connection (Outcome.WRITING), and it is resumed when the socket is writable
+again — so a client that stops reading holds no thread, as one that stops sending
+holds none. The send timeout is the driver's: its deadline moves with each progress.
+Reads wait at most POLL_S at a time, so a graceful stop, or waiting neighbours, are
+noticed while a keep-alive connection idles.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import select
 import socket
+from collections import deque
 from collections.abc import Callable
 
 from lanthorn.clock import monotonic
@@ -30,43 +38,91 @@ READ_BYTES = 65536
 SENDFILE_CHUNK = 1024 * 1024  # between chunks a graceful stop's deadline is checked
 
 
-def _sendfile(sock: socket.socket, body: FileBody, service: Service) -> bool:
-    """Send a file slice; False if it could not be sent whole (the framing is broken)."""
-    offset, end = body.offset, body.offset + body.count
-    while offset < end:
-        if monotonic() >= service.stop_at:
-            return False
-        count = min(SENDFILE_CHUNK, end - offset)
-        sent = sock.sendfile(body.file, offset, count)
-        if sent != count:  # the file shrank underneath us
-            return False
-        offset += sent
-    return True
+class Batch:
+    """What is left to write of a batch: actions in order, `pos` bytes into the first."""
+
+    __slots__ = ("actions", "pos")
+
+    def __init__(self, actions: list[Action]) -> None:
+        self.actions = deque(actions)
+        self.pos = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)
+
+    def discard(self) -> None:
+        discard(list(self.actions))
+        self.actions.clear()
 
 
-def _write(sock: socket.socket, actions: list[Action], service: Service) -> bool | None:
-    """Carry out a batch: True when done, False on CLOSE, None on a failure."""
-    left = service.stop_at - monotonic()
-    sock.settimeout(max(0.001, min(service.limits.send_timeout_s, left)))
-    for index, action in enumerate(actions):
+class Written(enum.Enum):
+    DONE = "done"  # the batch is out
+    CLOSE = "close"  # the batch is out and ends with CLOSE
+    BLOCKED = "blocked"  # the client is not reading and others wait for the thread
+    FAILED = "failed"  # the socket failed, the file shrank, or time ran out
+
+
+def _send_once(sock: socket.socket, batch: Batch) -> int:
+    """Send some of the batch's first action without waiting; bytes sent (0: the file
+    shrank). BlockingIOError when the socket takes nothing now."""
+    action = batch.actions[0]
+    pos = batch.pos
+    if isinstance(action, FileBody):
+        count = min(SENDFILE_CHUNK, action.count - pos)
+        sent = os.sendfile(sock.fileno(), action.fileno(), action.offset + pos, count)
+        done = pos + sent >= action.count
+        if done:
+            action.close()
+    else:
+        assert type(action) is bytes
+        sent = sock.send(memoryview(action)[pos:] if pos else action)
+        done = pos + sent >= len(action)
+    if done:
+        batch.actions.popleft()
+        batch.pos = 0
+    else:
+        batch.pos = pos + sent
+    return sent
+
+
+def _writable(sock: socket.socket, timeout_s: float) -> bool:
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    return bool(poller.poll(max(0, int(timeout_s * 1000))))
+
+
+def _write(
+    sock: socket.socket,
+    batch: Batch,
+    conn: Connection,
+    service: Service,
+    crowded: Callable[[], bool],
+) -> Written:
+    """Carry out the batch as far as the client takes it."""
+    sock.setblocking(False)
+    while batch:
+        if batch.actions[0] is CLOSE:
+            batch.discard()
+            return Written.CLOSE
         try:
-            if type(action) is bytes:
-                sock.sendall(action)
-            elif isinstance(action, FileBody):
-                try:
-                    if not _sendfile(sock, action, service):
-                        discard(actions[index + 1 :])
-                        return None
-                finally:
-                    action.close()
-            else:
-                assert action is CLOSE
-                discard(actions[index + 1 :])
-                return False
+            sent = _send_once(sock, batch)
+        except BlockingIOError:
+            now = monotonic()
+            if now >= conn.deadline or now >= service.stop_at:
+                break  # the send timeout, or the end of the grace period
+            if crowded():
+                return Written.BLOCKED
+            _writable(sock, min(POLL_S, conn.deadline - now, service.stop_at - now))
+            continue
         except OSError:
-            discard(actions[index + 1 :])
-            return None
-    return True
+            break
+        if not sent:
+            break  # the file shrank underneath us: the framing is broken
+        conn.progressed(monotonic())
+    else:
+        return Written.DONE
+    batch.discard()
+    return Written.FAILED
 
 
 def _take(sock: socket.socket) -> bytes:
@@ -91,6 +147,7 @@ def _has_input(sock: socket.socket) -> bool:
 class Outcome(enum.Enum):
     CLOSED = "closed"  # the socket is closed
     PARKED = "parked"  # idle while others wait: the caller watches it for more input
+    WRITING = "writing"  # the client stopped reading: the caller resumes it when writable
     LINGER = "linger"  # our side is shut: the caller discards input until EOF (bounded)
 
 
@@ -104,13 +161,14 @@ def serve(
     conn: Connection,
     service: Service,
     crowded: Callable[[], bool],
-    actions: list[Action],
+    batch: Batch,
 ) -> Outcome:
-    """Carry out `actions`, then serve the connection until it ends, or until it waits
-    for the client (nothing to write, no input pending) while `crowded()` says others
-    wait for this thread: then it is parked, not closed — whether it is idle, half-way
-    through a request head, or an HTTP/2 connection whose windows are shut. A thread is
-    only ever busy writing or answering, never waiting on a slow client for others.
+    """Carry out `batch`, then serve the connection until it ends, or until it waits
+    for the client while `crowded()` says others wait for this thread: then it goes back
+    to the caller, not closed — PARKED when it waits for input (idle, half-way through a
+    request head, an HTTP/2 connection whose windows are shut), WRITING (with `batch`
+    holding the rest) when the client stopped reading. A thread is only ever busy
+    writing or answering, never waiting on one client while others wait for it.
 
     Lingering after our close (driver.LINGER_S) is left to the caller's selector, so a
     client that never closes its side cannot hold a thread.
@@ -118,22 +176,26 @@ def serve(
     keep_open = False
     try:
         while True:
-            while actions:
-                done = _write(sock, actions, service)
-                if done is None:
+            while batch:
+                written = _write(sock, batch, conn, service, crowded)
+                if written is Written.BLOCKED:
+                    keep_open = True
+                    return Outcome.WRITING
+                if written is Written.FAILED:
                     return Outcome.CLOSED
-                if not done:
+                if written is Written.CLOSE:
                     keep_open = _shut_write(sock)
                     if keep_open:
                         conn.abort()  # the driver is done with; the socket lingers
                     return Outcome.LINGER if keep_open else Outcome.CLOSED
-                actions = conn.drained(monotonic(), _take(sock) if conn.multiplexed else b"")
+                data = _take(sock) if conn.multiplexed else b""
+                batch = Batch(conn.drained(monotonic(), data))
             now = monotonic()
             waiting = _has_input(sock)
             if service.draining and not waiting:
                 # HTTP/2: GOAWAY at once; both close here once idle.
-                actions = conn.shutdown()
-                if actions:
+                batch = Batch(conn.shutdown())
+                if batch:
                     continue
             if not waiting and crowded():
                 keep_open = True
@@ -141,7 +203,7 @@ def serve(
             if now >= service.stop_at:
                 return Outcome.CLOSED  # the grace period is over
             if now >= conn.deadline and not waiting:
-                actions = conn.expired(now)
+                batch = Batch(conn.expired(now))
                 continue
             wake = min(conn.deadline, service.stop_at) - now
             sock.settimeout(max(0.001, min(wake, POLL_S)))
@@ -151,9 +213,10 @@ def serve(
                 continue
             except OSError:
                 return Outcome.CLOSED
-            actions = conn.feed(data, monotonic())
+            batch = Batch(conn.feed(data, monotonic()))
     finally:
         if not keep_open:
+            batch.discard()
             conn.abort()
             sock.close()
 

@@ -28,15 +28,16 @@ import threading
 from collections.abc import Callable
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import CLOSE, LINGER_BYTES, LINGER_S, Action, Connection, Service
+from lanthorn.driver import CLOSE, LINGER_BYTES, LINGER_S, Action, Connection, Service, discard
 from lanthorn.engines import blocking
 from lanthorn.engines.listeners import OUT_OF_RESOURCES
 from lanthorn.engines.stopping import StopFlag
 
 log = logging.getLogger("lanthorn")
 
-_Job = tuple[socket.socket, Connection, list[Action]] | None
-_Returned = tuple[socket.socket, Connection | None]  # None: lingering
+_Job = tuple[socket.socket, Connection, blocking.Batch] | None
+# (socket, connection or None when lingering, the rest of a batch when it stalled)
+_Returned = tuple[socket.socket, Connection | None, blocking.Batch | None]
 
 
 class _Lingering:
@@ -63,6 +64,8 @@ class Pool:
         self.waker_r.setblocking(False)
         self.waker_w.setblocking(False)
         self.parked: dict[int, tuple[socket.socket, Connection]] = {}
+        # Connections whose client stopped reading mid-batch, until it is writable again.
+        self.stalled: dict[int, tuple[socket.socket, Connection, blocking.Batch]] = {}
         self.lingering: dict[int, _Lingering] = {}
         self.open = 0  # connections anywhere: queued, served, parked or lingering
         self.free = 0  # workers waiting for a job (a heuristic: read without a lock)
@@ -74,14 +77,16 @@ class Pool:
     # worker side -------------------------------------------------------------------------
 
     def crowded(self) -> bool:
+        if self.service.draining:
+            return False  # nobody new comes: finish what is under way (within the grace)
         if not self.workers:  # inline: anyone else ready is waiting for this thread
             return bool(self.selector.select(0))
         return self.free == 0 and not self.jobs.empty()
 
-    def serve(self, sock: socket.socket, conn: Connection, actions: list[Action]) -> None:
+    def serve(self, sock: socket.socket, conn: Connection, batch: blocking.Batch) -> None:
         outcome = blocking.Outcome.CLOSED
         try:
-            outcome = blocking.serve(sock, conn, self.service, self.crowded, actions)
+            outcome = blocking.serve(sock, conn, self.service, self.crowded, batch)
         except Exception:  # a bug costs one connection, never a worker
             log.exception("connection failed")
             sock.close()
@@ -90,7 +95,11 @@ class Pool:
                 self.open -= 1
             self.wake()  # a place is free: accepting may resume
             return
-        self.returned.put((sock, conn if outcome is blocking.Outcome.PARKED else None))
+        if outcome is blocking.Outcome.LINGER:
+            self.returned.put((sock, None, None))
+        else:
+            stalled = outcome is blocking.Outcome.WRITING
+            self.returned.put((sock, conn, batch if stalled else None))
         if self.workers:
             self.wake()
         else:
@@ -101,12 +110,12 @@ class Pool:
             with contextlib.suppress(BlockingIOError):  # full: already awake
                 self.waker_w.send(b"\0")
 
-    def dispatch(self, sock: socket.socket, conn: Connection, actions: list[Action]) -> None:
+    def dispatch(self, sock: socket.socket, conn: Connection, batch: blocking.Batch) -> None:
         """A thread for a connection with something to write."""
         if self.workers:
-            self.jobs.put((sock, conn, actions))
+            self.jobs.put((sock, conn, batch))
         else:
-            self.serve(sock, conn, actions)
+            self.serve(sock, conn, batch)
 
     def worker(self) -> None:
         while True:
@@ -160,8 +169,12 @@ class Pool:
         except BlockingIOError:
             pass
         while not self.returned.empty():
-            sock, conn = self.returned.get()
-            if conn is None:
+            sock, conn, batch = self.returned.get()
+            if batch is not None:
+                assert conn is not None
+                self.stalled[sock.fileno()] = (sock, conn, batch)
+                self.selector.register(sock, selectors.EVENT_WRITE, "stalled")
+            elif conn is None:
                 sock.setblocking(False)
                 self.lingering[sock.fileno()] = _Lingering(sock)
                 self.selector.register(sock, selectors.EVENT_READ, "linger")
@@ -193,7 +206,13 @@ class Pool:
             with self.lock:
                 self.open -= 1
             return
-        self.dispatch(sock, conn, actions)
+        self.dispatch(sock, conn, blocking.Batch(actions))
+
+    def resume(self, fd: int) -> None:
+        """A stalled client reads again: a thread writes the rest of its batch."""
+        sock, conn, batch = self.stalled.pop(fd)
+        self.selector.unregister(sock)
+        self.dispatch(sock, conn, batch)
 
     def unpark(self, fd: int) -> tuple[socket.socket, Connection]:
         sock, conn = self.parked.pop(fd)
@@ -224,6 +243,13 @@ class Pool:
         for fd, (_, conn) in list(self.parked.items()):
             if now >= conn.deadline:  # 408 for a late head, GOAWAY, or just close
                 self.settle(fd, conn.expired(now))
+        for fd, (sock, conn, batch) in list(self.stalled.items()):
+            if now >= conn.deadline or now >= self.service.stop_at:  # the send timeout
+                del self.stalled[fd]
+                batch.discard()
+                discard(conn.expired(now))
+                conn.abort()
+                self.forget(sock)
         self.expire_lingering(now)
         if self.resume_accepting_at is not None and now >= self.resume_accepting_at:
             self.resume_accepting_at = None
@@ -241,6 +267,11 @@ class Pool:
             sock.close()
             with self.lock:
                 self.open -= 1
+        for sock, conn, batch in self.stalled.values():
+            batch.discard()
+            conn.abort()
+            self.forget(sock)
+        self.stalled.clear()
 
     def run(self, stop: StopFlag, on_ready: Callable[[], None]) -> None:
         pool = [
@@ -262,6 +293,8 @@ class Pool:
                         self.collect()
                     elif key.data == "linger":
                         self.drain_lingering(key.fd)
+                    elif key.data == "stalled":
+                        self.resume(key.fd)
                     elif key.fd in self.parked:
                         self.read_parked(key.fd)
                     if not self.workers:
@@ -281,6 +314,8 @@ class Pool:
         if self.listening:
             self.stop_listening()
         self.collect()
+        for fd in list(self.stalled):
+            self.resume(fd)  # their responses may finish within the grace period
         self.close_parked()
         for _ in pool:
             self.jobs.put(None)
