@@ -6,8 +6,10 @@ only its stream, RFC 9113 §8.1.1, where h2's own validation would end the conne
 and enforces the limits: field count and size (431), target length (414), body size
 (413), concurrent streams (h2 refuses streams beyond SETTINGS_MAX_CONCURRENT_STREAMS
 with a connection error), a hard cap on decoded header lists, and clients that reset
-streams faster than they let them finish (the "rapid reset" attack, CVE-2023-44487:
-GOAWAY with ENHANCE_YOUR_CALM). It never decides a response and never touches a file:
+streams — or make the server reset them, "MadeYouReset" — faster than they let them
+finish (the "rapid reset" attack, CVE-2023-44487: GOAWAY with ENHANCE_YOUR_CALM). Before
+h2 sees a byte, frameguard bounds control-frame floods and header blocks that grow past
+the advertised SETTINGS_MAX_HEADER_LIST_SIZE (GOAWAY ENHANCE_YOUR_CALM as well). It never decides a response and never touches a file:
 the driver hands it bytes that fit `window(stream_id)`. `now` comes with the bytes, so a
 request that takes too long to arrive can be found per stream (`stalled`).
 """
