@@ -9,11 +9,21 @@ from tests.conftest import MODELS
 from tests.servers import Server
 
 
-@pytest.fixture(scope="module", params=MODELS)
-def server(request: pytest.FixtureRequest, site: Path, scratch: Path) -> Iterator[Server]:
+def model_server(
+    request: pytest.FixtureRequest, site: Path, scratch: Path, *extra: str
+) -> Iterator[Server]:
+    """A server of the (model, workers) a fixture is parametrised with (MODELS), with
+    `extra` options; after it stops, its log must show no traceback."""
     model, workers = request.param
     with Server(
-        site, "--model", model, "--workers", str(workers), "--access-log", "off", tmp=scratch
+        site,
+        *("--model", model, "--workers", str(workers), "--access-log", "off", *extra),
+        tmp=scratch,
     ) as srv:
         yield srv
     assert "Traceback" not in srv.output(), srv.output()
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def server(request: pytest.FixtureRequest, site: Path, scratch: Path) -> Iterator[Server]:
+    yield from model_server(request, site, scratch)

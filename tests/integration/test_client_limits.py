@@ -23,6 +23,7 @@ from tests import certs
 from tests.conftest import MODELS
 from tests.h2client import H2Client
 from tests.integration import rawhttp
+from tests.integration.conftest import model_server
 from tests.servers import Server
 
 GET = b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -30,15 +31,10 @@ GET = b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n"
 
 @pytest.fixture(scope="module", params=MODELS)
 def capped(request: pytest.FixtureRequest, site: Path, scratch: Path) -> Iterator[Server]:
-    model, workers = request.param
-    with Server(
-        site,
-        *("--model", model, "--workers", str(workers), "--access-log", "off"),
+    yield from model_server(
+        request, site, scratch,
         *("--max-conns-per-ip", "2", "--rate-limit", "20/s", "--rate-burst", "4"),
-        tmp=scratch,
-    ) as srv:
-        yield srv
-    assert "Traceback" not in srv.output(), srv.output()
+    )  # fmt: skip
 
 
 def _served(sock: socket.socket) -> int:
@@ -97,10 +93,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     return certs.make(tmp_path_factory.mktemp("pki"))
 
 
-def _handshake(port: int, ca: Path, version: ssl.TLSVersion) -> str:
+def _handshake(port: int, ca: Path, version: ssl.TLSVersion, ciphers: str = "") -> str:
+    """Connect with exactly TLS `version` (and, if given, only those TLS 1.2 suites)."""
     context = ssl.create_default_context(cafile=str(ca))
     context.check_hostname = False
     context.minimum_version = context.maximum_version = version
+    if ciphers:
+        context.set_ciphers(ciphers)
     with (
         socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
         context.wrap_socket(raw) as tls,
@@ -108,35 +107,22 @@ def _handshake(port: int, ca: Path, version: ssl.TLSVersion) -> str:
         return str(tls.version())
 
 
-def test_tls_12_by_default_and_13_only_when_asked(
+def test_tls_12_with_forward_secret_aead_suites_and_13_only_when_asked(
     site: Path, scratch: Path, pki: tuple[Path, Path, Path]
 ) -> None:
     ca, cert, key = pki
     tls = ("--tls-cert", str(cert), "--tls-key", str(key), "--access-log", "off")
     with Server(site, *tls, tmp=scratch) as srv:
-        assert _handshake(srv.port, ca, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+        assert _handshake(srv.port, ca, ssl.TLSVersion.TLSv1_2, "ECDHE+AESGCM") == "TLSv1.2"
         assert _handshake(srv.port, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+        with pytest.raises(ssl.SSLError):  # RSA key exchange, CBC: no forward secrecy
+            _handshake(
+                srv.port, ca, ssl.TLSVersion.TLSv1_2, "AES128-SHA:AES256-SHA:AES128-GCM-SHA256"
+            )
     with Server(site, *tls, "--tls-min", "1.3", tmp=scratch) as srv:
         assert _handshake(srv.port, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
         with pytest.raises(ssl.SSLError):
             _handshake(srv.port, ca, ssl.TLSVersion.TLSv1_2)
-
-
-def test_tls_12_offers_only_forward_secret_aead_suites(
-    site: Path, scratch: Path, pki: tuple[Path, Path, Path]
-) -> None:
-    ca, cert, key = pki
-    tls = ("--tls-cert", str(cert), "--tls-key", str(key), "--access-log", "off")
-    with Server(site, *tls, tmp=scratch) as srv:
-        context = ssl.create_default_context(cafile=str(ca))
-        context.check_hostname = False
-        context.maximum_version = ssl.TLSVersion.TLSv1_2
-        context.set_ciphers("AES128-SHA:AES256-SHA:AES128-GCM-SHA256")  # no forward secrecy
-        with (
-            socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw,
-            pytest.raises(ssl.SSLError),
-        ):
-            context.wrap_socket(raw)
 
 
 # --- --user -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from hyperframe.frame import Frame, GoAwayFrame, PingFrame, SettingsFrame
 from tests.conftest import MODELS
 from tests.h2client import H2Client
 from tests.integration import rawhttp
+from tests.integration.conftest import model_server
 from tests.servers import Server
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -27,15 +28,10 @@ PROMPT_S = 1.0  # what "served promptly" means while an attack runs
 
 @pytest.fixture(scope="module", params=MODELS)
 def target(request: pytest.FixtureRequest, site: Path, scratch: Path) -> Iterator[Server]:
-    model, workers = request.param
-    with Server(
-        site,
-        *("--model", model, "--workers", str(workers), "--threads", str(THREADS)),
-        *("--access-log", "off", "--header-timeout", "2", "--keepalive-timeout", "3"),
-        tmp=scratch,
-    ) as srv:
-        yield srv
-    assert "Traceback" not in srv.output(), srv.output()
+    yield from model_server(
+        request, site, scratch,
+        *("--threads", str(THREADS), "--header-timeout", "2", "--keepalive-timeout", "3"),
+    )  # fmt: skip
 
 
 def _served_promptly(server: Server, rounds: int = 5) -> float:
