@@ -19,6 +19,7 @@ MODELS = [
 
 INDEX = b"<!doctype html><title>test</title><p>hello from the test root</p>\n"
 LARGE_SIZE = 3 * 1024 * 1024 + 17
+SECRET = b"TOP-SECRET"  # in every file a request must never get
 STYLES = b"".join(b".rule-%d { color: #%06x; }\n" % (i, i * 997) for i in range(400))
 
 
@@ -41,6 +42,10 @@ def _make_site(root: Path) -> None:
     (root / "sub").mkdir()
     (root / "sub" / "index.html").write_bytes(b"sub index\n")
     (root / "sub" / "page.html").write_bytes(b"sub page\n")
+    (root / "sub" / ".hidden").write_bytes(b"hidden in sub\n")
+    # Names a Windows server would read as a way out; the backslash rule refuses them.
+    (root / "..\\..\\secret.txt").write_bytes(SECRET + b"-BACKSLASH\n")
+    (root / "\\..\\..\\secret.txt").write_bytes(SECRET + b"-BACKSLASH\n")
     (root / "empty-dir").mkdir()
     (root / "empty.txt").write_bytes(b"")
     (root / "styles.css").write_bytes(STYLES)
@@ -49,16 +54,33 @@ def _make_site(root: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def outside(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory beside the root holding a file that must never be served."""
-    path = tmp_path_factory.mktemp("outside")
-    (path / "secret.txt").write_bytes(b"TOP-SECRET-OUTSIDE-ROOT\n")
+def jail(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory two levels above the served root (`jail/top/site`), seeded with
+    secrets exactly where the traversal attempts in the tests would land if a `..`
+    escaped: `jail/secret.txt`, `jail/etc/passwd`, `jail/top/secret.txt` and
+    `jail/top/outside/secret.txt`."""
+    path = tmp_path_factory.mktemp("jail")
+    (path / "secret.txt").write_bytes(SECRET + b"-TWO-LEVELS-UP\n")
+    (path / "etc").mkdir()
+    (path / "etc" / "passwd").write_bytes(b"root:x:0:0:" + SECRET + b"-PASSWD\n")
+    (path / "top").mkdir()
+    (path / "top" / "secret.txt").write_bytes(SECRET + b"-ONE-LEVEL-UP\n")
     return path
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory: pytest.TempPathFactory, outside: Path) -> Path:
-    root = tmp_path_factory.mktemp("site")
+def outside(jail: Path) -> Path:
+    """A directory beside the root holding a file that must never be served."""
+    path = jail / "top" / "outside"
+    path.mkdir()
+    (path / "secret.txt").write_bytes(SECRET + b"-OUTSIDE-ROOT\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def site(jail: Path, outside: Path) -> Path:
+    root = jail / "top" / "site"
+    root.mkdir()
     _make_site(root)
     os.symlink(outside / "secret.txt", root / "escape.txt")
     os.symlink(outside, root / "escape-dir")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import email.utils
 import http.client
+import os
 import subprocess
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
 import requests
 
-from tests.conftest import INDEX, LARGE_SIZE
+from tests.conftest import INDEX, LARGE_SIZE, SECRET
 from tests.integration import rawhttp
 from tests.servers import Server
 
@@ -101,8 +103,8 @@ def test_directory_without_slash_redirects_keeping_query(server: Server) -> None
         ("/missing.html", 404),
         ("/notes.txt/", 404),
         ("/empty-dir/", 403),
-        ("/.secret", 404),
-        ("/sub/.hidden", 404),
+        ("/.secret", 404),  # exists: hidden without --dotfiles
+        ("/sub/.hidden", 404),  # exists too
     ],
 )
 def test_not_served(server: Server, target: str, status: int) -> None:
@@ -111,26 +113,63 @@ def test_not_served(server: Server, target: str, status: int) -> None:
     assert r.headers["content-type"] == "text/html"
 
 
+def test_dotfiles_served_only_when_allowed(site: Path, scratch: Path) -> None:
+    """The dotfiles above are real files: `--dotfiles` serves them, the default does not."""
+    targets = {"/.secret": b"hidden dotfile\n", "/sub/.hidden": b"hidden in sub\n"}
+    with Server(site, "--dotfiles", "--access-log", "off", tmp=scratch) as srv:
+        for target, body in targets.items():
+            assert (site / target[1:]).read_bytes() == body
+            r = rawhttp.get(srv.port, target)
+            assert (r.status, r.body) == (200, body)
+
+
+# Each `..` row lands on a real file outside the root (see the `jail` fixture: the root is
+# jail/top/site), so it would serve a secret if a `..` ever escaped. "{up}" climbs from the
+# root all the way to "/".
+ESCAPES = [
+    "/../outside/secret.txt",  # jail/top/outside/secret.txt
+    "/..%2f..%2fsecret.txt",  # jail/secret.txt
+    "/%2e%2e/%2e%2e/etc/passwd",  # jail/etc/passwd
+    "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",  # jail/etc/passwd
+    "/sub/../../secret.txt",  # jail/top/secret.txt
+    "/sub/%2e%2e/%2e%2e/%2e%2e/secret.txt",  # jail/secret.txt
+    "/escape.txt",  # a symlink to jail/top/outside/secret.txt
+    "/escape-dir/secret.txt",  # a symlink to jail/top/outside
+    "{up}/etc/passwd",  # the system's own
+    "{up}{jail}/secret.txt",  # by its absolute name
+]
+
+
+def _aim(target: str, site: Path, jail: Path) -> str:
+    return target.format(up="/.." * len(site.parts), jail=jail)
+
+
+@pytest.mark.parametrize("target", ESCAPES)
+def test_nothing_outside_the_root(server: Server, site: Path, jail: Path, target: str) -> None:
+    target = _aim(target, site, jail)
+    # The row is only worth something if it names a real file outside the root.
+    aimed = Path(os.path.realpath(f"{site}/{unquote(target)}"))
+    assert aimed.is_file() and not aimed.is_relative_to(site), aimed
+    assert SECRET in aimed.read_bytes() or aimed == Path("/etc/passwd")
+    r = rawhttp.get(server.port, target)
+    assert r.status == 403
+    assert SECRET not in r.body and b"root:" not in r.body
+
+
 @pytest.mark.parametrize(
-    "target",
+    ("target", "status"),
     [
-        "/../outside/secret.txt",
-        "/..%2f..%2fsecret.txt",
-        "/%2e%2e/%2e%2e/etc/passwd",
-        "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
-        "/sub/../../secret.txt",
-        "/..\\..\\secret.txt",
-        "/%5c..%5c..%5csecret.txt",
-        "/notes.txt%00.html",
-        "/escape.txt",
-        "/escape-dir/secret.txt",
-        "/../../../../../../etc/passwd",
+        # Not separators on POSIX, but refused so that no Windows-style path reaches the
+        # file system, even where a file has that very name (see `_make_site`).
+        ("/..\\..\\secret.txt", 403),
+        ("/%5c..%5c..%5csecret.txt", 403),
+        ("/notes.txt%00.html", 404),  # NUL can name no file
     ],
 )
-def test_nothing_outside_the_root(server: Server, target: str) -> None:
+def test_backslash_and_nul_refused(server: Server, target: str, status: int) -> None:
     r = rawhttp.get(server.port, target)
-    assert r.status in (400, 403, 404)
-    assert b"TOP-SECRET" not in r.body and b"root:" not in r.body
+    assert r.status == status
+    assert SECRET not in r.body
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "TRACE"])
