@@ -21,6 +21,8 @@ FILES: dict[str, bytes | None] = {
     "empty": None,
     "photo.JPG": b"\xff\xd8",
     "link-out": b"never",
+    ".hidden": b"dotfile",
+    "docs/.env": b"SECRET=1",
 }
 
 
@@ -52,7 +54,8 @@ def header(plan: ResponsePlan, name: bytes) -> bytes | None:
         (b"/a.css/x", 404, None),
         (b"/link-out", 403, None),
         (b"/../x", 403, None),
-        (b"/.hidden", 404, None),
+        (b"/.hidden", 404, None),  # exists: hidden by default
+        (b"/docs/.env", 404, None),
         (b"/%zz", 400, None),
         (b"*", 400, None),
     ],
@@ -65,6 +68,15 @@ def test_lookup_table(tmp_path: Path, target: bytes, status: int, body: bytes | 
         assert plan.body == body
     if status >= 400:
         assert header(plan, b"content-type") == b"text/html"
+
+
+@pytest.mark.parametrize(
+    ("target", "body"), [(b"/.hidden", b"dotfile"), (b"/docs/.env", b"SECRET=1")]
+)
+def test_dotfiles_served_when_allowed(tmp_path: Path, target: bytes, body: bytes) -> None:
+    site, _ = make_site(tmp_path, allow_dotfiles=True)
+    plan = ask(site, target)
+    assert (plan.status, plan.body) == (200, body)
 
 
 def test_200_headers(tmp_path: Path) -> None:
