@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from lanthorn.config import SiteConfig
 from lanthorn.core.paths import PathRejected, safe_path
 from lanthorn.core.request import Request
 from lanthorn.core.respond import Site
+from tests.plans import body_bytes
 
 SEGMENTS = st.sampled_from(
     [
@@ -29,6 +30,7 @@ SEGMENTS = st.sampled_from(
         "\\",
         "%00",
         "secret.txt",
+        "big-secret.bin",
         "..%2f",
         "%252e%252e",
         "link",
@@ -61,28 +63,34 @@ def test_arbitrary_bytes_never_crash(raw: bytes) -> None:
         safe_path(raw)
 
 
-def _site(tmp: Path) -> tuple[Site, Path]:
+SECRET = b"OUTSIDE-THE-ROOT"
+
+
+@pytest.fixture(scope="module")
+def prop_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """root/ inside tmp/, which holds a small secret (read into memory when served) and a
+    large one (served as an open file); root/link points at tmp/."""
+    tmp = tmp_path_factory.mktemp("prop")
     root = tmp / "root"
-    if not root.exists():
-        root.mkdir()
-        (root / "sub").mkdir()
-        (root / "file.txt").write_bytes(b"inside")
-        (root / "sub" / "file.txt").write_bytes(b"inside-sub")
-        (tmp / "secret.txt").write_bytes(b"OUTSIDE")
-        (root / "link").symlink_to(tmp)
-    return Site(SiteConfig(root=str(root))), root
+    root.mkdir()
+    (root / "sub").mkdir()
+    (root / "file.txt").write_bytes(b"inside")
+    (root / "sub" / "file.txt").write_bytes(b"inside-sub")
+    (tmp / "secret.txt").write_bytes(SECRET)
+    (tmp / "big-secret.bin").write_bytes(SECRET * 10_000)  # past small_file_bytes
+    (root / "link").symlink_to(tmp)
+    site = Site(SiteConfig(root=str(root)))
+    assert site.config.small_file_bytes < len(SECRET) * 10_000
+    return site
 
 
 @settings(max_examples=300, deadline=None)
 @given(TARGETS)
-def test_resolver_never_serves_outside(tmp_path_factory: object, target: str) -> None:
-    import tempfile
-
-    tmp = Path(tempfile.gettempdir()) / "lanthorn-prop"
-    tmp.mkdir(exist_ok=True)
-    site, _ = _site(tmp)
-    plan = site.respond(Request(b"GET", target.encode(), "1.1", {}), 0.0)
-    plan.close()
-    body = plan.body if isinstance(plan.body, bytes) else b""
-    assert b"OUTSIDE" not in body
+@example("/link/secret.txt")
+@example("/link/big-secret.bin")
+@example("/../big-secret.bin")
+@example("/sub/%2e%2e/%2e%2e/big-secret.bin")
+def test_resolver_never_serves_outside(prop_site: Site, target: str) -> None:
+    plan = prop_site.respond(Request(b"GET", target.encode(), "1.1", {}), 0.0)
+    assert SECRET not in body_bytes(plan)  # file bodies are read too (and closed)
     assert plan.status in (200, 301, 400, 403, 404)
