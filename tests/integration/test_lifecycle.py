@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LARGE_SIZE
-from tests.integration import rawhttp
+from tests.integration import observe, rawhttp
 from tests.servers import Server
 
 MODEL_NAMES = ["asyncio", "events", "threads", "single"]
@@ -37,31 +38,52 @@ def _wait_for(predicate: object, timeout: float = 15.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+def _small_window_client(port: int) -> socket.socket:
+    """A connection whose receive buffer cannot take a large response at once, so the
+    server is still sending it for as long as the client does not read."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # before connecting
+    sock.settimeout(rawhttp.TIMEOUT_S)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+DRAIN_SIZE = 64 << 20  # far more than the kernel's socket buffers can hold (4 MiB here)
+
+
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_sigterm_finishes_in_flight_and_closes_idle(model: str, site: Path, scratch: Path) -> None:
+    drain = site / "drain.bin"
+    if not drain.exists():
+        with open(drain, "wb") as fh:
+            fh.truncate(DRAIN_SIZE)  # sparse
     srv = Server(site, "--model", model, "--access-log", "off", "--grace", "10", tmp=scratch)
     try:
-        idle = None
-        if model != "single":
-            idle = rawhttp.connect(srv.port)
-            idle.sendall(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert rawhttp.read_response(idle, bytearray()).status == 200
-        busy = rawhttp.connect(srv.port)
-        busy.sendall(b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-        first = busy.recv(1000)  # the response has started
-        srv.signal(signal.SIGTERM)
-        time.sleep(0.3)  # a slow reader: the download is still in flight
-        received = len(first)
-        while chunk := busy.recv(1 << 16):
-            received += len(chunk)
-        head_end = (first + b"\r\n\r\n").index(b"\r\n\r\n") + 4
-        assert received - head_end == LARGE_SIZE  # finished whole, then closed
-        assert b"Connection: close" in first or b"Connection: keep-alive" in first
-        if idle is not None:
-            idle.settimeout(5)
-            assert idle.recv(10) == b""  # the idle keep-alive connection was closed
-            idle.close()
-        busy.close()
+        with contextlib.ExitStack() as sockets:
+            idle = None
+            if model != "single":
+                idle = sockets.enter_context(rawhttp.connect(srv.port))
+                idle.sendall(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+                assert rawhttp.read_response(idle, bytearray()).status == 200
+            busy = sockets.enter_context(_small_window_client(srv.port))
+            busy.sendall(b"GET /drain.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            head = bytearray()
+            while b"\r\n\r\n" not in head:  # the response has started
+                chunk = busy.recv(1000)
+                assert chunk, bytes(head)
+                head += chunk
+            # Sent before the signal, to a request that did not ask to close: keep-alive.
+            assert b"\r\nConnection: keep-alive\r\n" in head
+            srv.signal(signal.SIGTERM)
+            observe.wait_for(lambda: not observe.signal_pending(srv.proc.pid, signal.SIGTERM))
+            if idle is not None:  # the server has begun draining: idle connections close
+                idle.settimeout(5)
+                assert idle.recv(10) == b""
+            received = len(head)
+            while chunk := busy.recv(1 << 16):  # the download is still in flight
+                received += len(chunk)
+            head_end = bytes(head).index(b"\r\n\r\n") + 4
+            assert received - head_end == DRAIN_SIZE  # finished whole, then closed
         assert srv.proc.wait(15) == 0
         assert not srv.ready_file.exists()  # removed on exit
     finally:
@@ -72,14 +94,13 @@ def test_sigterm_finishes_in_flight_and_closes_idle(model: str, site: Path, scra
 def test_sigterm_grace_cuts_a_stuck_download(site: Path, scratch: Path) -> None:
     srv = Server(site, "--access-log", "off", "--grace", "1", tmp=scratch)
     try:
-        stuck = rawhttp.connect(srv.port)
-        stuck.sendall(b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\n" * 5)  # never read
-        time.sleep(0.3)
-        start = time.monotonic()
-        srv.signal(signal.SIGTERM)
-        assert srv.proc.wait(10) == 0
-        assert time.monotonic() - start < 5
-        stuck.close()
+        with _small_window_client(srv.port) as stuck:
+            stuck.sendall(b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\n" * 5)  # never read
+            assert stuck.recv(1, socket.MSG_PEEK)  # the download has begun
+            start = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            assert srv.proc.wait(10) == 0
+            assert 0.9 <= time.monotonic() - start < 5  # the grace period, then no longer
     finally:
         srv.stop()
 
