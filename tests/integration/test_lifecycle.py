@@ -124,6 +124,56 @@ def test_prefork_restarts_dead_worker_and_drains(site: Path, scratch: Path) -> N
         srv.stop()
 
 
+def test_prefork_backs_off_a_crash_loop(site: Path, scratch: Path) -> None:
+    """A worker that dies within a second of starting is replaced only after a pause
+    (RESPAWN_BACKOFF_S), so a crash loop cannot spin the supervisor."""
+    srv = Server(site, "-w", "2", "--access-log", "off", tmp=scratch)
+    try:
+        _wait_for(lambda: len(_children(srv.proc.pid)) == 2)
+        seen = _children(srv.proc.pid)
+        os.kill(min(seen), signal.SIGKILL)
+        fresh: set[int] = set()
+
+        def replaced() -> bool:
+            fresh.update(_children(srv.proc.pid) - seen)
+            return bool(fresh)
+
+        observe.wait_for(replaced, 15, "a replacement worker")
+        young = fresh.pop()
+        seen |= {young}
+        os.kill(young, signal.SIGKILL)  # dies at once: a crash loop
+        killed = time.monotonic()
+        respawned = observe.wait_for(
+            lambda: bool(_children(srv.proc.pid) - seen), 15, "the next replacement"
+        )
+        assert respawned - killed >= 0.9  # RESPAWN_BACKOFF_S is 1 s
+        _wait_for(lambda: len(_children(srv.proc.pid)) == 2)
+        assert rawhttp.get(srv.port, "/notes.txt").status == 200
+    finally:
+        srv.stop()
+
+
+def test_prefork_kills_stragglers_after_the_grace_period(site: Path, scratch: Path) -> None:
+    """A worker that does not stop on SIGTERM (here: a stopped process) is killed once
+    the grace period (plus the supervisor's 2 s margin) has passed, not before."""
+    srv = Server(site, "-w", "2", "--access-log", "off", "--grace", "1", tmp=scratch)
+    straggler = None
+    try:
+        _wait_for(lambda: len(_children(srv.proc.pid)) == 2)
+        straggler = min(_children(srv.proc.pid))
+        os.kill(straggler, signal.SIGSTOP)  # cannot act on SIGTERM while stopped
+        observe.wait_for(lambda: observe.process_state(straggler) == "T")
+        start = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        assert srv.proc.wait(15) == 0
+        assert 2.5 <= time.monotonic() - start < 8  # grace 1 s + 2 s, then SIGKILL
+        assert observe.process_state(straggler) in (None, "Z")  # killed and reaped
+    finally:
+        if straggler is not None and observe.process_state(straggler) == "T":
+            os.kill(straggler, signal.SIGKILL)  # only if the test failed
+        srv.stop()
+
+
 def test_access_log_file_in_combined_format(site: Path, scratch: Path, tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     with Server(site, "--access-log", str(log), tmp=scratch) as srv:
