@@ -246,6 +246,21 @@ def test_on_the_fly_compression(root: Path, coding: str, decode: object) -> None
     assert int(h(plan, "content-length") or 0) < len(TEXT)
 
 
+def test_on_the_fly_codings_have_their_own_etags(root: Path) -> None:
+    """§8.8.3: each content coding is a different representation, so a validator for one
+    must not match another (a cache would otherwise mix gzip and plain bytes)."""
+    s = site(root, compress=True, precompressed=False)
+    tags = {
+        coding: h(ask(s, "/style.css", accept_encoding=coding), "etag")
+        for coding in ("identity", "gzip", "br", "zstd")
+    }
+    assert None not in tags.values() and len(set(tags.values())) == 4, tags
+    gz = tags["gzip"] or ""
+    assert ask(s, "/style.css", accept_encoding="gzip", if_none_match=gz).status == 304
+    assert status(ask(s, "/style.css", accept_encoding="identity", if_none_match=gz)) == 200
+    assert status(ask(s, "/style.css", accept_encoding="br", if_none_match=gz)) == 200
+
+
 def test_compression_skips_binary_and_tiny(root: Path) -> None:
     (root / "tiny.css").write_bytes(b"a{}")
     s = site(root, compress=True)
