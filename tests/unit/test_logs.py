@@ -32,6 +32,17 @@ def test_control_characters_and_quotes_escaped() -> None:
     assert line.endswith('"-" "evil\\x22\\x0D\\x0AFAKE"\n')
 
 
+def test_bytes_from_0x7f_up_escaped() -> None:
+    """DEL and every non-ASCII byte is escaped too (as nginx does): the log stays ASCII,
+    and a UTF-8 or Latin-1 sequence cannot smuggle look-alike text into it."""
+    raw = bytes(range(0x7E, 0x100))
+    line = format_record(("p", b"GET", b"/" + raw, "1.1", 200, 0, raw, raw, 0.0))
+    assert line.isascii()
+    escaped = "~" + "".join(f"\\x{b:02X}" for b in range(0x7F, 0x100))
+    assert f'"GET /{escaped} HTTP/1.1"' in line
+    assert line.endswith(f'"{escaped}" "{escaped}"\n')
+
+
 def test_unparsed_request_logged_as_dash() -> None:
     line = format_record(("p", b"", b"", "", 400, 10, b"", b"", 0.0))
     assert '"-" 400 10' in line
