@@ -21,7 +21,7 @@ from lanthorn.core.response import ResponsePlan
 from lanthorn.driver import CLOSE, Action, HttpConnection, Service, connect
 from lanthorn.protocol import fieldblocks
 from lanthorn.protocol.events import ProtocolFailed, RequestReceived, StreamFailed, StreamReset
-from lanthorn.protocol.http2 import PREFACE, Http2
+from lanthorn.protocol.http2 import _RESET_ALLOWANCE, PREFACE, Http2
 
 LIMITS = Limits(max_body_bytes=1000, max_headers=10, max_url_bytes=100, max_streams=8)
 
@@ -192,6 +192,37 @@ def test_rapid_reset_ends_the_connection() -> None:
         client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
         events += adapter.receive(client.send(), 0.0)
     assert isinstance(events[-1], ProtocolFailed)
+    goaway = [
+        e for e in client.receive(adapter.output()) if isinstance(e, h2.events.ConnectionTerminated)
+    ]
+    assert goaway[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+@pytest.mark.parametrize("finish", ["headers", "data"])
+def test_finished_streams_earn_resets(finish: str) -> None:
+    """The rapid-reset cap counts resets against the streams the client let finish: after
+    50 answered streams, 50 + _RESET_ALLOWANCE resets are tolerated, one more is not.
+    A stream counts as finished whether its last frame is HEADERS or DATA."""
+    adapter, client = _open()
+    date = b"Tue, 24 Nov 2026 00:00:00 GMT"
+    for _ in range(50):
+        stream_id = client.request()
+        assert [type(e) for e in adapter.receive(client.send(), 0.0)] == [RequestReceived]
+        if finish == "headers":
+            assert adapter.respond(stream_id, ResponsePlan(204, [], b""), True, date)
+        else:
+            assert adapter.respond(stream_id, ResponsePlan(200, [], b"ok"), False, date)
+            assert adapter.send(stream_id, b"ok", True)
+        client.receive(adapter.output())
+
+    def reset_one() -> list[object]:
+        stream_id = client.request(end=False)
+        client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        return list(adapter.receive(client.send(), 0.0))
+
+    for _ in range(50 + _RESET_ALLOWANCE):
+        assert [type(e) for e in reset_one()] == [StreamReset]
+    assert [type(e) for e in reset_one()] == [StreamReset, ProtocolFailed]
     goaway = [
         e for e in client.receive(adapter.output()) if isinstance(e, h2.events.ConnectionTerminated)
     ]
