@@ -4,6 +4,7 @@ costs only its own connection."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import signal
 import socket
@@ -178,6 +179,100 @@ def test_openssl_sees_alpn_and_the_chain(tls_server: Server, pki: tuple[Path, Pa
     text = (result.stdout + result.stderr).decode(errors="replace")
     assert "Verify return code: 0 (ok)" in text, text
     assert "ALPN protocol: h2" in text, text
+
+
+class _TlsClient:
+    """TLS over a real socket, driven through memory BIOs so that the test sees exactly
+    which records arrive: application data, close_notify, then the TCP close."""
+
+    def __init__(self, port: int, ca: Path) -> None:
+        context = ssl.create_default_context(cafile=str(ca))
+        context.set_alpn_protocols(["http/1.1"])
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.plain = bytearray()
+        self.close_notify = False  # the server's close_notify arrived
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._receive()
+        self._flush()
+
+    def _flush(self) -> None:
+        if data := self.outgoing.read():
+            self.sock.sendall(data)
+
+    def _receive(self) -> bool:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            return False
+        self.incoming.write(data)
+        return True
+
+    def send(self, data: bytes) -> None:
+        self.tls.write(data)
+        self._flush()
+
+    def send_close_notify(self) -> None:
+        with contextlib.suppress(ssl.SSLWantReadError):
+            self.tls.unwrap()  # writes close_notify; the server's is read below
+        self._flush()
+
+    def read_until_tcp_close(self) -> None:
+        """Decrypt everything until the server closes the TCP connection."""
+        while self._receive():
+            try:
+                while chunk := self.tls.read(1 << 16):
+                    self.plain += chunk
+            except ssl.SSLWantReadError:
+                continue
+            except ssl.SSLZeroReturnError:
+                pass
+            self.close_notify = True  # b"" or SSLZeroReturnError: close_notify
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_close_notify_before_the_tcp_close(
+    tls_server: Server, pki: tuple[Path, Path, Path]
+) -> None:
+    """RFC 8446 §6.1: the server ends its side with close_notify, so the client can tell
+    a complete response from a truncation."""
+    client = _TlsClient(tls_server.port, pki[0])
+    try:
+        client.send(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        client.read_until_tcp_close()
+    finally:
+        client.close()
+    assert client.plain.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert client.plain.endswith(b"\r\n\r\nplain text\n")
+    assert client.close_notify
+
+
+def test_client_close_notify_after_pipelined_requests(
+    tls_server: Server, pki: tuple[Path, Path, Path]
+) -> None:
+    """A client's close_notify right behind keep-alive requests: every request is
+    answered, then the server's close_notify and the TCP close come at once (not at
+    the 60 s keep-alive timeout)."""
+    client = _TlsClient(tls_server.port, pki[0])
+    try:
+        client.send(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n" * 3)
+        client.send_close_notify()
+        started = time.monotonic()
+        client.read_until_tcp_close()
+        took = time.monotonic() - started
+    finally:
+        client.close()
+    assert client.plain.count(b"HTTP/1.1 200 OK\r\n") == 3
+    assert client.plain.endswith(b"\r\n\r\nplain text\n")
+    assert client.close_notify
+    assert took < 5
 
 
 @pytest.mark.parametrize("model", ["asyncio", "events"])
