@@ -21,6 +21,7 @@ import requests
 
 from tests import certs
 from tests.conftest import INDEX, LARGE_SIZE, MODELS, STYLES
+from tests.integration import observe
 from tests.servers import Server
 
 
@@ -327,12 +328,24 @@ def test_sessions_resume_on_any_prefork_worker(
         return result.stdout.decode(errors="replace")
 
     with Server(site, *args, tmp=scratch) as srv:
-        # Wait for the ticket (sent after the handshake) before letting s_client go.
-        first = subprocess.run(
-            f"sleep 0.3 | openssl s_client -connect 127.0.0.1:{srv.port} -CAfile {ca} "
-            f"-sess_out {session}",
-            shell=True, capture_output=True, timeout=30, check=False,
-        ).stdout.decode(errors="replace")  # fmt: skip
-        assert "New, TLSv1.3" in first and session.exists()
+        # The ticket comes after the handshake; s_client writes it to -sess_out as it
+        # arrives. Keep s_client connected (stdin open) until the file is complete.
+        with subprocess.Popen(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-CAfile", str(ca),
+             "-sess_out", str(session)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        ) as first_client:  # fmt: skip
+            assert first_client.stdin is not None and first_client.stdout is not None
+            try:
+                observe.wait_for(
+                    lambda: session.exists() and b"END SSL SESSION" in session.read_bytes(),
+                    15,
+                    "a session ticket",
+                )
+            finally:
+                first_client.stdin.close()
+                first = first_client.stdout.read().decode(errors="replace")
+                first_client.wait(30)
+        assert "New, TLSv1.3" in first
         outcomes = [connect("-sess_in", str(session)) for _ in range(8)]
     assert all("Reused, TLSv1.3" in out for out in outcomes), outcomes
