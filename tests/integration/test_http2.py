@@ -214,7 +214,7 @@ def test_body_too_large_is_413_and_stream_reset(server: Server) -> None:
         sent = 0
         while sent <= 1024 * 1024 and client.replies[stream_id].status == 0:
             while client.conn.local_flow_control_window(stream_id) < len(chunk):
-                client.pump()
+                assert client.pump(), "closed before the 413"
                 if client.replies[stream_id].status:
                     break
             else:

@@ -43,7 +43,9 @@ def test_huge_file_streams_whole(model: str, huge_root: Path, scratch: Path) -> 
             sock.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             buffer = bytearray()
             while b"\r\n\r\n" not in buffer:
-                buffer += sock.recv(65536)
+                chunk = sock.recv(65536)
+                assert chunk, f"closed before a full head: {bytes(buffer)!r}"
+                buffer += chunk
             head_end = buffer.index(b"\r\n\r\n") + 4
             assert buffer.startswith(b"HTTP/1.1 200 OK")
             assert f"Content-Length: {SIZE}\r\n".encode() in buffer[:head_end]
