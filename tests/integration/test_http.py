@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import http.client
 import os
+import stat
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote
@@ -121,6 +122,36 @@ def test_dotfiles_served_only_when_allowed(site: Path, scratch: Path) -> None:
             assert (site / target[1:]).read_bytes() == body
             r = rawhttp.get(srv.port, target)
             assert (r.status, r.body) == (200, body)
+
+
+@pytest.fixture(scope="module")
+def special_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root holding a FIFO (no writer: a blocking open would hang) and a character
+    device (/dev/zero: endless), besides a plain file."""
+    root = tmp_path_factory.mktemp("special")
+    (root / "plain.txt").write_bytes(b"plain\n")
+    os.mkfifo(root / "fifo")
+    try:
+        os.mknod(root / "zero", stat.S_IFCHR | 0o644, os.makedev(1, 5))
+    except PermissionError:  # not root: the system's own device, through a symlink
+        os.symlink("/dev/zero", root / "zero")
+    return root
+
+
+@pytest.mark.parametrize("model", ["asyncio", "events", "threads", "single"])
+def test_fifo_and_device_are_not_served(model: str, special_root: Path, scratch: Path) -> None:
+    """Only regular files and directories are served: a FIFO or device is a 404, answered
+    at once (the open must not block), and the server goes on serving. --follow-symlinks
+    leaves the file-type check as the only thing refusing them."""
+    args = ("--model", model, "--follow-symlinks", "--access-log", "off")
+    with Server(special_root, *args, tmp=scratch) as srv:
+        for target in ("/fifo", "/zero", "/fifo", "/zero"):  # twice: nothing was cached
+            r = rawhttp.get(srv.port, target)  # times out (10 s) if the server hangs
+            assert (r.status, r.headers["content-type"]) == (404, "text/html")
+            head = rawhttp.get(srv.port, target, method="HEAD")
+            assert head.status == 404
+        assert rawhttp.get(srv.port, "/plain.txt").body == b"plain\n"
+    assert "Traceback" not in srv.output()
 
 
 # Each `..` row lands on a real file outside the root (see the `jail` fixture: the root is
