@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 POLL_S = 0.02
+T = TypeVar("T")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str = "") -> float:
@@ -28,6 +30,20 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str =
         if now > deadline:
             raise AssertionError(f"not within {timeout} s: {what or predicate}")
         time.sleep(POLL_S)
+
+
+def wait_for_value(produce: Callable[[], T | None], timeout: float = 15.0, what: str = "") -> T:
+    """Poll until `produce()` gives something truthy, and return it."""
+    found: list[T] = []
+
+    def ready() -> bool:
+        value = produce()
+        if value:
+            found.append(value)
+        return bool(value)
+
+    wait_for(ready, timeout, what or str(produce))
+    return found[0]
 
 
 def _hex_port(address: str) -> int:

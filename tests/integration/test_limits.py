@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import resource
 import socket
 import subprocess
 import time
@@ -189,3 +190,27 @@ def test_threads_resume_accepting_at_once_below_the_cap(site: Path, scratch: Pat
         )  # fmt: skip
         assert out.returncode == 0 and re.search(r"Failed requests:\s+0\b", out.stdout)
         assert time.monotonic() - start < 10  # was 0.5 s per connection at the cap
+
+
+@pytest.mark.parametrize("model", ["asyncio", "events", "threads", "single"])
+def test_out_of_descriptors_is_503_then_recovers(model: str, site: Path, scratch: Path) -> None:
+    """A file that cannot be opened for want of a descriptor is a 503 (try again later),
+    not a 404. The server's own RLIMIT_NOFILE is lowered (prlimit) once it holds our
+    connection, so that opening the file is the first thing to fail; then restored."""
+    with Server(site, "--model", model, "--access-log", "off", tmp=scratch) as srv:
+        pid = int(str(srv.info["pid"]))
+        limits = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        with rawhttp.connect(srv.port) as sock:
+            inode = observe.wait_for_value(lambda: observe.server_socket_inode(srv.port, sock))
+            observe.wait_for(lambda: f"socket:[{inode}]" in observe.descriptors(pid).values())
+            held = set(observe.descriptors(pid))
+            lowest_free = min(set(range(len(held) + 1)) - held)
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free, limits[1]))
+            try:
+                sock.sendall(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                response = rawhttp.read_response(sock, bytearray())
+            finally:
+                resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
+        assert response.status == 503
+        assert rawhttp.get(srv.port, "/notes.txt").body == b"plain text\n"
+    assert "Traceback" not in srv.output()
