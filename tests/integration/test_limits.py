@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import resource
 import socket
@@ -213,4 +214,40 @@ def test_out_of_descriptors_is_503_then_recovers(model: str, site: Path, scratch
                 resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
         assert response.status == 503
         assert rawhttp.get(srv.port, "/notes.txt").body == b"plain text\n"
+    assert "Traceback" not in srv.output()
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU time a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("model", ["asyncio", "events", "threads", "single"])
+def test_no_descriptor_to_accept_backs_off_then_accepts(
+    model: str, site: Path, scratch: Path
+) -> None:
+    """With no descriptor free, a waiting connection cannot be accepted: the server must
+    not spin on its readable listener meanwhile, and accepts it once one frees up."""
+    with Server(site, "--model", model, "--access-log", "off", tmp=scratch) as srv:
+        pid = int(str(srv.info["pid"]))
+        limits = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        held = set(observe.descriptors(pid))
+        resource.prlimit(
+            pid, resource.RLIMIT_NOFILE, (min(set(range(len(held) + 1)) - held), limits[1])
+        )
+        try:
+            with rawhttp.connect(srv.port) as sock:  # completes in the kernel's backlog
+                sock.sendall(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                cpu_before, started = _cpu_s(pid), time.monotonic()
+                window = 1.0  # a measurement window, not a wait for an event
+                while time.monotonic() - started < window:
+                    assert observe.server_socket_inode(srv.port, sock) == 0  # not accepted
+                    time.sleep(0.05)
+                busy = (_cpu_s(pid) - cpu_before) / (time.monotonic() - started)
+                resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
+                assert rawhttp.read_response(sock, bytearray()).status == 200  # accepted now
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
+        assert busy < 0.3, f"the server used {busy:.0%} of a CPU while it could not accept"
     assert "Traceback" not in srv.output()
