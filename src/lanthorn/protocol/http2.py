@@ -9,8 +9,9 @@ with a connection error), a hard cap on decoded header lists, and clients that r
 streams — or make the server reset them, "MadeYouReset" — faster than they let them
 finish (the "rapid reset" attack, CVE-2023-44487: GOAWAY with ENHANCE_YOUR_CALM). Before
 h2 sees a byte, frameguard bounds control-frame floods and header blocks that grow past
-the advertised SETTINGS_MAX_HEADER_LIST_SIZE (GOAWAY ENHANCE_YOUR_CALM as well). It never decides a response and never touches a file:
-the driver hands it bytes that fit `window(stream_id)`. `now` comes with the bytes, so a
+the advertised SETTINGS_MAX_HEADER_LIST_SIZE (GOAWAY ENHANCE_YOUR_CALM as well). It
+never decides a response and never touches a file: the driver hands it bytes that fit
+`window(stream_id)`. `now` comes with the bytes, so a
 request that takes too long to arrive can be found per stream (`stalled`).
 """
 
