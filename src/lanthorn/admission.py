@@ -167,7 +167,7 @@ class Admission:
         slots = (key % RATE_SLOTS, (key >> 32) % RATE_SLOTS)
         due = min(max(arrivals[slot], now) for slot in slots)
         early = due - now
-        if early > self._tolerance:
+        if early > self._tolerance + 1e-9:  # (sums of intervals carry rounding error)
             return max(1, math.ceil(early - self._tolerance))
         for slot in slots:
             arrivals[slot] = max(arrivals[slot], now) + interval

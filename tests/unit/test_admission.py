@@ -196,3 +196,11 @@ def test_heads_and_header_blocks_still_arriving_are_held(tmp_path: Path) -> None
     assert service.memory.held >= 4096
     h2conn.abort()
     assert service.memory.held == 0
+
+
+def test_a_whole_burst_at_one_instant_is_served_whatever_the_clock_reads() -> None:
+    """Pipelined requests share one `now`; the burst's sum of intervals must not lose
+    one to rounding at large clock values."""
+    for now in (0.0, 1234.5678, 987654.321):
+        admission = Admission(ClientTable(1), 0, max_conns=0, rate_per_s=20.0, burst=4)
+        assert [admission.throttle("p", now) for _ in range(6)] == [0, 0, 0, 0, 0, 1]
