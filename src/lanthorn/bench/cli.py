@@ -4,6 +4,7 @@ lanthorn bench [ROOT] [--models single,threads,events,asyncio] [--workers 1,2]
                [--peers nginx,http.server] [--files small,medium,large]
                [--conns 10,100,400] [--duration 10s] [--rounds N] [--tool wrk|ab|h2load]
                [--out DIR] [--quick] [--profile]
+lanthorn bench --attack NAME[,NAME...]|all ...   (see attack_cli)
 lanthorn bench compare A/results.json B/results.json
 """
 
@@ -18,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lanthorn.bench import report
+from lanthorn.bench import attack_cli, report
+from lanthorn.bench.attackers import ATTACKS
 from lanthorn.bench.runner import FILES, PEERS, Plan, Run, execute, make_root, measure
 from lanthorn.bench.targets import Lanthorn
 from lanthorn.config import MODELS
@@ -82,6 +84,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("bench-results"))
     p.add_argument("--quick", action="store_true", help="one round of 1 s: a smoke test")
     p.add_argument("--profile", action="store_true", help="profile the first lanthorn target")
+    attack_cli.add_arguments(p, _list(str, (*ATTACKS, "all")))
     return p
 
 
@@ -113,6 +116,8 @@ def _progress(total: int) -> tuple[object, object]:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.attack:
+        return attack_cli.run(args, argv, DEMO_INDEX)
     if args.quick:
         args.rounds, args.duration = 1, 1.0
     peers = [p for p in args.peers if p != "none"]
@@ -165,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         if len(argv) != 3:
             print("usage: lanthorn bench compare A/results.json B/results.json", file=sys.stderr)
             return 2
+        a, b = (json.loads(Path(p).read_text()) for p in argv[1:])
+        attacks = attack_cli.compare(a, b)
+        if attacks is not None:
+            print(attacks)
+            return 0
         a, b = (report.load_results(Path(p)) for p in argv[1:])
         print(report.compare(a, b))
         return 0

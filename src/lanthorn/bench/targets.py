@@ -103,9 +103,11 @@ class Lanthorn(_Process):
         workers: int = 1,
         profile: Path | None = None,
         tls: Tls | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.model = model
         self.workers = workers
+        self.extra_args = extra_args  # more lanthorn options (timeouts for `--attack`)
         self.profile = profile  # write a pyinstrument HTML profile of the run here
         self.tls = tls
         self.name = f"lanthorn {model}" + (f" -w {workers}" if workers > 1 else "")
@@ -119,7 +121,7 @@ class Lanthorn(_Process):
         argv = [
             *runner, "lanthorn", str(root), "--host", "127.0.0.1", "-p", "0",
             "--model", self.model, "-w", str(self.workers), "--access-log", "off",
-            "--log-level", "warning", "--ready-file", str(ready),
+            "--log-level", "warning", "--ready-file", str(ready), *self.extra_args,
         ]  # fmt: skip
         if self.tls is not None:
             argv += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]

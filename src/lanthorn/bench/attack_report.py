@@ -1,0 +1,108 @@
+"""What `lanthorn bench --attack` produced: results.json, a Markdown table, and the
+comparison of two such files (before / after a fix)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from lanthorn.bench.attack_run import AttackPlan, AttackRun
+from lanthorn.bench.report import fingerprint
+
+SCHEMA = "lanthorn-bench-attacks/1"
+MIB = 2**20
+
+
+def run_record(run: AttackRun) -> dict[str, Any]:
+    record = asdict(run)
+    record["rate_ratio"] = run.rate_ratio
+    record["baseline"]["worst_latency_s"] = run.baseline.worst_latency_s
+    record["attacked"]["worst_latency_s"] = run.attacked.worst_latency_s
+    record["attacker_closed"] = run.attacker["closed_by_server"] > 0
+    return record
+
+
+def results_document(plan: AttackPlan, argv: list[str]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        **fingerprint(),
+        "argv": argv,
+        "plan": {k: v for k, v in asdict(plan).items() if k != "runs"},
+        "runs": [run_record(run) for run in plan.runs],
+    }
+
+
+def _latency(victim: dict[str, Any]) -> str:
+    worst = f"{victim['worst_latency_s'] * 1000:,.0f}"
+    return f"≥{worst}" if victim["probe_unanswered"] else worst
+
+
+def closed_cell(attacker: dict[str, Any]) -> str:
+    """`no`, or how many of the connections opened the server closed and the first when."""
+    closed = attacker["closed_by_server"]
+    if not closed:
+        return f"no ({attacker['open_at_end']} open)"
+    first = attacker["first_close_s"]
+    when = f", first at {first:.1f} s" if first is not None else ", during setup"
+    return f"{closed}/{attacker['opened']}{when}"
+
+
+def _goaway(attacker: dict[str, Any]) -> str:
+    names = {"0": "NO_ERROR", "1": "PROTOCOL_ERROR", "11": "ENHANCE_YOUR_CALM"}
+    return ", ".join(f"{names.get(c, c)} x{n}" for c, n in attacker["goaway"].items()) or "—"
+
+
+def markdown(document: dict[str, Any]) -> str:
+    machine, plan = document["machine"], document["plan"]
+    lines = [
+        f"# lanthorn bench --attack — {machine['cores']} cores, {machine['cpu']}",
+        "",
+        f"revision `{document['git_revision'][:12]}`; victim: wrk -c{plan['victim_conns']} "
+        f"keep-alive GETs of a small file plus a probe (one GET every 50 ms), "
+        f"{plan['duration_s']:g} s alone then {plan['duration_s']:g} s under attack, after "
+        f"{plan['solo_s']:g} s of attack alone (the CPU column); server on core 0, "
+        "victim and attacker on core 1. ≥: the probe's request was still unanswered.",
+        "",
+        "| attack | server | req/s alone | req/s attacked | ratio | worst ms alone "
+        "| worst ms attacked | CPU s/s attack alone | RSS MiB before / peak / after "
+        "| attacker sent | attacker closed | GOAWAY |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|---|",
+    ]
+    for r in document["runs"]:
+        a, sent = r["attacker"], r["attacker"]["units"]
+        rss = " / ".join(f"{r[k] / MIB:.0f}" for k in
+                         ("rss_before_bytes", "rss_peak_bytes", "rss_after_bytes"))  # fmt: skip
+        dead = "" if r["server_alive"] else " ✝ server died"
+        lines.append(
+            f"| {r['attack']} | {r['target']}{dead} | {r['baseline']['requests_per_s']:,.0f} "
+            f"| {r['attacked']['requests_per_s']:,.0f} | {r['rate_ratio']:.2f} "
+            f"| {_latency(r['baseline'])} | {_latency(r['attacked'])} "
+            f"| {r['server_cpu_solo_s'] / r['solo_s']:.2f} | {rss} "
+            f"| {sent:,} {a['unit']} | {closed_cell(a)} | {_goaway(a)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """B against A for every (attack, server) both measured."""
+    before = {(r["attack"], r["target"]): r for r in a["runs"]}
+    lines = [
+        f"A = {a.get('git_revision', '?')[:12]}, B = {b.get('git_revision', '?')[:12]}",
+        "",
+        "| attack | server | ratio A → B | worst ms A → B | CPU s/s A → B "
+        "| peak RSS MiB A → B | closed A → B |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in b["runs"]:
+        old = before.get((r["attack"], r["target"]))
+        if old is None:
+            continue
+        lines.append(
+            f"| {r['attack']} | {r['target']} | {old['rate_ratio']:.2f} → {r['rate_ratio']:.2f} "
+            f"| {_latency(old['attacked'])} → {_latency(r['attacked'])} "
+            f"| {old['server_cpu_solo_s'] / old['solo_s']:.2f} → "
+            f"{r['server_cpu_solo_s'] / r['solo_s']:.2f} "
+            f"| {old['rss_peak_bytes'] / MIB:.0f} → {r['rss_peak_bytes'] / MIB:.0f} "
+            f"| {closed_cell(old['attacker'])} → {closed_cell(r['attacker'])} |"
+        )
+    return "\n".join(lines) + "\n"
