@@ -60,7 +60,11 @@ def test_every_attack_against_every_target(attack_out: Path) -> None:
         assert run["attack_wall_s"] >= run["solo_s"] > 0
         for key in ("rss_before_bytes", "rss_peak_bytes", "rss_after_bytes"):
             assert run[key] > 1_000_000
-        assert run["server_alive"] is True
+        assert run["server_alive"] is True and run["recovered"]["requests"] >= 0
+        assert run["recovered_ratio"] == pytest.approx(
+            run["recovered"]["requests_per_s"] / baseline["requests_per_s"]
+        )
+        assert 0 <= run["loadavg_1m"] < 1000
         assert isinstance(run["attacker_closed"], bool)
 
 

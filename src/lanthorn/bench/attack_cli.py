@@ -70,7 +70,8 @@ def run(args: argparse.Namespace, argv: list[str], demo_index: Path) -> int:
                       victim_conns=args.victim_conns, conns=args.attack_conns,
                       idle_timeout_s=args.idle_timeout)  # fmt: skip
     if args.quick:
-        plan.duration_s, plan.solo_s, plan.warmup_s, plan.settle_s = 1.0, 1.0, 0.0, 0.5
+        plan.duration_s, plan.solo_s, plan.warmup_s = 1.0, 1.0, 0.0
+        plan.settle_s, plan.recovery_s = 0.3, 1.0
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="lanthorn-attack-"))
@@ -86,8 +87,10 @@ def run(args: argparse.Namespace, argv: list[str], demo_index: Path) -> int:
     (out / "results.json").write_text(json.dumps(document, indent=2))
     text = attack_report.markdown(document)
     (out / "report.md").write_text(text)
+    if plan.runs:
+        attack_report.chart(document, out / "attacks.png")
     print(text)
-    print(f"written: {out}/results.json, report.md", file=sys.stderr)
+    print(f"written: {out}/results.json, report.md, attacks.png", file=sys.stderr)
     return 0 if plan.runs else 1
 
 

@@ -51,6 +51,7 @@ class AttackPlan:
     idle_timeout_s: float = 2.0  # idle-ping: --header-timeout and --keepalive-timeout
     warmup_s: float = 1.0
     settle_s: float = 1.0
+    recovery_s: float = 2.0  # the victim once more, after the attacker has gone
     setup_s: float = 15.0
     runs: list[AttackRun] = field(default_factory=list)
 
@@ -71,11 +72,18 @@ class AttackRun:
     rss_after_bytes: int  # settle_s after the attacker closed everything
     server_alive: bool
     attacker: dict[str, Any]
+    recovered: Victim | None  # the victim after the attack (None: the server died)
+    loadavg_1m: float  # the machine's load when the run began: others' work skews it
 
     @property
     def rate_ratio(self) -> float:
         base = self.baseline.requests_per_s
         return self.attacked.requests_per_s / base if base else 0.0
+
+    @property
+    def recovered_ratio(self) -> float | None:
+        base = self.baseline.requests_per_s
+        return self.recovered.requests_per_s / base if base and self.recovered else None
 
 
 NGINX_ATTACK_CONF = """\
@@ -209,6 +217,7 @@ def measure_attack(
     target: Target, attack: str, plan: AttackPlan, root: Path, work: Path
 ) -> AttackRun:
     server_cpu, client_cpu = _cores()
+    loadavg = os.getloadavg()[0]
     target.start(root, work, server_cpu)
     try:
         if plan.warmup_s:
@@ -219,10 +228,15 @@ def measure_attack(
         rss_before = rss_bytes(process_tree(target.pid))
         solo_cpu, attacked, stats, wall, cpu, peak = _under_attack(target, attack, plan)
         time.sleep(plan.settle_s)
+        rss_after, alive = rss_bytes(process_tree(target.pid)), _alive(target)
+        recovered = None
+        if alive:
+            recovered = run_victim(
+                target.port, VICTIM_PATH, plan.victim_conns, plan.recovery_s, client_cpu
+            )
         return AttackRun(
             attack, target.name, server_args(target), baseline, attacked, plan.solo_s,
-            solo_cpu, wall, cpu, rss_before, peak, rss_bytes(process_tree(target.pid)),
-            _alive(target), stats,
+            solo_cpu, wall, cpu, rss_before, peak, rss_after, alive, stats, recovered, loadavg,
         )  # fmt: skip
     finally:
         target.stop()

@@ -17,6 +17,7 @@ from lanthorn.bench import load
 from lanthorn.bench.targets import pinned, process_tree, rss_bytes
 
 PROBE_INTERVAL_S = 0.05
+PROBE_GRACE_S = 1.0  # the last request, sent before the window closed, may finish this late
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,8 @@ class Victim:
     errors: int  # wrk's socket errors and timeouts, non-2xx answers
     latency_max_s: float  # wrk's worst completed request
     probe_requests: int
-    probe_max_s: float  # the probe's worst, an unanswered request counted to the end
-    probe_unanswered: bool  # the probe's last request had no answer when time was up
+    probe_max_s: float  # the probe's worst, an unanswered request counted until given up
+    probe_unanswered: bool  # a probe request had no answer PROBE_GRACE_S after the window
 
     @property
     def worst_latency_s(self) -> float:
@@ -40,11 +41,13 @@ def _wrk_max(out: str) -> float:
 
 
 class Probe(threading.Thread):
-    """Sequential keep-alive GETs until `deadline`; reconnects when closed."""
+    """Sequential keep-alive GETs until `stop_at` (reconnecting when closed); the last
+    one is waited for until `deadline`."""
 
-    def __init__(self, port: int, path: str, deadline: float) -> None:
+    def __init__(self, port: int, path: str, stop_at: float) -> None:
         super().__init__(daemon=True)
-        self.port, self.path, self.deadline = port, path, deadline
+        self.port, self.path = port, path
+        self.stop_at, self.deadline = stop_at, stop_at + PROBE_GRACE_S
         self.latencies: list[float] = []
         self.unanswered = False
 
@@ -72,15 +75,16 @@ class Probe(threading.Thread):
 
     def run(self) -> None:
         sock: socket.socket | None = None
-        while (now := time.monotonic()) < self.deadline:
+        while (now := time.monotonic()) < self.stop_at:
             try:
                 if sock is None:
                     sock = socket.create_connection(("127.0.0.1", self.port), self.deadline - now)
                 answered = self._exchange(sock)
-            except TimeoutError:  # not even accepted in time
-                answered, sock = False, None
-            except OSError:  # refused, reset, closed, timed out connecting
-                answered, sock = True, None
+            except OSError as exc:  # refused, reset, closed; or not even accepted in time
+                answered = not isinstance(exc, TimeoutError)
+                if sock is not None:
+                    sock.close()
+                sock = None
             self.latencies.append(time.monotonic() - now)
             if not answered:
                 self.unanswered = True
