@@ -71,7 +71,7 @@ def markdown(document: dict[str, Any]) -> str:
         f"{plan['solo_s']:g} s of attack alone (the CPU column), and "
         f"{plan['recovery_s']:g} s once the attacker has gone (after); server on core 0, "
         "victim and attacker (nice 10) on core 1. ≥: a probe request was still unanswered "
-        "(given up 1 s after the window).",
+        "(given up 1 s after the window). ‡: still busy 3 s after SIGTERM, killed.",
         "",
         "| attack | server | req/s alone | req/s attacked | ratio | ratio after "
         "| worst ms alone | worst ms attacked | CPU s/s attack alone "
@@ -83,10 +83,11 @@ def markdown(document: dict[str, Any]) -> str:
         rss = " / ".join(f"{r[k] / MIB:.0f}" for k in
                          ("rss_before_bytes", "rss_peak_bytes", "rss_after_bytes"))  # fmt: skip
         dead = "" if r["server_alive"] else " ✝ server died"
+        killed = " ‡" if r["stop_s"] is None else ""
         lines.append(
             f"| {r['attack']} | {r['target']}{dead} | {r['baseline']['requests_per_s']:,.0f} "
             f"| {r['attacked']['requests_per_s']:,.0f} | {r['rate_ratio']:.2f} "
-            f"| {_ratio(r['recovered_ratio'])} | {_latency(r['baseline'])} "
+            f"| {_ratio(r['recovered_ratio'])}{killed} | {_latency(r['baseline'])} "
             f"| {_latency(r['attacked'])} "
             f"| {r['server_cpu_solo_s'] / r['solo_s']:.2f} | {rss} "
             f"| {sent:,} {a['unit']} | {closed_cell(a)} | {_goaway(a)} |"

@@ -10,9 +10,11 @@ everything, and after `settle_s` the server's memory is read again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -74,6 +76,7 @@ class AttackRun:
     attacker: dict[str, Any]
     recovered: Victim | None  # the victim after the attack (None: the server died)
     loadavg_1m: float  # the machine's load when the run began: others' work skews it
+    stop_s: float | None = None  # SIGTERM to exit; None: still running 3 s later, killed
 
     @property
     def rate_ratio(self) -> float:
@@ -183,6 +186,26 @@ def server_args(target: Target) -> list[str]:
     return [extra] if isinstance(extra, str) and extra else list(extra or ())
 
 
+def stop(target: Target, patience_s: float = 3.0) -> float | None:
+    """SIGTERM, then SIGKILL to the whole tree after `patience_s` (a server still chewing
+    on an attacker's backlog may not get round to its signal); the seconds it took to
+    exit by itself, None if it had to be killed."""
+    proc: subprocess.Popen[bytes] | None = getattr(target, "proc", None)
+    if proc is None or proc.poll() is not None:
+        return 0.0
+    pids, began = process_tree(proc.pid), time.monotonic()
+    proc.terminate()
+    try:
+        proc.wait(patience_s)
+        return time.monotonic() - began
+    except subprocess.TimeoutExpired:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        return None
+
+
 def _alive(target: Target) -> bool:
     proc: subprocess.Popen[bytes] | None = getattr(target, "proc", None)
     return proc is not None and proc.poll() is None
@@ -234,12 +257,14 @@ def measure_attack(
             recovered = run_victim(
                 target.port, VICTIM_PATH, plan.victim_conns, plan.recovery_s, client_cpu
             )
-        return AttackRun(
+        run = AttackRun(
             attack, target.name, server_args(target), baseline, attacked, plan.solo_s,
             solo_cpu, wall, cpu, rss_before, peak, rss_after, alive, stats, recovered, loadavg,
         )  # fmt: skip
     finally:
-        target.stop()
+        stopped = stop(target)
+    run.stop_s = stopped
+    return run
 
 
 def execute(
