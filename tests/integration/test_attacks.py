@@ -66,6 +66,7 @@ def test_every_attack_against_every_target(attack_out: Path) -> None:
         )
         assert 0 <= run["loadavg_1m"] < 1000
         assert run["stop_s"] is None or run["stop_s"] >= 0
+        assert run["server_wait_solo_s"] >= 0
         assert isinstance(run["attacker_closed"], bool)
 
 

@@ -68,13 +68,14 @@ def markdown(document: dict[str, Any]) -> str:
         f"revision `{document['git_revision'][:12]}`; victim: wrk -c{plan['victim_conns']} "
         f"keep-alive GETs of a small file plus a probe (one GET every 50 ms), "
         f"{plan['duration_s']:g} s alone then {plan['duration_s']:g} s under attack, after "
-        f"{plan['solo_s']:g} s of attack alone (the CPU column), and "
+        f"{plan['solo_s']:g} s of attack alone (the server's CPU per second, and the time "
+        "it was runnable but waited for its core: others' load), and "
         f"{plan['recovery_s']:g} s once the attacker has gone (after); server on core 0, "
         "victim and attacker (nice 10) on core 1. ≥: a probe request was still unanswered "
         "(given up 1 s after the window). ‡: still busy 3 s after SIGTERM, killed.",
         "",
         "| attack | server | req/s alone | req/s attacked | ratio | ratio after "
-        "| worst ms alone | worst ms attacked | CPU s/s attack alone "
+        "| worst ms alone | worst ms attacked | CPU / wait s/s, attack alone "
         "| RSS MiB before / peak / after | attacker sent | attacker closed | GOAWAY |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|",
     ]
@@ -89,7 +90,8 @@ def markdown(document: dict[str, Any]) -> str:
             f"| {r['attacked']['requests_per_s']:,.0f} | {r['rate_ratio']:.2f} "
             f"| {_ratio(r['recovered_ratio'])}{killed} | {_latency(r['baseline'])} "
             f"| {_latency(r['attacked'])} "
-            f"| {r['server_cpu_solo_s'] / r['solo_s']:.2f} | {rss} "
+            f"| {r['server_cpu_solo_s'] / r['solo_s']:.2f} "
+            f"/ {r['server_wait_solo_s'] / r['solo_s']:.2f} | {rss} "
             f"| {sent:,} {a['unit']} | {closed_cell(a)} | {_goaway(a)} |"
         )
     return "\n".join(lines) + "\n"

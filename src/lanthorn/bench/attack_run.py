@@ -77,6 +77,7 @@ class AttackRun:
     recovered: Victim | None  # the victim after the attack (None: the server died)
     loadavg_1m: float  # the machine's load when the run began: others' work skews it
     stop_s: float | None = None  # SIGTERM to exit; None: still running 3 s later, killed
+    server_wait_solo_s: float = 0.0  # runnable but waiting for its core, attack alone
 
     @property
     def rate_ratio(self) -> float:
@@ -150,6 +151,17 @@ def attack_port(target: Target, attack: str) -> int:
     return target.port if attack in HTTP1 else int(getattr(target, "h2_port", target.port))
 
 
+def run_delay_s(pids: list[int]) -> float:
+    """Seconds the processes' threads were runnable but waited for a CPU (schedstat):
+    how much of the server's core others took."""
+    total = 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                total += int(stat.read_text().split()[1])
+    return total / 1e9
+
+
 def _cores() -> tuple[int | None, int | None]:
     return (0, 1) if (os.cpu_count() or 1) >= 2 else (None, None)
 
@@ -213,22 +225,25 @@ def _alive(target: Target) -> bool:
 
 def _under_attack(
     target: Target, attack: str, plan: AttackPlan
-) -> tuple[float, Victim, dict[str, Any], float, float, int]:
-    """Attack alone, then with the victim: (solo CPU, victim, attacker statistics,
-    wall seconds, CPU seconds, peak RSS), all from the attacker's `ready`."""
+) -> tuple[float, float, Victim, dict[str, Any], float, float, int]:
+    """Attack alone, then with the victim: (solo CPU, solo wait for the CPU, victim,
+    attacker statistics, wall seconds, CPU seconds, peak RSS), from the attacker's `ready`."""
     proc = spawn_attacker(attack, attack_port(target, attack), plan)
     sampler = RssSampler(target.pid)
     sampler.start()
     try:
         started, before = time.monotonic(), cpu_seconds(process_tree(target.pid))
+        waited = run_delay_s(process_tree(target.pid))
         time.sleep(plan.solo_s)
         solo_cpu = cpu_seconds(process_tree(target.pid)) - before
+        waited = run_delay_s(process_tree(target.pid)) - waited
         victim = run_victim(
             target.port, VICTIM_PATH, plan.victim_conns, plan.duration_s, _cores()[1]
         )
         stats = attacker_stats(proc, plan)
         cpu = cpu_seconds(process_tree(target.pid)) - before
-        return solo_cpu, victim, stats, time.monotonic() - started, cpu, sampler.stop()
+        wall = time.monotonic() - started
+        return solo_cpu, waited, victim, stats, wall, cpu, sampler.stop()
     finally:
         sampler.stop()
         if proc.poll() is None:
@@ -249,7 +264,7 @@ def measure_attack(
             target.port, VICTIM_PATH, plan.victim_conns, plan.duration_s, client_cpu
         )
         rss_before = rss_bytes(process_tree(target.pid))
-        solo_cpu, attacked, stats, wall, cpu, peak = _under_attack(target, attack, plan)
+        solo_cpu, waited, attacked, stats, wall, cpu, peak = _under_attack(target, attack, plan)
         time.sleep(plan.settle_s)
         rss_after, alive = rss_bytes(process_tree(target.pid)), _alive(target)
         recovered = None
@@ -263,7 +278,7 @@ def measure_attack(
         )  # fmt: skip
     finally:
         stopped = stop(target)
-    run.stop_s = stopped
+    run.stop_s, run.server_wait_solo_s = stopped, waited
     return run
 
 
