@@ -213,7 +213,8 @@ class Swarm:
             self.stats.connected_at_ready = sum(c.connected for c in self.live)
             ready()
             for conn in list(self.live):  # floods start sending
-                self._write(conn, self.start)
+                if conn.connected:
+                    self._write(conn, self.start)
             deadline = self.start + self.duration_s
             while (now := time.monotonic()) < deadline:
                 self._step(min(self._ticks(now), deadline - now))
