@@ -5,8 +5,11 @@ to send them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h2.errors
 import h2.events
+import h2.settings
 import hpack
 import pytest
 from hyperframe.frame import (
@@ -89,7 +92,7 @@ def test_pings_at_a_modest_rate_are_fine_for_ever() -> None:
     assert len(acks) == 200 * 50
 
 
-def test_the_budget_refills_with_time_and_is_credited_by_work() -> None:
+def test_the_budget_refills_with_time_and_what_the_server_sent_is_free() -> None:
     guard = FrameGuard(block_limit=1000, now=0.0, preface_bytes=0)
     ping = frames(PingFrame(0, b"12345678"))
     assert guard.scan(ping * frameguard.BURST, 0.0) is None
@@ -97,9 +100,38 @@ def test_the_budget_refills_with_time_and_is_credited_by_work() -> None:
     guard = FrameGuard(block_limit=1000, now=0.0, preface_bytes=0)
     assert guard.scan(ping * frameguard.BURST, 0.0) is None
     assert guard.scan(ping * 100, 1.0) is None  # a second refills RATE_PER_S
-    guard.credit(frameguard.PER_STREAM)  # a stream answered
-    assert guard.scan(ping * frameguard.PER_STREAM, 1.0) is None
+    guard.credit(10)  # DATA frames sent: the answers they call for are free
+    assert guard.scan(ping * 10, 1.0) is None
+    headers = frames(HeadersFrame(1, b"\x82", flags=["END_HEADERS"]))
+    assert guard.scan(headers + ping * frameguard.PER_STREAM, 1.0) is None  # a stream's worth
     assert guard.scan(ping, 1.0) == "control frame flood"
+    guard = FrameGuard(block_limit=1000, now=0.0, preface_bytes=0)
+    guard.credit(10**9)  # what is owed is capped
+    assert guard.scan(ping * (frameguard.MAX_OWED + frameguard.BURST), 0.0) is None
+    assert guard.scan(ping, 0.0) == "control frame flood"
+
+
+def test_a_cancelled_download_answered_frame_by_frame_is_not_a_flood(service: Service) -> None:
+    """h2's client answers each DATA frame that arrives on a stream it reset with a
+    RST_STREAM: hundreds of them after a cancel, all called for by the server."""
+    client = Client({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+    client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+    conn = _connect(service, client)
+    (Path(service.config.site.root) / "8m.bin").write_bytes(b"\0" * (8 << 20))
+    stream_id = client.request(b"/8m.bin")  # 512 DATA frames
+    out = conn.feed(client.send(), now=1.0)
+    in_flight = b""
+    while out:  # the whole file is "in flight": sent, not yet read by the client
+        in_flight += wire(out)
+        out = conn.drained(1.0)
+    client.conn.reset_stream(stream_id)
+    client.send()
+    events = client.receive(in_flight)  # each DATA frame on the reset stream → RST_STREAM
+    assert not any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+    answers = client.send()
+    assert answers.count(b"\x00\x00\x04\x03\x00") > frameguard.BURST  # RST_STREAM frames
+    assert CLOSE not in conn.feed(answers, now=1.0)
+    conn.abort()
 
 
 def test_frame_headers_are_followed_across_any_split() -> None:
@@ -110,7 +142,7 @@ def test_frame_headers_are_followed_across_any_split() -> None:
         guard = FrameGuard(block_limit=1000, now=0.0, preface_bytes=len(PREFACE))
         data = PREFACE + pings
         verdicts = [guard.scan(data[i : i + size], 0.0) for i in range(0, len(data), size)]
-        last_header_end = len(PREFACE) + frameguard.BURST * 17 + 9  # the 1,001st PING's
+        last_header_end = len(PREFACE) + frameguard.BURST * 17 + 9  # the first PING too many
         first = verdicts.index("control frame flood")
         assert first == (last_header_end - 1) // size
         assert verdicts[:first] == [None] * first
@@ -199,9 +231,8 @@ def test_a_large_header_block_in_continuations_under_the_limit_is_served() -> No
 
 def test_empty_continuations_are_control_frames() -> None:
     adapter, client = _open()
-    data = frames(HeadersFrame(1, b"\x82")) + frames(ContinuationFrame(1, b"")) * (
-        frameguard.BURST + 1
-    )
+    empty = frames(ContinuationFrame(1, b""))
+    data = frames(HeadersFrame(1, b"\x82")) + empty * (frameguard.BURST + frameguard.PER_STREAM + 1)
     assert _failed(adapter.receive(data, 0.0))
     assert _goaway_code(adapter, client) == CALM
 

@@ -5,12 +5,17 @@ enough to bound two kinds of abuse that h2 alone lets through.
 
 - Control frames cost the server work and carry no request: PING and SETTINGS (each
   answered with an ACK), WINDOW_UPDATE, PRIORITY, RST_STREAM, GOAWAY, DATA and
-  CONTINUATION frames with no payload, and frame types h2 ignores. They are paid for
-  from a token bucket: BURST tokens to start with, refilled at RATE_PER_S, and credited
-  by the work the client legitimately asks for (`credit`: per stream answered and per
-  KiB of DATA sent — a client that downloads a lot acknowledges it with WINDOW_UPDATEs).
-  A client that overdraws it floods (CVE-2019-9512 ping flood, CVE-2019-9515 settings
-  flood, CVE-2019-9518 empty frames).
+  CONTINUATION frames with no payload, and frame types h2 ignores. Those the client's
+  requests call for are free: each HEADERS frame may bring PER_STREAM of them (a
+  PRIORITY, WINDOW_UPDATEs, a RST_STREAM), and each DATA frame the server sends
+  PER_DATA_FRAME (the client acknowledges it with WINDOW_UPDATEs, or, once it has
+  reset the stream, may answer it with a RST_STREAM — h2's own client does), up to
+  MAX_OWED in hand. The rest are paid from a token bucket: BURST to start with,
+  refilled at RATE_PER_S. The burst is small on purpose: a flood is recognised within
+  its first read, before h2 spends anything on it, so an attacker that reconnects costs
+  the server little more than the connection. A client that overdraws it floods
+  (CVE-2019-9512 ping flood, CVE-2019-9515 settings flood, CVE-2019-9518 empty
+  frames).
 - A field block (HEADERS, then CONTINUATION frames up to END_HEADERS) is buffered whole
   by h2 before it is decoded; its octets are counted as they arrive, and a block larger
   than the SETTINGS_MAX_HEADER_LIST_SIZE the server advertised is refused at once
@@ -33,16 +38,26 @@ _CONTROL = frozenset((0x2, 0x3, 0x4, 0x6, 0x7, 0x8))
 _END_STREAM = 0x1
 _END_HEADERS = 0x4
 
-BURST = 1000  # control frames a connection may send at once
+BURST = 200  # control frames a connection may send at once, unasked for
 RATE_PER_S = 100.0  # and per second after that
-PER_STREAM = 8  # credited for each stream answered
-PER_DATA_BYTES = 1024  # one token credited per this many body octets sent
+PER_STREAM = 4  # control frames a HEADERS frame may bring
+PER_DATA_FRAME = 2  # control frames a DATA frame sent may bring (stream + connection)
+MAX_OWED = 4096  # free control frames the client may have in hand
 
 
 class FrameGuard:
     """Frame boundaries of one connection's input, tracked across reads."""
 
-    __slots__ = ("_block", "_block_limit", "_head", "_partial", "_skip", "_stamp", "tokens")
+    __slots__ = (
+        "_block",
+        "_block_limit",
+        "_head",
+        "_owed",
+        "_partial",
+        "_skip",
+        "_stamp",
+        "tokens",
+    )
 
     def __init__(self, block_limit: int, now: float, preface_bytes: int) -> None:
         self._block_limit = block_limit
@@ -52,6 +67,7 @@ class FrameGuard:
         self._partial = 0  # octets of a frame that has begun to arrive and not ended
         self.tokens = float(BURST)
         self._stamp = now
+        self._owed = 0  # control frames the server's own frames have called for
 
     @property
     def buffered(self) -> int:
@@ -59,9 +75,10 @@ class FrameGuard:
         CONTINUATION frames and a frame still arriving (an upper bound)."""
         return max(self._block, 0) + self._partial + len(self._head)
 
-    def credit(self, tokens: float) -> None:
-        """The client was served: it may send that many more control frames."""
-        self.tokens = min(float(BURST), self.tokens + tokens)
+    def credit(self, frames: int) -> None:
+        """The server sent frames the client may answer: that many control frames are
+        free."""
+        self._owed = min(MAX_OWED, self._owed + frames)
 
     def scan(self, data: bytes, now: float) -> str | None:
         """Walk the frame headers in `data`; why the client must be cut off, if it must."""
@@ -96,13 +113,19 @@ class FrameGuard:
             if block > self._block_limit:
                 return "header block larger than SETTINGS_MAX_HEADER_LIST_SIZE"
             self._block = -1 if flags & _END_HEADERS else block
-            if length or kind == _HEADERS:
+            if kind == _HEADERS:
+                self.credit(PER_STREAM)
+                return None
+            if length:
                 return None
         elif kind == _DATA:
             if length or flags & _END_STREAM:
                 return None
         elif kind not in _CONTROL and kind <= _CONTINUATION:
             return None  # PUSH_PROMISE, or CONTINUATION out of place: h2 rejects it
+        if self._owed:
+            self._owed -= 1
+            return None
         tokens = min(float(BURST), self.tokens + (now - self._stamp) * RATE_PER_S) - 1.0
         self._stamp = now
         self.tokens = tokens

@@ -39,7 +39,7 @@ from lanthorn.protocol.events import (
     StreamFailed,
     StreamReset,
 )
-from lanthorn.protocol.frameguard import PER_DATA_BYTES, PER_STREAM, FrameGuard
+from lanthorn.protocol.frameguard import PER_DATA_FRAME, FrameGuard
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 _SERVER = (b"server", b"lanthorn")
@@ -289,12 +289,8 @@ class Http2:
         except h2.exceptions.ProtocolError:  # StreamClosedError among them
             return False
         if end_stream:
-            self._answered()
+            self.answered += 1
         return True
-
-    def _answered(self) -> None:
-        self.answered += 1
-        self._guard.credit(PER_STREAM)
 
     def window(self, stream_id: int) -> int:
         """How many body bytes may go out on the stream now, in one DATA frame; -1 when
@@ -316,9 +312,9 @@ class Http2:
             self._conn.send_data(stream_id, data, end_stream=end_stream)
         except h2.exceptions.ProtocolError:
             return False
-        self._guard.credit(len(data) / PER_DATA_BYTES)
+        self._guard.credit(PER_DATA_FRAME)
         if end_stream:
-            self._answered()
+            self.answered += 1
         return True
 
     def reset(self, stream_id: int, answered: bool = False) -> None:
