@@ -28,9 +28,26 @@ def test_http_date_three_formats(value: bytes) -> None:
     assert parse_http_date(value) == MTIME
 
 
-@pytest.mark.parametrize("value", [b"yesterday", b"", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"yesterday",
+        b"",
+        b"\xff\xfe",
+        # Found by the fuzzer: numbers past a C int raised OverflowError (a 500 for a GET
+        # with If-Modified-Since, and a logged traceback per request).
+        b"Mon, 99999999999 Feb 2004 04:22:35 GMT",
+        b"Mon, 09 Feb 99999999999 04:22:35 GMT",
+        b"Mon, 09 Feb 2004 99999999999:22:35 GMT",
+    ],
+)
 def test_invalid_dates_ignored(value: bytes) -> None:
     assert parse_http_date(value) is None
+
+
+def test_overflowing_date_is_ignored_not_a_500() -> None:
+    headers = {b"if-modified-since": b"Mon, 99999999999 Feb 2004 04:22:35 GMT"}
+    assert evaluate(b"GET", headers, ETAG, MTIME) is None
 
 
 @pytest.mark.parametrize(

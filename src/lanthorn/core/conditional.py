@@ -15,7 +15,8 @@ def parse_http_date(value: bytes) -> int | None:
     for anything invalid (which the caller then ignores, as §13.1.3/§13.1.4 require)."""
     try:
         parsed = parsedate_to_datetime(value.decode("latin-1"))
-    except (ValueError, TypeError, IndexError):
+    except (ValueError, TypeError, IndexError, OverflowError):
+        # OverflowError: a field too large for datetime ("Mon, 99999999999 Feb 2004 ...").
         return None
     if parsed.tzinfo is None:  # asctime format carries no zone: it is GMT by definition
         from datetime import UTC
