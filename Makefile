@@ -6,7 +6,7 @@ DEPS   := $(VENV)/.deps-stamp
 TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps
 APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl chromium procps
 
-.PHONY: run test check lint typecheck pytest system-tools peers bench clean
+.PHONY: run test check lint typecheck pytest system-tools peers bench clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,20 @@ typecheck: $(DEPS)
 pytest: $(DEPS)
 	$(BIN)/pytest -q
 
+## make fuzz: each fuzz target for FUZZ_SECONDS (`make -j2 fuzz` runs two at once);
+## what they find is kept in .fuzz/ (corpus/<target>, crash-* inputs). `make test` runs
+## the same targets for a few seconds each (tests/fuzz/test_fuzz.py).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := http1 http2 streams paths ranges conditional encodings
+
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
+
+fuzz-%: $(DEPS)
+	@mkdir -p .fuzz/corpus/$* .fuzz/found .fuzz/tmp
+	LANTHORN_FUZZ_TMP=.fuzz/tmp $(BIN)/python -m tests.fuzz.run $* \
+	  -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	  -artifact_prefix=.fuzz/found/$*- .fuzz/corpus/$* tests/fuzz/corpus/$*
+
 # The Debian tools the integration tests drive (installed only when missing, as root).
 system-tools:
 	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || \
@@ -62,4 +76,4 @@ bench: $(DEPS) system-tools
 	  --files small,large --conns 10,100,400 --rounds 2 --duration 4 --out bench-results
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz

@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing (atheris over libFuzzer); see README.md beside this file."""

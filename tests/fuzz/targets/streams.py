@@ -1,0 +1,149 @@
+"""The HTTP/2 connection driver (lanthorn.streams.Streams) over a real Service and a
+small document root, fed the same client frames as the adapter target, with time passing,
+batches drained and the worker draining in between.
+
+Invariants: the driver never lets an exception reach its guard (which would log it and
+cut the connection: a bug); it answers only bytes and CLOSE, CLOSE last and nothing but
+CLOSE after it; everything it writes parses as HTTP/2 frames with decodable header
+blocks; its deadline is a finite time; and once it is closed (or aborted) every file it
+opened is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+from lanthorn.actions import CLOSE, Action
+from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
+from lanthorn.service import Service
+from lanthorn.streams import Streams
+from tests.fuzz.source import Source
+from tests.fuzz.targets import scratch
+from tests.fuzz.targets.frames import ACT, FLUSH, PREFACE, OutputChecker, operations
+
+_ROOT = scratch("streams")
+(_ROOT / "a.txt").write_bytes(b"hello")
+(_ROOT / "big.bin").write_bytes(bytes(range(256)) * 300)  # 75 KiB: several DATA frames
+(_ROOT / "sub").mkdir()
+(_ROOT / "sub" / "index.html").write_bytes(b"<p>sub</p>")
+
+LIMITS = (
+    Limits(header_timeout_s=10, keepalive_timeout_s=20, send_timeout_s=30),
+    Limits(max_streams=3, max_body_bytes=50, max_url_bytes=40, max_headers=4, send_timeout_s=5),
+)
+
+
+class _Errors(logging.Handler):
+    """Collects what the driver's guard logs (it logs every exception it swallows)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+_ERRORS = _Errors()
+_LOG = logging.getLogger("lanthorn")
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+class Driven:
+    def __init__(self, limits: Limits) -> None:
+        config = Config(
+            server=ServerConfig(access_log="off"),
+            site=SiteConfig(root=str(_ROOT), small_file_bytes=1024),
+            limits=limits,
+        )
+        self.service = Service(config)
+        self.streams = Streams(self.service, "peer", now=0.0)
+        self.output = OutputChecker()
+        self.now = 0.0
+        self.closed = False
+
+    def take(self, actions: list[Action]) -> None:
+        if _ERRORS.records:
+            record = _ERRORS.records[0]
+            _ERRORS.records.clear()
+            raise AssertionError(f"the driver swallowed an exception: {record.getMessage()}") from (
+                record.exc_info[1] if record.exc_info else None
+            )
+        assert not self.closed, "called after CLOSE"
+        for index, action in enumerate(actions):
+            if action is CLOSE:
+                assert index == len(actions) - 1, "CLOSE is not the last action"
+                self.closed = True
+            else:
+                assert isinstance(action, bytes), action
+                self.output.check(action)
+        assert math.isfinite(self.streams.deadline) and self.streams.deadline >= 0
+
+    def act(self, code: int) -> None:
+        streams = self.streams
+        self.now += (code >> 3) / 4
+        action = code & 7
+        if action in (0, 1):
+            self.take(streams.drained(self.now))
+        elif action == 2:
+            self.take(streams.expired(max(self.now, streams.deadline)))
+            self.now = max(self.now, streams.deadline)
+        elif action == 3:
+            streams.progressed(self.now)
+        elif action == 4 and self.service.draining:
+            self.take(streams.drained(self.now))
+        elif action == 4:
+            self.service.drain(self.now)
+            self.take(streams.drained(self.now))
+        elif action == 5:
+            self.take(streams.shutdown())
+        else:
+            assert isinstance(streams.idle, bool)
+
+
+def fuzz(data: bytes) -> None:
+    before = _open_fds()
+    source = Source(data)
+    driven = Driven(source.pick(LIMITS))
+    # What the driver's guard logs is collected (and raised), not printed.
+    propagate, _LOG.propagate = _LOG.propagate, False
+    _LOG.addHandler(_ERRORS)
+    try:
+        _run(driven, source)
+    finally:
+        _LOG.removeHandler(_ERRORS)
+        _LOG.propagate = propagate
+        driven.streams.abort()
+        driven.service.close()
+        _ERRORS.records.clear()
+    assert _open_fds() == before, "files left open after the connection ended"
+
+
+def _run(driven: Driven, source: Source) -> None:
+    streams = driven.streams
+    driven.take(streams.feed(PREFACE, 0.0))
+    pending = b""
+    for kind, value in operations(source):
+        if driven.closed:
+            return  # an engine closes the socket: nothing more reaches the driver
+        if kind == FLUSH:
+            if pending:
+                driven.take(streams.feed(pending, driven.now))
+            pending = b""
+        elif kind == ACT:
+            assert isinstance(value, int)
+            driven.act(value)
+        else:
+            assert isinstance(value, bytes)
+            pending += value
+    if pending and not driven.closed:
+        driven.take(streams.drained(driven.now, pending))
+    for _ in range(50):  # let what was started finish, as an engine would
+        if driven.closed or streams.idle:
+            break
+        driven.take(streams.drained(driven.now))

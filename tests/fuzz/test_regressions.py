@@ -1,0 +1,108 @@
+"""Every input the fuzzers found, exactly (base64 as the fuzzer printed it), with what
+was wrong and what became of it."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from lanthorn.config import Limits
+from lanthorn.protocol.events import ProtocolFailed, RequestReceived
+from lanthorn.protocol.http2 import Http2
+from tests.fuzz.targets import load
+from tests.fuzz.targets.frames import PREFACE, frame
+
+FOUND = [
+    # http1: the harness first asserted that splitting never changes the events. The
+    # status of a failure may (400 vs 501 for a bad method, 414 vs 400 for a long target
+    # with a NUL: which defect the parser sees first); and a head that is still coming is
+    # bounded by raw bytes, so trickled (or whitespace-padded) heads may get 431 where the
+    # same bytes in one piece are parsed. Judged acceptable; the invariant says so.
+    ("http1", "ADEEClQxLm8xDQpIb3QubzENCkhvdB0gYTINCg0="),
+    (
+        "http1",
+        "PTEBR0VUICAvIEhUVFAvMS4xDQpIb3N0aGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGho"
+        "aGhoaGhoaGhoaGhoaGhkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRk"
+        "ZGRkZGRkZGRkZGRkZGRkZGRkaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhM"
+        "TExMTExFTExMTA==",
+    ),
+    (
+        "http1",
+        "ITEBR0VUICAvbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbUdHR0dHR0dHR0dHR0dHR0dHR0dHR0dtbQAAAAAAAABS"
+        "bW1tbW1tbW1tbW1tbS1tbW1tbW1tbW1tbW1tbW1tbW1HR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dtbW1tbW1t"
+        "bW1tbW1tbW1tbW1EREQNCkhzdDogdDogYQ0Kc3Q6c3Q6IGENCnN0Ojo6LjErCjG4AQAAuDouMQ0KMbgBAAC4AQAA",
+    ),
+    # conditional: "Mon, 777…709 Feb 2004 04:22:35" raised OverflowError (a 500). Fixed.
+    (
+        "conditional",
+        "AABgAjb/DgAJAP8JISf/AAghJ01vbiwgNzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3"
+        "Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3NzA5IEZlYiAyMDA0IDA0OjIyOjM1IP///////////////////////////////wKT"
+        "F3oJ/wAA",
+    ),
+    # encodings: "*;q" chose nothing (406) instead of ignoring the member. Fixed.
+    ("encodings", "JSo7cQ=="),
+    # http2: the harness reset a stream after the connection had failed (h2: "Invalid
+    # input SEND_RST_STREAM in state CLOSED"); the driver never does. Harness fixed.
+    (
+        "http2",
+        "AAEDUwgA//7PBQABA1MIAAEBAwMDAwMDAwMDAwMDAwMDAwMDAwMDLAMDAwMDcmFuZ2V8fQGrW4Ob2asGAAAABy+AAAA=",
+    ),
+    # http2: the two inputs of the known bug below (tolerated by the target for now).
+    ("http2", "gYGBgQCBgQAu"),
+    ("http2", "LikpAACFgg=="),
+]
+
+
+@pytest.mark.parametrize(("name", "encoded"), FOUND)
+def test_found_input_passes(name: str, encoded: str) -> None:
+    load(name)(base64.b64decode(encoded))
+
+
+# --- HTTP/2: a reset that h2 has made impossible becomes a connection failure ----------------
+# KNOWN BUG in lanthorn.protocol.http2 (not fixed here: the file is being changed elsewhere).
+# `Http2._begin` resets a malformed stream (PROTOCOL_ERROR) or one opened after our GOAWAY
+# (REFUSED_STREAM) while translating the events of a read, after h2 has taken all of it. If a
+# later frame of the same read closed that stream (a second HEADERS on it: h2 resets it with
+# STREAM_CLOSED) or the connection (the client's GOAWAY), `reset_stream` raises
+# StreamClosedError or "Invalid input SEND_RST_STREAM in state CLOSED"; `receive` reports
+# ProtocolFailed (400, reason "129" / "Invalid input ...") with no GOAWAY queued, and the
+# events after it in that read (other streams' requests) are lost: the driver closes the
+# connection. Fix: suppress h2.exceptions.StreamClosedError and skip the reset when the
+# connection is closed, as `Http2.reset` already does for the first.
+
+LIMITS = Limits()
+
+
+def _opened() -> Http2:
+    adapter = Http2(LIMITS)
+    assert adapter.receive(PREFACE, 0.0) == []
+    adapter.output()
+    return adapter
+
+
+def _request(stream_id: int) -> bytes:
+    # :method GET, :scheme http, :path /, :authority example (HPACK, literal authority)
+    block = b"\x82\x86\x84\x41\x07example"
+    return frame(1, 0x05, stream_id, block)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known bug in protocol/http2.py")
+def test_malformed_stream_closed_again_in_the_same_read() -> None:
+    adapter = _opened()
+    malformed = frame(1, 0x05, 129, b"")  # HEADERS, END_STREAM|END_HEADERS, no fields
+    again = frame(1, 0x04, 129, b"\x82" * 6)  # HEADERS again on the half-closed stream
+    events = adapter.receive(malformed + again + _request(131), 0.0)
+    assert not any(isinstance(e, ProtocolFailed) for e in events)
+    assert [e.stream_id for e in events if isinstance(e, RequestReceived)] == [131]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known bug in protocol/http2.py")
+def test_malformed_stream_then_graceful_goaway_in_the_same_read() -> None:
+    adapter = _opened()
+    malformed = frame(1, 0x04, 41, b"")  # HEADERS, END_HEADERS, no fields
+    goaway = frame(7, 0, 0, b"\0\0\0\x29" + b"\0\0\0\0")  # last stream 41, NO_ERROR
+    events = adapter.receive(_request(39) + malformed + goaway, 0.0)
+    assert not any(isinstance(e, ProtocolFailed) for e in events)
+    assert [e.stream_id for e in events if isinstance(e, RequestReceived)] == [39]
+    assert adapter.peer_done
