@@ -139,6 +139,38 @@ def test_header_growing_inside_the_parser_is_bounded() -> None:
     assert failure(events) == 431
 
 
+@pytest.mark.parametrize(
+    "start",
+    [
+        b"0\r\nX-Trailer: ",  # a trailer field that never ends
+        b"3\r\nabc\r\n0\r\n" + b"X: y\r\n" * 10,  # many trailer fields, then one
+    ],
+)
+def test_chunked_trailers_and_extensions_are_bounded(start: bytes) -> None:
+    """Trailer fields are buffered inside httptools too (128 MiB of a trailer value was
+    held, copied again on every read, with no status at all); bounded like a head."""
+    adapter = Http1(LIMITS)
+    events = adapter.receive(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    events += adapter.receive(start)
+    for _ in range(20):
+        events += adapter.receive(b"v" * 64)
+        if events:
+            break
+    assert failure(events) == 431 and adapter.closed
+
+
+def test_chunked_body_with_trailers_within_bounds_passes() -> None:
+    """Many small chunks (data arriving bit by bit) and a modest trailer are fine."""
+    adapter = Http1(LIMITS)
+    events = adapter.receive(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(40):  # 40 one-byte chunks, each in its own read, well over the head limit
+        for piece in (b"1\r\n", b"x", b"\r\n"):
+            events += adapter.receive(piece)
+    for piece in (b"0\r\n", b"X-T: " + b"t" * 100, b"\r\n\r\n"):
+        events += adapter.receive(piece)
+    assert [e.request.target for e in requests(events)] == [b"/"]
+
+
 def test_upgrade_is_answered_then_closed() -> None:
     adapter, events = feed(
         b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nxx"

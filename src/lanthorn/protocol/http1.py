@@ -49,6 +49,7 @@ class Http1:
         "_begin_mark",
         "_body_bytes",
         "_chunk",
+        "_chunk_mark",
         "_events",
         "_fed",
         "_head_bytes",
@@ -77,6 +78,7 @@ class Http1:
         self._chunk = b""
         self._begin_mark = 0
         self._begin_chunk = 0
+        self._chunk_mark = -1  # in a chunk with no data yet: the end of the read it began in
         self._in_head = False
         self.in_message = False  # some bytes of a request have arrived, not all of it
         self.closed = False  # the parser stopped (error, Upgrade or CONNECT): no more events
@@ -119,6 +121,16 @@ class Http1:
             unseen = self._fed - self._begin_mark - self._begin_chunk
             if unseen > self._limits.max_head_bytes + self._limits.max_url_bytes:
                 self._fail(ProtocolError(431, "request header block too large"))
+        elif (
+            self._chunk_mark >= 0
+            and not self.closed
+            and self._fed - self._chunk_mark > self._limits.max_head_bytes
+        ):
+            # Past a chunk-size line and no data since: after the last chunk, that is the
+            # trailer section, which httptools buffers like a head; bounded like one (the
+            # bytes of the read the chunk began in are not counted). Chunk extensions are
+            # not buffered: they end before the chunk-size line does.
+            self._fail(ProtocolError(431, "trailer section too large"))
         return events
 
     def _fail(self, error: ProtocolError) -> None:
@@ -150,6 +162,7 @@ class Http1:
         self._body_bytes = 0
         self._begin_mark = self._fed
         self._begin_chunk = len(self._chunk)
+        self._chunk_mark = -1
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -212,7 +225,14 @@ class Http1:
             raise ProtocolError(405, "method not allowed; body not wanted")
         self._request = Request(method, self._url, version, headers)
 
+    def on_chunk_header(self) -> None:
+        self._chunk_mark = self._fed + len(self._chunk)
+
+    def on_chunk_complete(self) -> None:
+        self._chunk_mark = -1
+
     def on_body(self, body: bytes) -> None:
+        self._chunk_mark = -1  # this chunk has data: it is not the last one
         self._body_bytes += len(body)
         if self._body_bytes > self._limits.max_body_bytes:
             raise ProtocolError(413, "request body too large")
