@@ -22,6 +22,12 @@ def _number(digits: bytes) -> int:
     return _HUGE if len(digits) > 18 else int(digits or b"0")
 
 
+def _magnitude(digits: bytes) -> tuple[int, bytes]:
+    """Orders digit strings as the numbers they spell, however long (no int())."""
+    digits = digits.lstrip(b"0")
+    return len(digits), digits
+
+
 class Span(NamedTuple):
     start: int
     end: int  # inclusive
@@ -36,7 +42,8 @@ class Unsatisfiable(Exception):
 
 
 def parse(value: bytes, size: int) -> list[Span] | None:
-    """Spans to send, in ascending order, or None to ignore the header and send 200.
+    """Spans to send, or None to ignore the header and send 200. Ascending when any
+    were merged; otherwise as the client listed them (§14.6 SHOULD), which never overlap.
 
     None: a unit other than `bytes` (§14.2), a syntactically invalid set (§14.1.1), or
     too many ranges. Raises Unsatisfiable when the set is valid but no range overlaps.
@@ -63,9 +70,9 @@ def parse(value: bytes, size: int) -> list[Span] | None:
             continue
         start = _number(first)
         if last:
-            end = _number(last)
-            if end < start:
+            if _magnitude(last) < _magnitude(first):
                 return None  # §14.1.1: an invalid range-spec makes the whole set invalid
+            end = _number(last)
         else:
             end = size - 1
         if start < size:
