@@ -1,7 +1,7 @@
 """The fuzz targets in `make test`: every corpus input replayed in-process, then a bounded
-coverage-guided run per target (LANTHORN_FUZZ_SECONDS each, 8 by default) in a
-subprocess. A crash fails the test with the exact input, to be made a regression test
-(test_regressions.py). `make fuzz` runs the same targets for longer."""
+coverage-guided run per target (LANTHORN_FUZZ_SECONDS each, 8 by default, with a fixed
+LANTHORN_FUZZ_SEED) in a subprocess. A crash fails the test with the exact input, to be
+made a regression test (test_regressions.py). `make fuzz` runs the targets for longer."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from tests.fuzz.targets import NAMES, load
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).parent / "corpus"
 SECONDS = float(os.environ.get("LANTHORN_FUZZ_SECONDS", "8"))
+# A fixed seed by default, so that a failure in CI is likely to recur when run again;
+# set LANTHORN_FUZZ_SEED=0 for a random one (libFuzzer's meaning of 0).
+SEED = int(os.environ.get("LANTHORN_FUZZ_SEED", "1"))
 MIN_RUNS = 100  # fewer means the harness is broken or pathologically slow
 
 
@@ -32,7 +35,7 @@ def test_corpus_passes(name: str) -> None:
 
 
 def _report(name: str, log: str, found: list[Path]) -> str:
-    lines = [f"fuzz target {name!r} failed"]
+    lines = [f"fuzz target {name!r} failed (LANTHORN_FUZZ_SEED={SEED})"]
     for path in found:
         data = path.read_bytes()
         lines += [f"{path.name}: {data!r}", f"  base64: {base64.b64encode(data).decode()}"]
@@ -46,7 +49,7 @@ def test_fuzz_bounded(name: str, tmp_path: Path) -> None:
     generated.mkdir()
     command = [
         sys.executable, "-m", "tests.fuzz.run", name,
-        f"-max_total_time={SECONDS:g}", "-timeout=10", "-rss_limit_mb=2048",
+        f"-max_total_time={SECONDS:g}", f"-seed={SEED}", "-timeout=10", "-rss_limit_mb=2048",
         f"-artifact_prefix={tmp_path}/", str(generated), str(CORPUS / name),
     ]  # fmt: skip
     env = {**os.environ, "LANTHORN_FUZZ_TMP": str(tmp_path)}

@@ -40,6 +40,17 @@ FOUND = [
         "Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3NzA5IEZlYiAyMDA0IDA0OjIyOjM1IP///////////////////////////////wKT"
         "F3oJ/wAA",
     ),
+    # ranges: a range-spec with last < first, both past 18 digits (clamped, so equal), was
+    # not seen as invalid: 206 instead of ignoring the set (§14.1.1). Fixed.
+    (
+        "ranges",
+        "AgEsASwBIPYlQllURVM9MDAxLTIyLC0yMjI1LDAwMC0xMjIyMiwtMjIsLTIyNTU1NTAyLDMtMjIsMi0wMiwyLT"
+        "IyMjIyLC0yMjUyNTI1NTU1NTU1NTU1NTUsMTItLC0yLDAxMi0sLTIyMiwwMDAtMTIyMjIsLTIyLC0yMjU1NTUw"
+        "MiwwNjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2Nj"
+        "Y2NjYtMjIyMjI1NTU1MjIyNTU1MTU1NTU1NTUsLTIyMjIsLTIyLC0yMjU1NTUwMiwyLTIyLDItNTU1LC01NTU1"
+        "NTU1LC0yMjIyLC0yMiwtMjI1NTU1MDIsMi0yMiwyLTAyLDItMjIyNTU1MjIyLDAwMC0xMjIyMiwtMjIsLTIyNT"
+        "U1NTAyLDItMjIsMi0wMiwyLTIyMjIzLC0yNTU1NTU1MjU1NTU1NTIsLTIyMjI1NTU=",
+    ),
     # encodings: "*;q" chose nothing (406) instead of ignoring the member. Fixed.
     ("encodings", "JSo7cQ=="),
     # http2: the harness reset a stream after the connection had failed (h2: "Invalid

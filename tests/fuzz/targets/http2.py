@@ -134,7 +134,8 @@ class Connection:
         adapter = self.adapter
         for stream_id, left in list(self.answering.items()):
             window = adapter.window(stream_id)
-            assert window <= adapter.connection_window() or window <= 16384
+            # A stream never gets more than the connection's window, nor a negative one.
+            assert window == -1 or 0 <= window <= max(0, adapter.connection_window()), window
             if window < 0:
                 del self.answering[stream_id]
                 continue

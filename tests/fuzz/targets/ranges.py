@@ -78,7 +78,7 @@ def fuzz(data: bytes) -> None:
     if spans is None:
         assert requested is None or many or len(_merged(requested)) > MAX_RANGES, requested
         return
-    assert requested is not None and not many
+    assert requested is not None and not many, (requested, spans, size)
     assert 1 <= len(spans) <= MAX_RANGES
     ordered = sorted(spans)
     for span in spans:
