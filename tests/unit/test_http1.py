@@ -159,6 +159,14 @@ def test_chunked_trailers_and_extensions_are_bounded(start: bytes) -> None:
     assert failure(events) == 431 and adapter.closed
 
 
+def test_trailer_section_in_one_read_is_bounded_too() -> None:
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+    _, events = feed(head + b"X: y\r\n" * 60 + b"\r\n")  # 60 * 6 > 300 bytes
+    assert failure(events) == 431
+    _, events = feed(head + b"X: y\r\n" * 40 + b"\r\n")  # 40 * 6 < 300 bytes
+    assert [e.request.target for e in requests(events)] == [b"/"]
+
+
 def test_chunked_body_with_trailers_within_bounds_passes() -> None:
     """Many small chunks (data arriving bit by bit) and a modest trailer are fine."""
     adapter = Http1(LIMITS)

@@ -170,10 +170,14 @@ class Http1:
             raise ProtocolError(414, "request-target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._in_head:
-            return  # a chunked trailer field: not part of the head (RFC 9112 §7.1.2)
         limits = self._limits
         self._head_bytes += len(name) + len(value) + 4
+        if not self._in_head:
+            # A chunked trailer field: not part of the head (RFC 9112 §7.1.2), discarded,
+            # but buffered until complete, so the section is bounded like a head.
+            if self._head_bytes > limits.max_head_bytes:
+                raise ProtocolError(431, "trailer section too large")
+            return
         if self._head_bytes > limits.max_head_bytes:
             raise ProtocolError(431, "request header block too large")
         self._header_count += 1
@@ -190,6 +194,7 @@ class Http1:
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._head_bytes = 0  # from now on: the trailer section's
         parser = self._parser
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
