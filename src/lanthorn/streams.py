@@ -119,6 +119,8 @@ class Streams:
         return self._guarded(data, now, False)
 
     def drained(self, now: float, data: bytes = b"") -> list[Action]:
+        if self._closing:
+            return []  # CLOSE was the last word
         was_writing = self._writing
         self._writing = False
         return self._guarded(data, now, was_writing)

@@ -113,7 +113,7 @@ LIMITS = Limits()
 
 
 def _opened() -> Http2:
-    adapter = Http2(LIMITS)
+    adapter = Http2(LIMITS, 0.0)
     assert adapter.receive(PREFACE, 0.0) == []
     adapter.output()
     return adapter
@@ -125,7 +125,6 @@ def _request(stream_id: int) -> bytes:
     return frame(1, 0x05, stream_id, block)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known bug in protocol/http2.py")
 def test_malformed_stream_closed_again_in_the_same_read() -> None:
     adapter = _opened()
     malformed = frame(1, 0x05, 129, b"")  # HEADERS, END_STREAM|END_HEADERS, no fields
@@ -135,7 +134,6 @@ def test_malformed_stream_closed_again_in_the_same_read() -> None:
     assert [e.stream_id for e in events if isinstance(e, RequestReceived)] == [131]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known bug in protocol/http2.py")
 def test_malformed_stream_then_graceful_goaway_in_the_same_read() -> None:
     adapter = _opened()
     malformed = frame(1, 0x04, 41, b"")  # HEADERS, END_HEADERS, no fields

@@ -42,6 +42,7 @@ from lanthorn.protocol.events import (
 from lanthorn.protocol.frameguard import PER_DATA_FRAME, FrameGuard
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
+_SERVER_OPEN = h2.connection.ConnectionState.SERVER_OPEN
 _SERVER = (b"server", b"lanthorn")
 # What h2 is shown of a response head: it only looks for 1xx (informational) statuses.
 _STATUS_ONLY = {status: [(b":status", b"%d" % status)] for status in range(200, 600)}
@@ -196,10 +197,18 @@ class Http2:
             return events
         state = conn.state_machine.state
         try:
-            for event in conn.receive_data(data):
+            received = conn.receive_data(data)
+            if any(_graceful_goaway(event) for event in received):
+                # The client opens no more streams, but those it opened are still
+                # answered (RFC 9113 §6.8), and malformed ones among them reset; h2
+                # would refuse to send anything after a GOAWAY. (A server that has
+                # received a request is SERVER_OPEN; one that has not, as it was.)
+                opened = conn.highest_inbound_stream_id
+                conn.state_machine.state = _SERVER_OPEN if opened else state
+            for event in received:
                 if self._failed:
                     break
-                self._translate(event, state)
+                self._translate(event)
         except h2.exceptions.ProtocolError as exc:
             # h2 has queued GOAWAY with the error's code (RFC 9113 §5.4.1).
             self._fail(ProtocolError(400, str(exc) or type(exc).__name__))
@@ -209,7 +218,7 @@ class Http2:
         self._failed = True
         self._events.append(ProtocolFailed(error))
 
-    def _translate(self, event: h2.events.Event, state: object) -> None:
+    def _translate(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
             self._begin(event.stream_id, event.headers)
             if event.stream_ended is not None:
@@ -236,20 +245,16 @@ class Http2:
             self.peer_done = True
             if event.error_code != ErrorCodes.NO_ERROR:
                 self._fail(ProtocolError(400, f"client GOAWAY {event.error_code!r}"))
-            else:
-                # The client opens no more streams, but those it opened are still
-                # answered (RFC 9113 §6.8); h2 would refuse to send after a GOAWAY.
-                self._conn.state_machine.state = state  # type: ignore[assignment]
 
     def _begin(self, stream_id: int, fields: list[tuple[bytes, bytes]]) -> None:
         if stream_id > self._last_stream:
             # Opened after our GOAWAY: refused, so the client may retry it elsewhere.
-            self._conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            self._reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
         try:
             request = requestfields.request(fields, self._limits, "2.0")
         except requestfields.Malformed:
-            self._conn.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+            self._reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
             self._count_reset()
             return
         except ProtocolError as error:
@@ -257,6 +262,12 @@ class Http2:
             self._events.append(StreamFailed(stream_id, error))
             return
         self._incoming[stream_id] = _Incoming(request, self._now)
+
+    def _reset_stream(self, stream_id: int, code: ErrorCodes) -> None:
+        """RST_STREAM for a stream whose request h2 has already taken — unless a later
+        frame of the same read closed it (a second HEADERS on it, say)."""
+        with contextlib.suppress(h2.exceptions.StreamClosedError):
+            self._conn.reset_stream(stream_id, code)
 
     def _end(self, stream_id: int) -> None:
         incoming = self._incoming.pop(stream_id, None)
@@ -321,9 +332,10 @@ class Http2:
         """Abandon a stream we cannot finish (INTERNAL_ERROR) or, `answered`, one whose
         request we answered before it ended (NO_ERROR: RFC 9113 §8.1)."""
         self._incoming.pop(stream_id, None)
-        code = ErrorCodes.NO_ERROR if answered else ErrorCodes.INTERNAL_ERROR
-        with contextlib.suppress(h2.exceptions.StreamClosedError):
-            self._conn.reset_stream(stream_id, code)  # unless the client got there first
+        # Unless the client got there first:
+        self._reset_stream(
+            stream_id, ErrorCodes.NO_ERROR if answered else ErrorCodes.INTERNAL_ERROR
+        )
 
     def goaway(self) -> bytes:
         """Graceful GOAWAY (RFC 9113 §6.8): no new streams; those begun are finished.
@@ -338,3 +350,10 @@ class Http2:
 
     def output(self) -> bytes:
         return self._conn.data_to_send()
+
+
+def _graceful_goaway(event: h2.events.Event) -> bool:
+    return (
+        isinstance(event, h2.events.ConnectionTerminated)
+        and event.error_code == ErrorCodes.NO_ERROR
+    )
