@@ -38,7 +38,7 @@ _CONTROL = frozenset((0x2, 0x3, 0x4, 0x6, 0x7, 0x8))
 _END_STREAM = 0x1
 _END_HEADERS = 0x4
 
-BURST = 200  # control frames a connection may send at once, unasked for
+BURST = 64  # control frames a connection may send at once, unasked for
 RATE_PER_S = 100.0  # and per second after that
 PER_STREAM = 4  # control frames a HEADERS frame may bring
 PER_DATA_FRAME = 2  # control frames a DATA frame sent may bring (stream + connection)
