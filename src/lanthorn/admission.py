@@ -1,7 +1,7 @@
 """Who may come in: per-client limits, shared by every worker of one server — open
 connections per client address (nginx limit_conn) and requests per client address
-(nginx limit_req, nodelay) — and each worker's memory budget for what it buffers on
-behalf of clients.
+(nginx limit_req, nodelay) — each worker's memory budget for what it buffers on behalf
+of clients, and its penalty box for clients it had to cut off for abuse.
 
 The counters live in an anonymous shared mapping made before the workers fork, so the
 limits hold for the server, not per worker. A client address is known by its 64-bit
@@ -194,3 +194,47 @@ class MemoryBudget:
     @property
     def exceeded(self) -> bool:
         return self.held > self.limit_bytes
+
+
+class PenaltyBox:
+    """Clients this worker cut off for abusing HTTP/2 — control-frame floods, reset
+    storms, hoarded header blocks — whose new connections are closed unheard for a
+    while: `first_s`, doubling with each repeat up to 60 s, forgotten after five quiet
+    minutes. An attacker that reconnects then costs an accept, not a connection's setup
+    and another flood's parse. Only protocol abuse that no browser or proxy commits puts
+    a client here — never a limit or a timeout — so clients behind one address (a NAT,
+    a balancer) are not punished for each other's ordinary traffic. Dictionary updates
+    are atomic; a race between two threads costs at most a strike."""
+
+    MAX_S = 60.0
+    FORGET_S = 300.0
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, first_s: float) -> None:
+        self.first_s = first_s
+        self._until: dict[str, tuple[float, int]] = {}  # peer → (barred until, strikes)
+
+    def penalise(self, peer: str, now: float) -> float:
+        """Bar `peer`; how long for (0 when the box is off)."""
+        if not self.first_s:
+            return 0.0
+        until, strikes = self._until.get(peer, (0.0, 0))
+        strikes = 1 if now - until > self.FORGET_S else strikes + 1
+        penalty = min(self.MAX_S, self.first_s * 2.0 ** (strikes - 1))
+        if len(self._until) >= self.MAX_CLIENTS:
+            self._forget(now)
+        self._until[peer] = (now + penalty, strikes)
+        return penalty
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def barred(self, peer: str, now: float) -> bool:
+        entry = self._until.get(peer)
+        return entry is not None and now < entry[0]
+
+    def _forget(self, now: float) -> None:
+        """Make room: drop the clients whose bar has ended (all, if none has)."""
+        ended = [peer for peer, (until, _) in self._until.items() if until <= now]
+        for peer in ended or list(self._until):
+            del self._until[peer]

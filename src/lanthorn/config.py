@@ -119,12 +119,15 @@ class Limits:
     # What one worker may buffer for its clients (unwritten output, heads still
     # arriving); past it, new connections and requests get 503 instead of memory.
     memory_budget_bytes: int = 256 * 1024 * 1024
+    # A client cut off for HTTP/2 abuse (floods, reset storms) has its new connections
+    # closed unheard for this long, doubling with each repeat (0: off).
+    abuse_penalty_s: float = 1.0
 
     def __post_init__(self) -> None:
-        optional = {"max_conns_per_ip", "rate_limit", "rate_burst"}
+        optional = {"max_conns_per_ip", "rate_limit", "rate_burst", "abuse_penalty_s"}
         _require_positive(self, *(f.name for f in fields(self) if f.name not in optional))
-        if self.max_conns_per_ip < 0 or self.rate_burst < 0:
-            raise ConfigError("max_conns_per_ip and rate_burst must not be negative")
+        if self.max_conns_per_ip < 0 or self.rate_burst < 0 or self.abuse_penalty_s < 0:
+            raise ConfigError("max_conns_per_ip, rate_burst, abuse_penalty_s must not be negative")
         self.rate_per_s()
 
     def rate_per_s(self) -> float:

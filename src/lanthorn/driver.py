@@ -55,12 +55,46 @@ def connect(service: Service, peer: str, now: float) -> Connection:
     """The driver for a newly accepted connection: HTTP, inside TLS when serving HTTPS.
     A client past its connection limit is still spoken to, so it learns why: 503 on
     HTTP/1, GOAWAY on HTTP/2 (nginx's limit_conn answers 503 too)."""
+    if service.penalties.barred(peer, now):
+        return Barred(peer, now)
     admitted = service.admit(peer)
     if service.tls is None:
         return HttpConnection(service, peer, now, service.h2c, admitted)
     # Over TLS, HTTP/2 is always offered (ALPN h2): --no-h2c is about cleartext.
     conn = HttpConnection(service, peer, now, True, admitted)
     return TlsSession(conn, service.tls, now + service.limits.header_timeout_s)
+
+
+class Barred:
+    """A connection from a client in the penalty box: closed at its first sign of life
+    (or at once by the deadline), unheard and unanswered — no TLS, no HTTP/2 state."""
+
+    __slots__ = ("deadline", "peer")
+
+    idle = True
+    multiplexed = False
+
+    def __init__(self, peer: str, now: float) -> None:
+        self.peer = peer
+        self.deadline = now
+
+    def feed(self, data: bytes, now: float) -> list[Action]:
+        return [CLOSE]
+
+    def drained(self, now: float, data: bytes = b"") -> list[Action]:
+        return [CLOSE]
+
+    def progressed(self, now: float) -> None:
+        pass
+
+    def expired(self, now: float) -> list[Action]:
+        return [CLOSE]
+
+    def shutdown(self) -> list[Action]:
+        return [CLOSE]
+
+    def abort(self) -> None:
+        pass
 
 
 class HttpConnection:

@@ -7,7 +7,7 @@ import logging
 import math
 import ssl
 
-from lanthorn.admission import Admission, ClientTable, MemoryBudget
+from lanthorn.admission import Admission, ClientTable, MemoryBudget, PenaltyBox
 from lanthorn.clock import DateCache
 from lanthorn.config import Config
 from lanthorn.core.pages import page_plan
@@ -36,6 +36,7 @@ class Service:
         self.admission = admission if admission is not None else Service.admission_for(config)
         self._too_many: dict[int, ResponsePlan] = {}  # 429 plans by Retry-After seconds
         self.memory = MemoryBudget(config.limits.memory_budget_bytes)
+        self.penalties = PenaltyBox(config.limits.abuse_penalty_s)
         self.h2c = config.server.h2c
         # Built once before prefork workers fork, so they share session-ticket keys.
         self.tls = tls if tls is not None else Service.tls_context(config)
@@ -83,6 +84,14 @@ class Service:
         if self.memory.exceeded:
             return False
         return self.admission is None or self.admission.admit(peer)
+
+    def penalise(self, peer: str, now: float, why: str) -> None:
+        """`peer` was cut off for protocol abuse: its next connections are refused."""
+        penalty = self.penalties.penalise(peer, now)
+        if penalty:
+            log_error.warning(
+                "%s cut off (%s); its connections are refused for %.0f s", peer, why, penalty
+            )
 
     def release(self, peer: str) -> None:
         """A connection `admit` let in has closed."""

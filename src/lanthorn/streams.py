@@ -189,6 +189,8 @@ class Streams:
                 self._refuse(event.stream_id, event.error.status)
             elif type(event) is ProtocolFailed:
                 # h2 has queued GOAWAY with the error code; nothing else is owed.
+                if adapter.abuse:
+                    self._service.penalise(self.peer, now, adapter.abuse)
                 return self._close(adapter.output())
         return None
 

@@ -4,6 +4,7 @@ promptly meanwhile. Bounded in connections and time."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -127,11 +128,17 @@ def _frames(data: bytes) -> Iterator[Frame]:
         data = data[9 + length :]
 
 
-def _flood_until_closed(port: int, frame: bytes) -> tuple[int | None, float]:
+# Attackers have addresses of their own (the server bars them for a while).
+FLOODERS = {"ping": "127.0.0.9", "settings": "127.0.0.10"}
+
+
+def _flood_until_closed(port: int, frame: bytes, source: str) -> tuple[int | None, float]:
     """Send `frame` 1000 times per write until the server closes; its GOAWAY code, and when."""
     started = time.monotonic()
     received = bytearray()
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection(
+        ("127.0.0.1", port), timeout=10, source_address=(source, 0)
+    ) as sock:
         sock.sendall(PREFACE + bytes(SettingsFrame(0).serialize()))
         sock.setblocking(False)
         burst = frame * 1000
@@ -161,10 +168,15 @@ def _flood_until_closed(port: int, frame: bytes) -> tuple[int | None, float]:
 @pytest.mark.parametrize("kind", ["ping", "settings"])
 def test_a_control_frame_flood_is_cut_off(target: Server, kind: str) -> None:
     frame = PingFrame(0, b"12345678") if kind == "ping" else SettingsFrame(0)
-    code, elapsed = _flood_until_closed(target.port, bytes(frame.serialize()))
+    code, elapsed = _flood_until_closed(target.port, bytes(frame.serialize()), FLOODERS[kind])
     assert code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
     assert elapsed < 5
     assert _served_promptly(target) < PROMPT_S
+    if target.info["workers"] == 1:  # (each worker keeps its own penalty box)
+        with rawhttp.connect(target.port, source=FLOODERS[kind]) as again:
+            again.sendall(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            with contextlib.suppress(ConnectionResetError):
+                assert again.recv(100) == b""  # barred: closed unheard, for a while
 
 
 def test_pings_do_not_keep_an_idle_http2_connection(target: Server) -> None:

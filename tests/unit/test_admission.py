@@ -8,7 +8,7 @@ from pathlib import Path
 import h2.events
 import pytest
 
-from lanthorn.admission import Admission, ClientTable
+from lanthorn.admission import Admission, ClientTable, PenaltyBox
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.driver import CLOSE, Action, Service, connect
 from lanthorn.errors import ConfigError
@@ -204,3 +204,46 @@ def test_a_whole_burst_at_one_instant_is_served_whatever_the_clock_reads() -> No
     for now in (0.0, 1234.5678, 987654.321):
         admission = Admission(ClientTable(1), 0, max_conns=0, rate_per_s=20.0, burst=4)
         assert [admission.throttle("p", now) for _ in range(6)] == [0, 0, 0, 0, 0, 1]
+
+
+# --- the penalty box -----------------------------------------------------------------------------
+
+
+def test_penalties_double_with_each_repeat_and_are_forgotten() -> None:
+    box = PenaltyBox(first_s=1.0)
+    assert box.penalise("p", 100.0) == 1.0
+    assert box.barred("p", 100.5) and not box.barred("p", 101.0)
+    assert not box.barred("q", 100.5)  # per client
+    assert box.penalise("p", 101.0) == 2.0
+    assert box.penalise("p", 103.0) == 4.0
+    for _ in range(10):
+        box.penalise("p", 103.0)
+    assert box.penalise("p", 103.0) == PenaltyBox.MAX_S
+    assert box.penalise("p", 103.0 + PenaltyBox.MAX_S + PenaltyBox.FORGET_S + 1) == 1.0
+    assert PenaltyBox(first_s=0.0).penalise("p", 0.0) == 0.0  # off
+
+
+def test_the_box_holds_a_bounded_number_of_clients() -> None:
+    box = PenaltyBox(first_s=1.0)
+    peers = [f"10.0.{i // 250}.{i % 250}" for i in range(PenaltyBox.MAX_CLIENTS + 10)]
+    for i, peer in enumerate(peers):
+        box.penalise(peer, float(i))
+    assert len(box) <= PenaltyBox.MAX_CLIENTS
+    assert box.barred(peers[-1], float(len(peers) - 1))  # the newest is kept
+
+
+def test_a_client_cut_off_for_a_flood_is_refused_unheard_for_a_while(tmp_path: Path) -> None:
+    service = _service(tmp_path)
+    flooder = connect(service, "6.6.6.6", 0.0)
+    client = Client()
+    flood = client.send() + b"\x00\x00\x08\x06\x00\x00\x00\x00\x0012345678" * 1000
+    assert flooder.feed(flood, 0.0)[-1] is CLOSE  # GOAWAY(ENHANCE_YOUR_CALM), close
+    flooder.abort()
+    again = connect(service, "6.6.6.6", 0.5)
+    assert again.deadline == 0.5 and again.feed(Client().send(), 0.5) == [CLOSE]  # unheard
+    other = connect(service, "7.7.7.7", 0.5)
+    assert wire(other.feed(GET, 0.5)).startswith(b"HTTP/1.1 200 OK")
+    other.abort()
+    later = connect(service, "6.6.6.6", 1.0)  # the first penalty is a second
+    assert wire(later.feed(GET, 1.0)).startswith(b"HTTP/1.1 200 OK")
+    later.abort()

@@ -21,6 +21,10 @@ from dataclasses import dataclass, field
 from lanthorn.bench.h2wire import Scanner
 
 READ_CHUNK = 1 << 20
+# The attacker's own address (any of 127.0.0.0/8 is loopback): the other clients come
+# from 127.0.0.1, as they would from other machines, so a server that bars an abusive
+# address (lanthorn's penalty box) bars the attacker, not them.
+SOURCE = "127.0.0.66"
 WRITES_PER_TURN = 8  # then back to the selector: reads and the clock
 
 
@@ -97,6 +101,7 @@ class Swarm:
     def open(self, now: float) -> None:
         sock = socket.socket()
         sock.setblocking(False)
+        sock.bind((SOURCE, 0))
         err = sock.connect_ex(("127.0.0.1", self.port))
         if err not in (0, errno.EINPROGRESS):
             sock.close()

@@ -110,6 +110,7 @@ class Http2:
         "_last_stream",
         "_limits",
         "_now",
+        "abuse",
         "answered",
         "peer_done",
         "resets",
@@ -148,6 +149,7 @@ class Http2:
         self.answered = 0  # streams the client let us finish
         self.resets = 0  # streams the client reset, or made us reset
         self.peer_done = False  # the client sent GOAWAY: no new streams will come
+        self.abuse = ""  # why the client was cut off for abuse (ENHANCE_YOUR_CALM)
         self._last_stream = 2**31  # after our GOAWAY: streams above it are refused
         self._failed = False  # a connection error was reported: nothing more is read
         self._now = 0.0
@@ -192,8 +194,7 @@ class Http2:
         conn = self._conn
         abuse = self._guard.scan(data, now)
         if abuse is not None:  # h2 never sees these bytes
-            conn.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
-            self._fail(ProtocolError(400, abuse))
+            self._calm(abuse)
             return events
         state = conn.state_machine.state
         try:
@@ -282,8 +283,13 @@ class Http2:
     def _count_reset(self) -> None:
         self.resets += 1
         if self.resets > self.answered + _RESET_ALLOWANCE and not self._failed:
-            self._conn.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
-            self._fail(ProtocolError(400, "too many stream resets"))
+            self._calm("too many stream resets")
+
+    def _calm(self, abuse: str) -> None:
+        """End the connection for abuse: GOAWAY(ENHANCE_YOUR_CALM)."""
+        self.abuse = abuse
+        self._conn.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+        self._fail(ProtocolError(400, abuse))
 
     # --- plans out ------------------------------------------------------------------------
 
