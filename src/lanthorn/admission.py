@@ -184,16 +184,14 @@ class MemoryBudget:
     def __init__(self, limit_bytes: int) -> None:
         self.limit_bytes = limit_bytes
         self.held = 0
+        self.exceeded = False  # held > limit_bytes, kept as a plain attribute (hot path)
         self._lock = threading.Lock()  # connections of the threads engine, in parallel
 
     def hold(self, change: int) -> None:
         if change:
             with self._lock:
                 self.held += change
-
-    @property
-    def exceeded(self) -> bool:
-        return self.held > self.limit_bytes
+                self.exceeded = self.held > self.limit_bytes
 
 
 class PenaltyBox:

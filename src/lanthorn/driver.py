@@ -49,6 +49,9 @@ __all__ = [
 # in-memory bodies): the bound on what a client that pipelines without reading can make a
 # connection hold.
 _BATCH_FILES = 4
+# The memory budget counts a batch from this many body bytes (smaller ones come and go
+# with each request; a connection cannot hold more than one batch).
+_ACCOUNTED_BYTES = 16 * 1024
 
 
 def connect(service: Service, peer: str, now: float) -> Connection:
@@ -273,7 +276,9 @@ class HttpConnection:
                 self._closing = True
                 waiting.clear()
                 out.append(CLOSE)
-            self._batch_bytes = sum(len(a) for a in out if type(a) is bytes)
+            # Batches of small answers are not worth the bookkeeping: what a connection
+            # can hold that way is bounded by the batch's size anyway.
+            self._batch_bytes = size if size >= _ACCOUNTED_BYTES else 0
         self._reschedule(now, bool(out), just_written)
         if not out and self._service.draining and self.idle and not self._closing:
             self._closing = True
@@ -303,7 +308,8 @@ class HttpConnection:
 
     def _account(self) -> None:
         """Tell the worker's budget what this connection holds now."""
-        held = self._adapter.buffered + self._batch_bytes
+        adapter = self._adapter
+        held = self._batch_bytes + (adapter.buffered if adapter.in_message else 0)
         if held != self._held:
             self._service.memory.hold(held - self._held)
             self._held = held
