@@ -12,7 +12,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from lanthorn.bench import attack_report
 from lanthorn.bench.attack_run import AttackPlan, AttackRun, execute
 from lanthorn.bench.attackers import ATTACKS
-from lanthorn.bench.runner import make_root
+from lanthorn.bench.runner import scratch
 
 
 def add_arguments(p: argparse.ArgumentParser, names: Callable[[str], list[Any]]) -> None:
@@ -74,15 +73,8 @@ def run(args: argparse.Namespace, argv: list[str], demo_index: Path) -> int:
         plan.settle_s, plan.recovery_s = 0.3, 1.0
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="lanthorn-attack-"))
-    work.chmod(0o755)
-    try:
-        root = Path(args.root).resolve() if args.root else work / "root"
-        if not args.root:
-            make_root(root, demo_index)
+    with scratch(args.root, demo_index, "lanthorn-attack-") as (root, work):
         execute(plan, root, work, _progress)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     document = attack_report.results_document(plan, argv)
     (out / "results.json").write_text(json.dumps(document, indent=2))
     text = attack_report.markdown(document)

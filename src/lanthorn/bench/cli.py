@@ -14,14 +14,13 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lanthorn.bench import attack_cli, report
 from lanthorn.bench.attackers import ATTACKS
-from lanthorn.bench.runner import FILES, PEERS, Plan, Run, execute, make_root, measure
+from lanthorn.bench.runner import FILES, PEERS, Plan, Run, execute, measure, scratch
 from lanthorn.bench.targets import Lanthorn
 from lanthorn.config import MODELS
 
@@ -131,12 +130,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         return 2
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="lanthorn-bench-"))
-    work.chmod(0o755)
-    try:
-        root = Path(args.root).resolve() if args.root else work / "root"
-        if not args.root:
-            make_root(root, DEMO_INDEX)
+    with scratch(args.root, DEMO_INDEX, "lanthorn-bench-") as (root, work):
         total = (
             plan.rounds
             * len(plan.files)
@@ -151,8 +145,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             target = Lanthorn(plan.models[0], 1, profile=profile)
             measure(target, root, work, FILES[plan.files[0]][0], conns=plan.conns[-1], plan=plan)
             print(f"profile: {profile}", file=sys.stderr)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     document = report.results_document(plan, argv)
     (out / "results.json").write_text(json.dumps(document, indent=2))
     rows = report.summarize(plan)

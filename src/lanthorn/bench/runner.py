@@ -8,13 +8,15 @@ evenly. Ctrl-C stops cleanly: what finished is returned.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import ssl
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +86,23 @@ class Plan:
     tls: bool = False  # every target serves HTTPS (a self-signed certificate)
     runs: list[Run] = field(default_factory=list)
     idle: list[IdleMemory] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def scratch(
+    root_arg: str | None, demo_index: Path | None, prefix: str
+) -> Iterator[tuple[Path, Path]]:
+    """(the document root to serve, a scratch directory): ROOT as given, or the generated
+    one inside the scratch directory, which is removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    work.chmod(0o755)
+    try:
+        root = Path(root_arg).resolve() if root_arg else work / "root"
+        if not root_arg:
+            make_root(root, demo_index)
+        yield root, work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def make_root(root: Path, demo_index: Path | None) -> None:

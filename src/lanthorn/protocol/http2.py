@@ -43,6 +43,7 @@ from lanthorn.protocol.frameguard import PER_DATA_FRAME, FrameGuard
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 _SERVER_OPEN = h2.connection.ConnectionState.SERVER_OPEN
+_CLOSED = h2.connection.ConnectionState.CLOSED
 _SERVER = (b"server", b"lanthorn")
 # What h2 is shown of a response head: it only looks for 1xx (informational) statuses.
 _STATUS_ONLY = {status: [(b":status", b"%d" % status)] for status in range(200, 600)}
@@ -266,7 +267,10 @@ class Http2:
 
     def _reset_stream(self, stream_id: int, code: ErrorCodes) -> None:
         """RST_STREAM for a stream whose request h2 has already taken — unless a later
-        frame of the same read closed it (a second HEADERS on it, say)."""
+        frame of the same read closed it (a second HEADERS on it, say) or the connection
+        (the client's GOAWAY with an error: nothing more is sent)."""
+        if self._conn.state_machine.state is _CLOSED:
+            return
         with contextlib.suppress(h2.exceptions.StreamClosedError):
             self._conn.reset_stream(stream_id, code)
 

@@ -186,3 +186,22 @@ class OutputChecker:
                 self._continuing = parsed.stream_id
         else:
             assert parsed.type in (0, 3, 4, 6, 7, 8), parsed  # nothing else is ours to send
+
+
+LAST = "last"
+
+
+def deliveries(source: Source) -> Iterator[tuple[str, bytes | int]]:
+    """`operations` as the server sees them: (FLUSH, the bytes sent since the last one),
+    (ACT, code), and finally (LAST, what was sent after the last flush)."""
+    pending = b""
+    for kind, value in operations(source):
+        if kind == FLUSH:
+            yield FLUSH, pending
+            pending = b""
+        elif kind == ACT:
+            yield ACT, value
+        else:
+            assert isinstance(value, bytes)
+            pending += value
+    yield LAST, pending

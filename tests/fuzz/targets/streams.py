@@ -21,7 +21,7 @@ from lanthorn.service import Service
 from lanthorn.streams import Streams
 from tests.fuzz.source import Source
 from tests.fuzz.targets import scratch
-from tests.fuzz.targets.frames import ACT, FLUSH, PREFACE, OutputChecker, operations
+from tests.fuzz.targets.frames import ACT, FLUSH, PREFACE, OutputChecker, deliveries
 
 _ROOT = scratch("streams")
 (_ROOT / "a.txt").write_bytes(b"hello")
@@ -127,22 +127,18 @@ def fuzz(data: bytes) -> None:
 def _run(driven: Driven, source: Source) -> None:
     streams = driven.streams
     driven.take(streams.feed(PREFACE, 0.0))
-    pending = b""
-    for kind, value in operations(source):
+    for kind, value in deliveries(source):
         if driven.closed:
             return  # an engine closes the socket: nothing more reaches the driver
-        if kind == FLUSH:
-            if pending:
-                driven.take(streams.feed(pending, driven.now))
-            pending = b""
-        elif kind == ACT:
+        if kind == ACT:
             assert isinstance(value, int)
             driven.act(value)
-        else:
+        elif value:
             assert isinstance(value, bytes)
-            pending += value
-    if pending and not driven.closed:
-        driven.take(streams.drained(driven.now, pending))
+            if kind == FLUSH:
+                driven.take(streams.feed(value, driven.now))
+            else:  # the last input arrives while a batch is written: `drained` takes it
+                driven.take(streams.drained(driven.now, value))
     for _ in range(50):  # let what was started finish, as an engine would
         if driven.closed or streams.idle:
             break
