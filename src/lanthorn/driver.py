@@ -76,6 +76,7 @@ class Barred:
 
     idle = True
     multiplexed = False
+    lingers = False  # nothing was answered: closed at once, reset if it sent anything
 
     def __init__(self, peer: str, now: float) -> None:
         self.peer = peer
@@ -117,6 +118,8 @@ class HttpConnection:
         "_writing",
         "peer",
     )
+
+    lingers = True  # after CLOSE, what was sent must reach the client (RFC 9112 §9.6)
 
     def __init__(
         self, service: Service, peer: str, now: float, h2: bool = True, admitted: bool = True

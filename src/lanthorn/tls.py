@@ -76,6 +76,8 @@ class TlsSession:
         "_unread",
     )
 
+    lingers = True  # after CLOSE, close_notify and what was sent must reach the client
+
     def __init__(self, inner: Connection, tls: ssl.SSLContext, handshake_by: float) -> None:
         self._inner = inner
         self._in = ssl.MemoryBIO()

@@ -241,6 +241,7 @@ def test_a_client_cut_off_for_a_flood_is_refused_unheard_for_a_while(tmp_path: P
     flooder.abort()
     again = connect(service, "6.6.6.6", 0.5)
     assert again.deadline == 0.5 and again.feed(Client().send(), 0.5) == [CLOSE]  # unheard
+    assert not again.lingers  # closed at once: the engine resets it, no lingering read
     other = connect(service, "7.7.7.7", 0.5)
     assert wire(other.feed(GET, 0.5)).startswith(b"HTTP/1.1 200 OK")
     other.abort()

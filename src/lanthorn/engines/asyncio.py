@@ -201,6 +201,9 @@ class _Protocol(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         self._busy = True  # never feed again
+        if self._conn is not None and not self._conn.lingers:
+            transport.abort()
+            return
         if self._peer_closed or not transport.can_write_eof():  # nothing left to drain
             transport.close()
             self.close_by = monotonic() + self._server.service.limits.send_timeout_s

@@ -184,6 +184,8 @@ def serve(
                 if written is Written.FAILED:
                     return Outcome.CLOSED
                 if written is Written.CLOSE:
+                    if not conn.lingers:
+                        return Outcome.CLOSED
                     keep_open = _shut_write(sock)
                     if keep_open:
                         conn.abort()  # the driver is done with; the socket lingers

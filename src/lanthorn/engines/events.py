@@ -128,7 +128,10 @@ class _Reactor:
                 action = out[0]
                 try:
                     if action is CLOSE:
-                        self.linger(peer)
+                        if peer.conn.lingers:
+                            self.linger(peer)
+                        else:
+                            self.drop(peer)
                         return
                     if isinstance(action, FileBody):
                         sent = os.sendfile(
