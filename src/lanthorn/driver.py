@@ -110,7 +110,6 @@ class HttpConnection:
         "_deadline",
         "_head_started",
         "_held",
-        "_opened_at",
         "_preface",
         "_service",
         "_streams",
@@ -135,7 +134,6 @@ class HttpConnection:
         # When the request head being received began; the first request's clock starts
         # at accept, so a client that waits before it trickles gains nothing (nginx's
         # client_header_timeout). None while no head is due (keep-alive idle, writing).
-        self._opened_at = now
         self._head_started: float | None = now
         # Until the first bytes show which protocol the client speaks (RFC 9113 §3.3,
         # "prior knowledge"), what has arrived of a possible HTTP/2 preface; None after.
@@ -187,8 +185,10 @@ class HttpConnection:
             return b""  # could still be either: wait for more
         self._preface = None
         if seen.startswith(PREFACE):
-            # The first request's clock started at accept, not at the preface.
-            self._streams = Streams(self._service, self.peer, self._opened_at, self._counted)
+            # The first request's clock started at accept, not at the preface: nothing
+            # has reset it yet (the first bytes are being sniffed).
+            assert self._head_started is not None
+            self._streams = Streams(self._service, self.peer, self._head_started, self._counted)
         return seen
 
     @property
@@ -296,12 +296,9 @@ class HttpConnection:
         stays open."""
         request = event.request
         service = self._service
-        keep_alive = event.keep_alive and not service.draining
-        if self._counted and not service.memory.exceeded:
-            plan = service.decide(request, now, stamp, self.peer)
-        else:  # past the client's connection limit, or the worker's memory budget
-            plan = service.site.errors[503]
-            keep_alive = False
+        plan = service.decide(request, now, stamp, self.peer, self._counted)
+        # An overloaded server (503) closes: the client's next try may reach another.
+        keep_alive = event.keep_alive and not service.draining and plan.status != 503
         send_body = request.method != b"HEAD" and plan.status not in NO_BODY_STATUSES
         if not send_body:
             plan.close()

@@ -103,9 +103,15 @@ class Service:
         self.draining = True
         self.stop_at = now + self.limits.grace_s
 
-    def decide(self, request: Request, now: float, wall: float, peer: str) -> ResponsePlan:
+    def decide(
+        self, request: Request, now: float, wall: float, peer: str, admitted: bool = True
+    ) -> ResponsePlan:
         """The core's answer; `now` is monotonic, `wall` the time the answer is dated.
-        Past `peer`'s request rate, 429 with Retry-After (RFC 6585 §4)."""
+        503 on a connection that was not `admitted` (past its client's connection limit)
+        and while the worker is over its memory budget; past `peer`'s request rate, 429
+        with Retry-After (RFC 6585 §4)."""
+        if not admitted or self.memory.exceeded:
+            return self.site.errors[503]
         if self.admission is not None:
             retry = self.admission.throttle(peer, now)
             if retry:

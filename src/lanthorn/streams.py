@@ -244,10 +244,7 @@ class Streams:
         while queue:
             event = queue.popleft()
             request = event.request
-            if self._refused or service.memory.exceeded:
-                plan = service.site.errors[503]  # past a connection or memory limit
-            else:
-                plan = service.decide(request, now, stamp, self.peer)
+            plan = service.decide(request, now, stamp, self.peer, not self._refused)
             if self._open_files >= _OPEN_FILES and _needs_file(plan, request):
                 plan.close()
                 self._deferred.append(event)
