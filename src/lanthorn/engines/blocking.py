@@ -50,6 +50,12 @@ class Batch:
     def __bool__(self) -> bool:
         return bool(self.actions)
 
+    def then(self, actions: list[Action]) -> None:
+        """The next batch, once this one is out. The object stays the same: the caller
+        of `serve` keeps it, and resumes what is left of it after Outcome.WRITING."""
+        assert not self.actions
+        self.actions.extend(actions)
+
     def discard(self) -> None:
         discard(list(self.actions))
         self.actions.clear()
@@ -191,12 +197,12 @@ def serve(
                         conn.abort()  # the driver is done with; the socket lingers
                     return Outcome.LINGER if keep_open else Outcome.CLOSED
                 data = _take(sock) if conn.multiplexed else b""
-                batch = Batch(conn.drained(monotonic(), data))
+                batch.then(conn.drained(monotonic(), data))
             now = monotonic()
             waiting = _has_input(sock)
             if service.draining and not waiting:
                 # HTTP/2: GOAWAY at once; both close here once idle.
-                batch = Batch(conn.shutdown())
+                batch.then(conn.shutdown())
                 if batch:
                     continue
             if not waiting and crowded():
@@ -205,7 +211,7 @@ def serve(
             if now >= service.stop_at:
                 return Outcome.CLOSED  # the grace period is over
             if now >= conn.deadline and not waiting:
-                batch = Batch(conn.expired(now))
+                batch.then(conn.expired(now))
                 continue
             wake = min(conn.deadline, service.stop_at) - now
             sock.settimeout(max(0.001, min(wake, POLL_S)))
@@ -215,7 +221,7 @@ def serve(
                 continue
             except OSError:
                 return Outcome.CLOSED
-            batch = Batch(conn.feed(data, monotonic()))
+            batch.then(conn.feed(data, monotonic()))
     finally:
         if not keep_open:
             batch.discard()
