@@ -50,6 +50,15 @@ class Connection(Protocol):
     @property
     def multiplexed(self) -> bool: ...
     @property
+    def reading(self) -> bool:
+        """False while the driver wants no input: the engine leaves the socket unread
+        (the kernel's buffer fills and TCP's window holds the client back) and asks
+        again after each batch it carries out and at each sweep; `expired` is still due
+        at `deadline`. A client in the penalty box is held this way, and so is a big
+        holder while the worker is over its memory budget."""
+        ...
+
+    @property
     def lingers(self) -> bool:
         """After CLOSE: shut our side and discard input for a while (LINGER_S), so the
         response already sent is not destroyed — or, False, close at once (nothing was

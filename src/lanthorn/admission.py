@@ -208,9 +208,13 @@ class PenaltyBox:
     FORGET_S = 300.0
     MAX_CLIENTS = 10_000
 
+    # Barred connections held unread at once (see `hold`); past it they are closed.
+    HOLD_MAX = 64
+
     def __init__(self, first_s: float) -> None:
         self.first_s = first_s
         self._until: dict[str, tuple[float, int]] = {}  # peer → (barred until, strikes)
+        self.held = 0
 
     def penalise(self, peer: str, now: float) -> float:
         """Bar `peer`; how long for (0 when the box is off)."""
@@ -230,6 +234,20 @@ class PenaltyBox:
     def barred(self, peer: str, now: float) -> bool:
         entry = self._until.get(peer)
         return entry is not None and now < entry[0]
+
+    def hold(self, peer: str, now: float) -> float:
+        """Until when to hold a barred connection from `peer` unread (the end of its
+        bar), or 0: the worker holds HOLD_MAX already, close it at once. Held, a client
+        that reconnects the moment it is closed waits out its bar on one connection
+        instead of making the worker accept thousands a second (a tarpit); each costs
+        a descriptor and the kernel's receive buffer, no CPU. `unhold` when it closes."""
+        if self.held >= self.HOLD_MAX:
+            return 0.0
+        self.held += 1
+        return self._until[peer][0]
+
+    def unhold(self) -> None:
+        self.held -= 1
 
     def _forget(self, now: float) -> None:
         """Make room: drop the clients whose bar has ended (all, if none has)."""

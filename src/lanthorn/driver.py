@@ -24,6 +24,7 @@ from lanthorn.actions import (
     Connection,
     discard,
 )
+from lanthorn.admission import PenaltyBox
 from lanthorn.clock import wall
 from lanthorn.core.response import Body, FileBody
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
@@ -59,7 +60,7 @@ def connect(service: Service, peer: str, now: float) -> Connection:
     A client past its connection limit is still spoken to, so it learns why: 503 on
     HTTP/1, GOAWAY on HTTP/2 (nginx's limit_conn answers 503 too)."""
     if service.penalties.barred(peer, now):
-        return Barred(peer, now)
+        return Barred(peer, service.penalties, now)
     admitted = service.admit(peer)
     if service.tls is None:
         return HttpConnection(service, peer, now, service.h2c, admitted)
@@ -69,18 +70,23 @@ def connect(service: Service, peer: str, now: float) -> Connection:
 
 
 class Barred:
-    """A connection from a client in the penalty box: closed at its first sign of life
-    (or at once by the deadline), unheard and unanswered — no TLS, no HTTP/2 state."""
+    """A connection from a client in the penalty box: unheard and unanswered — no TLS,
+    no HTTP/2 state. Held unread until the client's bar ends (PenaltyBox.hold), then
+    closed; when the worker holds enough of them already, closed at its first sign of
+    life (or at once by the deadline)."""
 
-    __slots__ = ("deadline", "peer")
+    __slots__ = ("_box", "deadline", "peer", "reading")
 
     idle = True
     multiplexed = False
     lingers = False  # nothing was answered: closed at once, reset if it sent anything
 
-    def __init__(self, peer: str, now: float) -> None:
+    def __init__(self, peer: str, box: PenaltyBox, now: float) -> None:
         self.peer = peer
-        self.deadline = now
+        until = box.hold(peer, now)
+        self._box = box if until else None
+        self.reading = not until
+        self.deadline = until or now
 
     def feed(self, data: bytes, now: float) -> list[Action]:
         return [CLOSE]
@@ -98,7 +104,9 @@ class Barred:
         return [CLOSE]
 
     def abort(self) -> None:
-        pass
+        if self._box is not None:
+            self._box.unhold()
+            self._box = None
 
 
 class HttpConnection:
@@ -190,6 +198,16 @@ class HttpConnection:
             assert self._head_started is not None
             self._streams = Streams(self._service, self.peer, self._head_started, self._counted)
         return seen
+
+    @property
+    def reading(self) -> bool:
+        """Over the worker's memory budget, a connection that holds more than a little
+        is not read until the budget is back under: writes drain what it holds, and
+        reading would only add to it (new heads, header blocks, requests to answer)."""
+        if not self._service.memory.exceeded:
+            return True
+        held = self._held if self._streams is None else self._streams.held
+        return held < _ACCOUNTED_BYTES
 
     @property
     def multiplexed(self) -> bool:

@@ -104,6 +104,11 @@ class Streams:
         self.deadline = self._idle_by
 
     @property
+    def held(self) -> int:
+        """Bytes held for the client, as the worker's memory budget knows them."""
+        return self._held
+
+    @property
     def idle(self) -> bool:
         return not (
             self._writing

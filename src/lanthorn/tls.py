@@ -114,6 +114,10 @@ class TlsSession:
         return self._inner.multiplexed
 
     @property
+    def reading(self) -> bool:
+        return self._inner.reading
+
+    @property
     def alpn(self) -> str | None:
         return self._tls.selected_alpn_protocol()
 

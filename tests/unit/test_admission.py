@@ -240,11 +240,53 @@ def test_a_client_cut_off_for_a_flood_is_refused_unheard_for_a_while(tmp_path: P
     assert flooder.feed(flood, 0.0)[-1] is CLOSE  # GOAWAY(ENHANCE_YOUR_CALM), close
     flooder.abort()
     again = connect(service, "6.6.6.6", 0.5)
-    assert again.deadline == 0.5 and again.feed(Client().send(), 0.5) == [CLOSE]  # unheard
-    assert not again.lingers  # closed at once: the engine resets it, no lingering read
+    # Held unread until its bar ends (a tarpit), then closed unheard, at once.
+    assert not again.reading and again.deadline == 1.0
+    assert again.expired(1.0) == [CLOSE] and not again.lingers
+    again.abort()
     other = connect(service, "7.7.7.7", 0.5)
     assert wire(other.feed(GET, 0.5)).startswith(b"HTTP/1.1 200 OK")
     other.abort()
     later = connect(service, "6.6.6.6", 1.0)  # the first penalty is a second
     assert wire(later.feed(GET, 1.0)).startswith(b"HTTP/1.1 200 OK")
     later.abort()
+
+
+def test_held_barred_connections_are_bounded_and_past_it_closed_at_once(tmp_path: Path) -> None:
+    service = _service(tmp_path)
+    service.penalties.penalise("6.6.6.6", 0.0)
+    held = [connect(service, "6.6.6.6", 0.1) for _ in range(PenaltyBox.HOLD_MAX)]
+    assert all(not conn.reading and conn.deadline == 1.0 for conn in held)
+    extra = connect(service, "6.6.6.6", 0.1)  # no room: read, closed at its first bytes
+    assert extra.reading and extra.deadline == 0.1 and extra.feed(b"x", 0.1) == [CLOSE]
+    extra.abort()
+    held.pop().abort()
+    held.append(connect(service, "6.6.6.6", 0.2))  # a slot was freed
+    assert not held[-1].reading
+    for conn in held:
+        conn.abort()
+        conn.abort()  # released once, whatever the engine does
+    assert service.penalties.held == 0
+
+
+def test_past_the_memory_budget_big_holders_are_not_read(tmp_path: Path) -> None:
+    """Over budget, a connection holding more than a little waits unread (writes drain
+    it) while small ones are still read; under budget again, all are read."""
+    service = _service(tmp_path, memory_budget_bytes=50_000)
+    (tmp_path / "big.txt").write_bytes(b"x" * 40_000)
+    reader, small, h2reader = (connect(service, p, 0.0) for p in ("1.1", "2.2", "3.3"))
+    small.feed(b"GET /a.txt HTTP/1.1\r\n", 0.0)
+    reader.feed(b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", 0.0)
+    assert not service.memory.exceeded and reader.reading
+    client = Client()
+    h2reader.feed(client.send(), 0.0)
+    h2reader.drained(0.0)
+    client.request(b"/big.txt")
+    assert wire(h2reader.feed(client.send(), 0.0))  # its 40 KB batch is not written yet
+    assert service.memory.exceeded
+    assert not h2reader.reading and not reader.reading and small.reading
+    h2reader.abort()
+    assert reader.drained(1.0) == [] and not service.memory.exceeded
+    assert reader.reading and small.reading
+    for conn in (reader, small):
+        conn.abort()

@@ -72,6 +72,7 @@ class _Protocol(asyncio.Protocol):
         self._lingering = False  # our side is shut; input is discarded until EOF
         self._lingered = 0
         self._peer_closed = False  # the client's EOF has arrived
+        self._unread = False  # reading paused because the driver wants no input
 
     # asyncio callbacks -----------------------------------------------------------------
 
@@ -83,6 +84,8 @@ class _Protocol(asyncio.Protocol):
             self._server.service, peer_host(transport.get_extra_info("peername")), monotonic()
         )
         self._server.connections.add(self)
+        if not self._conn.reading:
+            self._listen()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.forget(self)
@@ -102,17 +105,21 @@ class _Protocol(asyncio.Protocol):
             if self._lingered > LINGER_BYTES:
                 self.abort()
             return
-        if self._busy:
+        if self._busy or self._unread:
             if not data:
                 self._stash_eof = True
                 return
             self._stash.append(data)
             self._stashed += len(data)
-            if self._stashed > STASH_BYTES and self._transport is not None:
+            if (self._stashed > STASH_BYTES or self._unread) and self._transport is not None:
+                # (uvloop starts reading after connection_made even if it paused)
                 self._transport.pause_reading()
             return
-        assert self._conn is not None
-        self._execute(self._conn.feed(data, monotonic()))
+        conn = self._conn
+        assert conn is not None
+        self._execute(conn.feed(data, monotonic()))
+        if not (self._busy or conn.reading):
+            self._listen()
 
     def eof_received(self) -> bool | None:
         if self._lingering:
@@ -191,10 +198,21 @@ class _Protocol(asyncio.Protocol):
         self._execute(conn.drained(monotonic(), data))
         if self._busy or transport.is_closing():
             return
-        transport.resume_reading()
+        self._listen()
         if self._stash_eof:
             self._stash_eof = False
             self.data_received(b"")
+
+    def _listen(self) -> None:
+        """No batch in flight: read, unless the driver wants no input (the sweep asks
+        it again)."""
+        transport, conn = self._transport, self._conn
+        assert transport is not None and conn is not None
+        self._unread = not conn.reading
+        if self._unread:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def _close(self) -> None:
         """Close after the buffer drains, lingering (see driver.LINGER_S) on input."""
@@ -234,6 +252,8 @@ class _Protocol(asyncio.Protocol):
                 self.abort()
             else:
                 self._execute(conn.expired(now))
+        elif self._unread and not self._busy and conn.reading:
+            self._resume()  # the driver takes input again, what was stashed first
 
     def shutdown(self) -> None:
         """Graceful stop: the driver closes idle connections at once."""

@@ -196,7 +196,7 @@ def serve(
                     if keep_open:
                         conn.abort()  # the driver is done with; the socket lingers
                     return Outcome.LINGER if keep_open else Outcome.CLOSED
-                data = _take(sock) if conn.multiplexed else b""
+                data = _take(sock) if conn.multiplexed and conn.reading else b""
                 batch.then(conn.drained(monotonic(), data))
             now = monotonic()
             waiting = _has_input(sock)
@@ -205,8 +205,8 @@ def serve(
                 batch.then(conn.shutdown())
                 if batch:
                     continue
-            if not waiting and crowded():
-                keep_open = True
+            if (not waiting and crowded()) or not conn.reading:
+                keep_open = True  # the caller watches it, or holds it unread
                 return Outcome.PARKED
             if now >= service.stop_at:
                 return Outcome.CLOSED  # the grace period is over

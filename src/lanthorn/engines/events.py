@@ -1,7 +1,8 @@
 """`events`: a single-threaded reactor over `selectors` (epoll), nginx-style.
 
 Every socket is non-blocking. A connection is watched for reading while it has nothing
-to write and for writing while a batch is going out (partial writes resume where they
+to write (and the driver takes input: see Connection.reading), and for writing while a
+batch is going out (partial writes resume where they
 stopped; file bodies go out with non-blocking sendfile(2)). Deadlines are checked by a
 sweep every SWEEP_S.
 """
@@ -37,13 +38,13 @@ SYNC_BATCHES = 4
 
 
 class _Peer:
-    __slots__ = ("conn", "linger_until", "lingered", "out", "sock", "writing")
+    __slots__ = ("conn", "events", "linger_until", "lingered", "out", "sock")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
         self.conn = conn
         self.out: deque[Action | memoryview] = deque()
-        self.writing = False
+        self.events = 0  # what the selector watches it for (0: not registered)
         self.linger_until: float | None = None  # set once our side is shut
         self.lingered = 0
 
@@ -83,7 +84,7 @@ class _Reactor:
             tune(sock)
             peer = _Peer(sock, connect(self.service, peer_host(address), monotonic()))
             self.peers[sock.fileno()] = peer
-            self.selector.register(sock, selectors.EVENT_READ, peer)
+            self.listen(peer)
         self.set_accepting(False)  # at the cap: the kernel's backlog holds the rest
 
     def read(self, peer: _Peer) -> None:
@@ -111,9 +112,7 @@ class _Reactor:
         discard([a for a in peer.out if not isinstance(a, memoryview)])
         peer.out.clear()
         peer.linger_until = monotonic() + LINGER_S
-        if peer.writing:
-            peer.writing = False
-            self.selector.modify(peer.sock, selectors.EVENT_READ, peer)
+        self.watch(peer, selectors.EVENT_READ)
 
     def run(self, peer: _Peer, actions: list[Action]) -> None:
         peer.out.extend(actions)
@@ -159,15 +158,14 @@ class _Reactor:
                     return
                 out.popleft()
             conn = peer.conn
-            more = conn.drained(monotonic(), self.take(peer) if conn.multiplexed else b"")
+            taken = self.take(peer) if conn.multiplexed and conn.reading else b""
+            more = conn.drained(monotonic(), taken)
             if not more:
                 break
             out.extend(more)
         else:  # the socket took every batch: let other connections have a turn
             return self.want_write(peer)
-        if peer.writing:
-            peer.writing = False
-            self.selector.modify(sock, selectors.EVENT_READ, peer)
+        self.listen(peer)
 
     def take(self, peer: _Peer) -> bytes:
         """What the client sent while a batch was written, without waiting for more.
@@ -178,15 +176,28 @@ class _Reactor:
             return b""
 
     def want_write(self, peer: _Peer) -> None:
-        if not peer.writing:
-            peer.writing = True
-            self.selector.modify(peer.sock, selectors.EVENT_WRITE, peer)
+        self.watch(peer, selectors.EVENT_WRITE)
+
+    def listen(self, peer: _Peer) -> None:
+        """Nothing to write: wait for the client, unless the driver wants no input."""
+        self.watch(peer, selectors.EVENT_READ if peer.conn.reading else 0)
+
+    def watch(self, peer: _Peer, events: int) -> None:
+        if events != peer.events:
+            if not peer.events:
+                self.selector.register(peer.sock, events, peer)
+            elif not events:
+                self.selector.unregister(peer.sock)
+            else:
+                self.selector.modify(peer.sock, events, peer)
+            peer.events = events
 
     def drop(self, peer: _Peer) -> None:
         fd = peer.sock.fileno()
         if self.peers.pop(fd, None) is None:
             return
-        self.selector.unregister(peer.sock)
+        if peer.events:
+            self.selector.unregister(peer.sock)
         discard([a for a in peer.out if not isinstance(a, memoryview)])
         peer.out.clear()
         peer.conn.abort()
@@ -212,6 +223,8 @@ class _Reactor:
                     self.drop(peer)
                 else:
                     self.run(peer, conn.expired(now))
+            elif not peer.events and conn.reading:
+                self.listen(peer)  # the driver takes input again
 
     def serve(self, stop: StopFlag, on_ready: Callable[[], None]) -> None:
         self.set_accepting(True)

@@ -64,6 +64,7 @@ class Pool:
         self.waker_r.setblocking(False)
         self.waker_w.setblocking(False)
         self.parked: dict[int, tuple[socket.socket, Connection]] = {}
+        self.unread: set[int] = set()  # parked but not watched: the driver wants no input
         # Connections whose client stopped reading mid-batch, until it is writable again.
         self.stalled: dict[int, tuple[socket.socket, Connection, blocking.Batch]] = {}
         self.lingering: dict[int, _Lingering] = {}
@@ -182,8 +183,12 @@ class Pool:
                 self.park(sock, conn)
 
     def park(self, sock: socket.socket, conn: Connection) -> None:
-        self.parked[sock.fileno()] = (sock, conn)
-        self.selector.register(sock, selectors.EVENT_READ, "parked")
+        fd = sock.fileno()
+        self.parked[fd] = (sock, conn)
+        if conn.reading:
+            self.selector.register(sock, selectors.EVENT_READ, "parked")
+        else:
+            self.unread.add(fd)
 
     def read_parked(self, fd: int) -> None:
         """The client sent something: the driver takes it here; a thread only once there
@@ -197,8 +202,12 @@ class Pool:
 
     def settle(self, fd: int, actions: list[Action]) -> None:
         """Carry out what the driver answered for a parked connection."""
-        if not actions:
-            return  # still waiting for the client
+        if not actions:  # still waiting for the client
+            sock, conn = self.parked[fd]
+            if not conn.reading and fd not in self.unread:
+                self.selector.unregister(sock)
+                self.unread.add(fd)
+            return
         sock, conn = self.unpark(fd)
         if actions == [CLOSE]:  # nothing to write: no thread needed to close it
             conn.abort()
@@ -216,7 +225,10 @@ class Pool:
 
     def unpark(self, fd: int) -> tuple[socket.socket, Connection]:
         sock, conn = self.parked.pop(fd)
-        self.selector.unregister(sock)
+        if fd in self.unread:
+            self.unread.discard(fd)
+        else:
+            self.selector.unregister(sock)
         return sock, conn
 
     def forget(self, sock: socket.socket) -> None:
@@ -240,9 +252,12 @@ class Pool:
 
     def sweep(self, now: float) -> None:
         self.service.tick(now)
-        for fd, (_, conn) in list(self.parked.items()):
+        for fd, (sock, conn) in list(self.parked.items()):
             if now >= conn.deadline:  # 408 for a late head, GOAWAY, or just close
                 self.settle(fd, conn.expired(now))
+            elif fd in self.unread and conn.reading:  # the driver takes input again
+                self.unread.discard(fd)
+                self.selector.register(sock, selectors.EVENT_READ, "parked")
         for fd, (sock, conn, batch) in list(self.stalled.items()):
             if now >= conn.deadline or now >= self.service.stop_at:  # the send timeout
                 del self.stalled[fd]
