@@ -8,9 +8,9 @@ from pathlib import Path
 import h2.events
 import pytest
 
-from lanthorn.admission import Admission, ClientTable, PenaltyBox
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.driver import CLOSE, Action, Service, connect
+from lanthorn.driver.admission import Admission, ClientTable, PenaltyBox
 from lanthorn.errors import ConfigError
 from tests.unit.test_http2 import Client
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
-from lanthorn.driver import CLOSE, Action, FileBody, HttpConnection, Service, discard
+from lanthorn.driver import CLOSE, Action, FileBody, Service, discard
+from lanthorn.driver.http1 import HttpConnection
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from hyperframe.frame import GoAwayFrame
 
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.core.response import ResponsePlan
-from lanthorn.driver import CLOSE, Action, HttpConnection, Service, connect
+from lanthorn.driver import CLOSE, Action, Service, connect
+from lanthorn.driver.http1 import HttpConnection
 from lanthorn.protocol import fieldblocks
 from lanthorn.protocol.events import ProtocolFailed, RequestReceived, StreamFailed, StreamReset
 from lanthorn.protocol.http2 import _RESET_ALLOWANCE, PREFACE, Http2

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from lanthorn.actions import BATCH_BYTES, CLOSE, Action
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.driver import Service, connect
-from lanthorn.tls import TlsSession
+from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action
+from lanthorn.driver.tls import TlsSession
 from tests import certs
 
 BIG = bytes(range(256)) * 4096  # 1 MiB: several batches

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from lanthorn.admission import ClientTable
 from lanthorn.config import Config
+from lanthorn.driver.admission import ClientTable
 from lanthorn.engines import listeners as listening
 
 log = logging.getLogger("lanthorn")

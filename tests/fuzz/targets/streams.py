@@ -1,4 +1,4 @@
-"""The HTTP/2 connection driver (lanthorn.streams.Streams) over a real Service and a
+"""The HTTP/2 connection driver (lanthorn.driver.streams.Streams) over a real Service and a
 small document root, fed the same client frames as the adapter target, with time passing,
 batches drained and the worker draining in between.
 
@@ -15,10 +15,10 @@ import logging
 import math
 import os
 
-from lanthorn.actions import CLOSE, Action
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
-from lanthorn.service import Service
-from lanthorn.streams import Streams
+from lanthorn.driver.context import Service
+from lanthorn.driver.contract import CLOSE, Action
+from lanthorn.driver.streams import Streams
 from tests.fuzz.source import Source
 from tests.fuzz.targets import scratch
 from tests.fuzz.targets.frames import ACT, FLUSH, PREFACE, OutputChecker, deliveries

@@ -7,15 +7,15 @@ import logging
 import math
 import ssl
 
-from lanthorn.admission import Admission, ClientTable, MemoryBudget, PenaltyBox
 from lanthorn.clock import DateCache
 from lanthorn.config import Config
 from lanthorn.core.pages import page_plan
 from lanthorn.core.request import Request
 from lanthorn.core.respond import Site
 from lanthorn.core.response import ResponsePlan
+from lanthorn.driver.admission import Admission, ClientTable, MemoryBudget, PenaltyBox
+from lanthorn.driver.tls import context as tls_context
 from lanthorn.logs import AccessLog
-from lanthorn.tls import context as tls_context
 
 log_error = logging.getLogger("lanthorn")
 NO_BODY_STATUSES = frozenset((204, 304))  # RFC 9110 §6.4.1

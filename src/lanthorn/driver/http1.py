@@ -1,4 +1,5 @@
-"""The connection driver: one per connection, shared by every engine.
+"""The HTTP/1.1 connection driver (and, until negotiation is lifted out of it, the
+switch to HTTP/2 by the preface): one per connection, shared by every engine.
 
 An engine feeds it bytes and carries out what it answers, in order:
 - `bytes` — write them;
@@ -15,37 +16,19 @@ from __future__ import annotations
 
 from collections import deque
 
-from lanthorn.actions import (
-    BATCH_BYTES,
-    CLOSE,
-    LINGER_BYTES,
-    LINGER_S,
-    Action,
-    Connection,
-    discard,
-)
-from lanthorn.admission import PenaltyBox
 from lanthorn.clock import wall
 from lanthorn.core.response import Body, FileBody
+from lanthorn.driver.context import NO_BODY_STATUSES, Service
+from lanthorn.driver.contract import (
+    BATCH_BYTES,
+    CLOSE,
+    Action,
+)
+from lanthorn.driver.streams import Streams
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
 from lanthorn.protocol.http1 import Http1
 from lanthorn.protocol.http2 import PREFACE
-from lanthorn.service import NO_BODY_STATUSES, Service
-from lanthorn.streams import Streams
-from lanthorn.tls import TlsSession
 
-__all__ = [
-    "CLOSE",
-    "LINGER_BYTES",
-    "LINGER_S",
-    "Action",
-    "Connection",
-    "FileBody",
-    "HttpConnection",
-    "Service",
-    "connect",
-    "discard",
-]
 # One HTTP/1 batch holds at most this many open file bodies (and about BATCH_BYTES of
 # in-memory bodies): the bound on what a client that pipelines without reading can make a
 # connection hold.
@@ -53,60 +36,6 @@ _BATCH_FILES = 4
 # The memory budget counts a batch from this many body bytes (smaller ones come and go
 # with each request; a connection cannot hold more than one batch).
 _ACCOUNTED_BYTES = 16 * 1024
-
-
-def connect(service: Service, peer: str, now: float) -> Connection:
-    """The driver for a newly accepted connection: HTTP, inside TLS when serving HTTPS.
-    A client past its connection limit is still spoken to, so it learns why: 503 on
-    HTTP/1, GOAWAY on HTTP/2 (nginx's limit_conn answers 503 too)."""
-    if service.penalties.barred(peer, now):
-        return Barred(peer, service.penalties, now)
-    admitted = service.admit(peer)
-    if service.tls is None:
-        return HttpConnection(service, peer, now, service.h2c, admitted)
-    # Over TLS, HTTP/2 is always offered (ALPN h2): --no-h2c is about cleartext.
-    conn = HttpConnection(service, peer, now, True, admitted)
-    return TlsSession(conn, service.tls, now + service.limits.header_timeout_s)
-
-
-class Barred:
-    """A connection from a client in the penalty box: unheard and unanswered — no TLS,
-    no HTTP/2 state. Held unread until the client's bar ends (PenaltyBox.hold), then
-    closed; when the worker holds enough of them already, closed at its first sign of
-    life (or at once by the deadline)."""
-
-    __slots__ = ("_box", "deadline", "peer", "reading")
-
-    idle = True
-    multiplexed = False
-    lingers = False  # nothing was answered: closed at once, reset if it sent anything
-
-    def __init__(self, peer: str, box: PenaltyBox, now: float) -> None:
-        self.peer = peer
-        until = box.hold(peer, now)
-        self._box = box if until else None
-        self.reading = not until
-        self.deadline = until or now
-
-    def feed(self, data: bytes, now: float) -> list[Action]:
-        return [CLOSE]
-
-    def drained(self, now: float, data: bytes = b"") -> list[Action]:
-        return [CLOSE]
-
-    def progressed(self, now: float) -> None:
-        pass
-
-    def expired(self, now: float) -> list[Action]:
-        return [CLOSE]
-
-    def shutdown(self) -> list[Action]:
-        return [CLOSE]
-
-    def abort(self) -> None:
-        if self._box is not None:
-            self._box.unhold()
-            self._box = None
 
 
 class HttpConnection:

@@ -20,8 +20,8 @@ import re
 import ssl
 from collections import deque
 
-from lanthorn.actions import BATCH_BYTES, CLOSE, Action, Connection, discard
 from lanthorn.core.response import FileBody
+from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action, Connection, discard
 from lanthorn.errors import ConfigError
 
 log_error = logging.getLogger("lanthorn")

@@ -26,13 +26,13 @@ from __future__ import annotations
 import os
 from collections import deque
 
-from lanthorn.actions import BATCH_BYTES, CLOSE, Action
 from lanthorn.clock import wall
 from lanthorn.core.request import Request
 from lanthorn.core.response import Chunk, FileBody, ResponsePlan
+from lanthorn.driver.context import NO_BODY_STATUSES, Service, log_error
+from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action
 from lanthorn.protocol.events import ProtocolFailed, RequestReceived, StreamFailed, StreamReset
 from lanthorn.protocol.http2 import Http2
-from lanthorn.service import NO_BODY_STATUSES, Service, log_error
 
 _OPEN_FILES = 16
 
