@@ -14,7 +14,6 @@ from lanthorn.core.request import Request
 from lanthorn.core.respond import Site
 from lanthorn.core.response import ResponsePlan
 from lanthorn.driver.admission import Admission, ClientTable, MemoryBudget, PenaltyBox
-from lanthorn.driver.tls import context as tls_context
 from lanthorn.logs import AccessLog
 
 log_error = logging.getLogger("lanthorn")
@@ -38,23 +37,13 @@ class Service:
         self.memory = MemoryBudget(config.limits.memory_budget_bytes)
         self.penalties = PenaltyBox(config.limits.abuse_penalty_s)
         self.h2c = config.server.h2c
-        # Built once before prefork workers fork, so they share session-ticket keys.
-        self.tls = tls if tls is not None else Service.tls_context(config)
+        # HTTPS when given (engines/tlscontext builds it once, before workers fork).
+        self.tls = tls
         self.site = Site(config.site)
         self.access_log = AccessLog.open(config.server.access_log)
         self.dates = DateCache()
         self.draining = False  # set on graceful shutdown: answer, then close
         self.stop_at = math.inf  # monotonic time when draining connections are cut
-
-    @staticmethod
-    def tls_context(config: Config) -> ssl.SSLContext | None:
-        """The TLS context when serving HTTPS; ConfigError if the certificate is unusable
-        (the launcher builds it before forking workers: it fails at start-up, and every
-        worker shares it)."""
-        server = config.server
-        if server.tls_cert is None:
-            return None
-        return tls_context(server.tls_cert, server.tls_key, server.tls_min)
 
     @staticmethod
     def client_table(config: Config) -> ClientTable | None:

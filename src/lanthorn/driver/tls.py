@@ -22,7 +22,6 @@ from collections import deque
 
 from lanthorn.core.response import FileBody
 from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action, Connection, discard
-from lanthorn.errors import ConfigError
 
 log_error = logging.getLogger("lanthorn")
 _READ_BYTES = 65536
@@ -33,33 +32,6 @@ _PLAIN_HTTP_ANSWER = (
     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_PLAIN_TEXT), _PLAIN_TEXT)
 )
 ALPN = ["h2", "http/1.1"]  # RFC 9113 §3.2: "h2" is HTTP/2 over TLS
-
-
-# TLS 1.2 suites: forward secrecy and AEAD only (Mozilla's "intermediate" profile; none
-# of them is on RFC 9113 Appendix A's list that HTTP/2 refuses). TLS 1.3 suites are all
-# of that kind already.
-CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
-_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-
-
-def context(cert: str, key: str | None, min_version: str = "1.2") -> ssl.SSLContext:
-    """The server's TLS context; ConfigError when the certificate or key cannot be used.
-    ALPN offers h2 whatever --no-h2c says: that option is about cleartext."""
-    for kind, path in (("certificate", cert), ("key", key)):
-        if path is not None and not os.path.isfile(path):
-            raise ConfigError(f"TLS {kind} {path!r} not found")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = _VERSIONS[min_version]  # at least 1.2: RFC 9113 §9.2
-    ctx.set_ciphers(CIPHERS)
-    ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION  # RFC 9113 §9.2.1
-    try:
-        ctx.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"cannot use TLS certificate {cert!r} with key {key or cert!r}: {exc}"
-        ) from exc
-    ctx.set_alpn_protocols(ALPN)
-    return ctx
 
 
 class TlsSession:

@@ -12,6 +12,7 @@ from lanthorn.driver import Service
 from lanthorn.engines import listeners as listening
 from lanthorn.engines.identity import account, become
 from lanthorn.engines.prefork import Supervisor
+from lanthorn.engines.tlscontext import server_context
 
 log = logging.getLogger("lanthorn")
 
@@ -28,7 +29,7 @@ def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT and a graceful drain."""
     server = config.server
     run = engine(server.model)
-    tls = Service.tls_context(config)  # fails early, before binding or forking
+    tls = server_context(config)  # fails early, before binding or forking
     if server.user is not None:
         account(server.user)  # an unknown user fails before binding too
     table = Service.client_table(config)  # per-client limits, shared by the workers

@@ -1,0 +1,46 @@
+"""The server's TLS context, built once by the launcher before it binds or forks (so it
+fails at start-up, and every worker shares its session-ticket keys); the driver's TLS
+sessions (driver/tls.py) only use it."""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+from lanthorn.config import Config
+from lanthorn.driver.tls import ALPN
+from lanthorn.errors import ConfigError
+
+# TLS 1.2 suites: forward secrecy and AEAD only (Mozilla's "intermediate" profile; none
+# of them is on RFC 9113 Appendix A's list that HTTP/2 refuses). TLS 1.3 suites are all
+# of that kind already.
+CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def context(cert: str, key: str | None, min_version: str = "1.2") -> ssl.SSLContext:
+    """The server's TLS context; ConfigError when the certificate or key cannot be used.
+    ALPN offers h2 whatever --no-h2c says: that option is about cleartext."""
+    for kind, path in (("certificate", cert), ("key", key)):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"TLS {kind} {path!r} not found")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = _VERSIONS[min_version]  # at least 1.2: RFC 9113 §9.2
+    ctx.set_ciphers(CIPHERS)
+    ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION  # RFC 9113 §9.2.1
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot use TLS certificate {cert!r} with key {key or cert!r}: {exc}"
+        ) from exc
+    ctx.set_alpn_protocols(ALPN)
+    return ctx
+
+
+def server_context(config: Config) -> ssl.SSLContext | None:
+    """The TLS context when serving HTTPS, else None."""
+    server = config.server
+    if server.tls_cert is None:
+        return None
+    return context(server.tls_cert, server.tls_key, server.tls_min)
