@@ -18,8 +18,7 @@ from hyperframe.frame import GoAwayFrame
 
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.core.response import ResponsePlan
-from lanthorn.driver import CLOSE, Action, Service, connect
-from lanthorn.driver.http1 import HttpConnection
+from lanthorn.driver import CLOSE, Action, Connection, Service, connect
 from lanthorn.protocol import fieldblocks
 from lanthorn.protocol.events import ProtocolFailed, RequestReceived, StreamFailed, StreamReset
 from lanthorn.protocol.http2 import _RESET_ALLOWANCE, PREFACE, Http2
@@ -281,8 +280,8 @@ def wire(actions: list[Action]) -> bytes:
     return b"".join(a for a in actions if isinstance(a, bytes))
 
 
-def _connect(service: Service, client: Client) -> HttpConnection:
-    conn = HttpConnection(service, "peer", now=0.0)
+def _connect(service: Service, client: Client) -> Connection:
+    conn = connect(service, "peer", 0.0)
     data = client.send()
     assert data.startswith(PREFACE)
     # The preface may arrive in pieces; the connection waits until it can tell.

@@ -178,8 +178,13 @@ class MemoryBudget:
     """What one worker holds on behalf of its clients — output batches not yet written,
     request heads and HTTP/2 header blocks still arriving — against a ceiling. Each
     connection reports what it holds (`hold(change)`); past the ceiling the worker
-    refuses new connections and sheds new requests (503) until writes and timeouts
-    bring it back under, rather than grow."""
+    refuses new connections and sheds new requests (503), and connections holding
+    SMALL bytes or more are not read (`reads`), until writes and timeouts bring it back
+    under, rather than grow."""
+
+    # Below this, what a connection holds comes and goes with each request (and is not
+    # worth accounting for a batch); from it, a connection is a big holder.
+    SMALL = 16 * 1024
 
     def __init__(self, limit_bytes: int) -> None:
         self.limit_bytes = limit_bytes
@@ -192,6 +197,10 @@ class MemoryBudget:
             with self._lock:
                 self.held += change
                 self.exceeded = self.held > self.limit_bytes
+
+    def reads(self, held: int) -> bool:
+        """Whether a connection holding `held` bytes may be read now."""
+        return not self.exceeded or held < self.SMALL
 
 
 class PenaltyBox:

@@ -1,5 +1,4 @@
-"""The HTTP/1.1 connection driver (and, until negotiation is lifted out of it, the
-switch to HTTP/2 by the preface): one per connection, shared by every engine.
+"""The HTTP/1.1 connection driver: one per connection, shared by every engine.
 
 An engine feeds it bytes and carries out what it answers, in order:
 - `bytes` — write them;
@@ -18,24 +17,20 @@ from collections import deque
 
 from lanthorn.clock import wall
 from lanthorn.core.response import Body, FileBody
+from lanthorn.driver.admission import MemoryBudget
 from lanthorn.driver.context import NO_BODY_STATUSES, Service
 from lanthorn.driver.contract import (
     BATCH_BYTES,
     CLOSE,
     Action,
 )
-from lanthorn.driver.streams import Streams
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
 from lanthorn.protocol.http1 import Http1
-from lanthorn.protocol.http2 import PREFACE
 
 # One HTTP/1 batch holds at most this many open file bodies (and about BATCH_BYTES of
 # in-memory bodies): the bound on what a client that pipelines without reading can make a
 # connection hold.
 _BATCH_FILES = 4
-# The memory budget counts a batch from this many body bytes (smaller ones come and go
-# with each request; a connection cannot hold more than one batch).
-_ACCOUNTED_BYTES = 16 * 1024
 
 
 class HttpConnection:
@@ -47,9 +42,7 @@ class HttpConnection:
         "_deadline",
         "_head_started",
         "_held",
-        "_preface",
         "_service",
-        "_streams",
         "_waiting",
         "_writing",
         "peer",
@@ -57,9 +50,7 @@ class HttpConnection:
 
     lingers = True  # after CLOSE, what was sent must reach the client (RFC 9112 §9.6)
 
-    def __init__(
-        self, service: Service, peer: str, now: float, h2: bool = True, admitted: bool = True
-    ) -> None:
+    def __init__(self, service: Service, peer: str, now: float, admitted: bool = True) -> None:
         self._service = service
         # Counted among its client's connections (released once, by `abort`); a
         # connection that was not is refused: each request gets 503, then it closes.
@@ -72,39 +63,26 @@ class HttpConnection:
         # at accept, so a client that waits before it trickles gains nothing (nginx's
         # client_header_timeout). None while no head is due (keep-alive idle, writing).
         self._head_started: float | None = now
-        # Until the first bytes show which protocol the client speaks (RFC 9113 §3.3,
-        # "prior knowledge"), what has arrived of a possible HTTP/2 preface; None after.
-        self._preface: bytes | None = b"" if h2 else None
         # Memory held for the client, as the worker's budget knows it: the batch being
-        # written and a head still arriving (HTTP/2 accounts for itself).
+        # written and a head still arriving.
         self._batch_bytes = 0
         self._held = 0
-        self._streams: Streams | None = None  # set once the connection speaks HTTP/2
         self.peer = peer
         # The first request must arrive within the header timeout (nginx does the same).
         self._deadline = now + service.limits.header_timeout_s
 
     @property
     def deadline(self) -> float:
-        """When `expired` is due: the HTTP/2 driver's once the connection speaks it."""
-        return self._deadline if self._streams is None else self._streams.deadline
+        """When `expired` is due."""
+        return self._deadline
 
     @property
     def idle(self) -> bool:
         """Nothing half-received, queued or being written: safe to close at any moment."""
-        if self._streams is not None:
-            return self._streams.idle
         return not (self._writing or self._waiting or self._adapter.in_message)
 
     def feed(self, data: bytes, now: float) -> list[Action]:
         """Bytes from the peer; b"" means the peer closed its side."""
-        if self._preface is not None and data:
-            data = self._sniff(data, now)
-            if not data:
-                return []
-        streams = self._streams
-        if streams is not None:
-            return streams.feed(data, now)
         if not data or self._closing:
             self._closing = True
             return [CLOSE]
@@ -113,42 +91,17 @@ class HttpConnection:
         self._account()
         return out
 
-    def _sniff(self, data: bytes, now: float) -> bytes:
-        """Route the connection by its first bytes: the HTTP/2 preface or HTTP/1."""
-        assert self._preface is not None
-        seen = self._preface + data
-        if len(seen) < len(PREFACE) and PREFACE.startswith(seen):
-            self._preface = seen
-            return b""  # could still be either: wait for more
-        self._preface = None
-        if seen.startswith(PREFACE):
-            # The first request's clock started at accept, not at the preface: nothing
-            # has reset it yet (the first bytes are being sniffed).
-            assert self._head_started is not None
-            self._streams = Streams(self._service, self.peer, self._head_started, self._counted)
-        return seen
-
     @property
     def reading(self) -> bool:
         """Over the worker's memory budget, a connection that holds more than a little
         is not read until the budget is back under: writes drain what it holds, and
-        reading would only add to it (new heads, header blocks, requests to answer)."""
-        if not self._service.memory.exceeded:
-            return True
-        held = self._held if self._streams is None else self._streams.held
-        return held < _ACCOUNTED_BYTES
+        reading would only add to it (new heads, requests to answer)."""
+        return not self._service.memory.exceeded or self._held < MemoryBudget.SMALL
 
-    @property
-    def multiplexed(self) -> bool:
-        """Speaking HTTP/2: engines pass input that arrives between batches to
-        `drained`, so streams are not starved by a long download."""
-        return self._streams is not None
+    multiplexed = False
 
     def drained(self, now: float, data: bytes = b"") -> list[Action]:
         """Everything answered so far has been written; `data` arrived meanwhile."""
-        streams = self._streams
-        if streams is not None:
-            return streams.drained(now, data)
         was_writing = self._writing
         self._writing = False
         self._batch_bytes = 0
@@ -161,17 +114,13 @@ class HttpConnection:
     def progressed(self, now: float) -> None:
         """Some of the batch was written: the send timeout counts from the last progress
         (like nginx's send_timeout), so a slow but reading client is never cut."""
-        if self._streams is not None:
-            self._streams.progressed(now)
-        elif self._writing:
+        if self._writing:
             self._deadline = now + self._service.limits.send_timeout_s
 
     def expired(self, now: float) -> list[Action]:
         """Called when `now >= deadline`: 408 for a stalled request, else just close."""
-        if now < self.deadline:
+        if now < self._deadline:
             return []
-        if self._streams is not None:
-            return self._streams.expired(now)
         self._closing = True
         if self._adapter.in_message and not self._writing:
             return [*self._respond_error(408), CLOSE]
@@ -179,20 +128,16 @@ class HttpConnection:
 
     def shutdown(self) -> list[Action]:
         """Graceful stop: idle connections close now, busy ones after their response."""
-        if self._streams is not None:
-            return self._streams.shutdown()
         return [CLOSE] if self.idle else []
 
     def abort(self) -> None:
-        """The socket is gone: release the client's connection count and what HTTP/2
-        holds (HTTP/1 holds no files itself: the engine holds those it was handed)."""
+        """The socket is gone: release the client's connection count and the memory
+        accounted (HTTP/1 holds no files itself: the engine holds those it was handed)."""
         if self._counted:
             self._counted = False
             self._service.release(self.peer)
         self._service.memory.hold(-self._held)
         self._held = self._batch_bytes = 0
-        if self._streams is not None:
-            self._streams.abort()
 
     # ---------------------------------------------------------------------------------------
 
@@ -228,7 +173,7 @@ class HttpConnection:
                 out.append(CLOSE)
             # Batches of small answers are not worth the bookkeeping: what a connection
             # can hold that way is bounded by the batch's size anyway.
-            self._batch_bytes = size if size >= _ACCOUNTED_BYTES else 0
+            self._batch_bytes = size if size >= MemoryBudget.SMALL else 0
         self._reschedule(now, bool(out), just_written)
         if not out and self._service.draining and self.idle and not self._closing:
             self._closing = True

@@ -1,13 +1,23 @@
-"""Which driver a new connection gets: none for a barred client, TLS around HTTP when
-serving HTTPS, HTTP otherwise."""
+"""Which driver speaks on a new connection, and the hand-over when that changes.
+
+`connect` picks: none for a barred client; TLS around HTTP when serving HTTPS; HTTP
+otherwise. Over cleartext with h2c on, the first bytes decide between HTTP/1 and HTTP/2
+with prior knowledge (RFC 9113 §3.3); the bytes already read go to the chosen driver
+(h11's SWITCHED_PROTOCOL idea). Engines hold a `Link`, so a hand-over needs nothing
+from them: the link's methods become the new driver's.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from lanthorn.driver.admission import PenaltyBox
 from lanthorn.driver.context import Service
 from lanthorn.driver.contract import CLOSE, Action, Connection
 from lanthorn.driver.http1 import HttpConnection
+from lanthorn.driver.streams import Streams
 from lanthorn.driver.tls import TlsSession
+from lanthorn.protocol.http2 import PREFACE
 
 
 def connect(service: Service, peer: str, now: float) -> Connection:
@@ -18,10 +28,122 @@ def connect(service: Service, peer: str, now: float) -> Connection:
         return Barred(peer, service.penalties, now)
     admitted = service.admit(peer)
     if service.tls is None:
-        return HttpConnection(service, peer, now, service.h2c, admitted)
+        if not service.h2c:
+            return HttpConnection(service, peer, now, admitted)
+        return Link(lambda link: Preface(link, service, peer, now, admitted))
     # Over TLS, HTTP/2 is always offered (ALPN h2): --no-h2c is about cleartext.
-    conn = HttpConnection(service, peer, now, True, admitted)
-    return TlsSession(conn, service.tls, now + service.limits.header_timeout_s)
+    inner = Link(lambda link: Preface(link, service, peer, now, admitted))
+    return TlsSession(inner, service.tls, now + service.limits.header_timeout_s)
+
+
+class Link:
+    """What an engine drives for one socket: whichever driver speaks on it now.
+
+    `switch` hands the connection to another driver. The methods engines call are that
+    driver's own bound methods, kept in slots, so a call through the link costs what a
+    direct call does; the properties are read through."""
+
+    __slots__ = ("abort", "drained", "driver", "expired", "feed", "progressed", "shutdown")
+
+    driver: Connection
+    feed: Callable[[bytes, float], list[Action]]
+    drained: Callable[..., list[Action]]  # (now, data=b"")
+    progressed: Callable[[float], None]
+    expired: Callable[[float], list[Action]]
+    shutdown: Callable[[], list[Action]]
+    abort: Callable[[], None]
+
+    def __init__(self, first: Callable[[Link], Connection]) -> None:
+        self.switch(first(self))
+
+    def switch(self, driver: Connection) -> None:
+        self.driver = driver
+        self.feed = driver.feed
+        self.drained = driver.drained
+        self.progressed = driver.progressed
+        self.expired = driver.expired
+        self.shutdown = driver.shutdown
+        self.abort = driver.abort
+
+    @property
+    def deadline(self) -> float:
+        return self.driver.deadline
+
+    @property
+    def peer(self) -> str:
+        return self.driver.peer
+
+    @property
+    def idle(self) -> bool:
+        return self.driver.idle
+
+    @property
+    def multiplexed(self) -> bool:
+        return self.driver.multiplexed
+
+    @property
+    def reading(self) -> bool:
+        return self.driver.reading
+
+    @property
+    def lingers(self) -> bool:
+        return self.driver.lingers
+
+
+class Preface:
+    """A cleartext connection's first bytes, until they show HTTP/2 with prior knowledge
+    (the 24-octet preface, RFC 9113 §3.3) or anything else (HTTP/1); then the link goes
+    to that driver with every byte seen. The first request's clock runs from accept."""
+
+    __slots__ = ("_admitted", "_link", "_opened", "_seen", "_service", "deadline", "peer")
+
+    idle = True
+    multiplexed = False
+    reading = True
+    lingers = False  # nothing was answered
+
+    def __init__(self, link: Link, service: Service, peer: str, now: float, admitted: bool) -> None:
+        self._link = link
+        self._service = service
+        self.peer = peer
+        self._opened = now
+        self._admitted = admitted
+        self._seen = b""
+        self.deadline = now + service.limits.header_timeout_s
+
+    def feed(self, data: bytes, now: float) -> list[Action]:
+        if not data:
+            return [CLOSE]  # gone before it said anything
+        seen = self._seen + data
+        if len(seen) < len(PREFACE) and PREFACE.startswith(seen):
+            self._seen = seen
+            return []  # could still be either
+        service, peer, opened, admitted = self._service, self.peer, self._opened, self._admitted
+        self._admitted = False  # the count is the new driver's to release
+        driver: Connection
+        if seen.startswith(PREFACE):
+            driver = Streams(service, peer, opened, admitted)
+        else:
+            driver = HttpConnection(service, peer, opened, admitted)
+        self._link.switch(driver)
+        return driver.feed(seen, now)
+
+    def drained(self, now: float, data: bytes = b"") -> list[Action]:
+        return self.feed(data, now) if data else []
+
+    def progressed(self, now: float) -> None:
+        pass
+
+    def expired(self, now: float) -> list[Action]:
+        return [CLOSE] if now >= self.deadline else []
+
+    def shutdown(self) -> list[Action]:
+        return [CLOSE]
+
+    def abort(self) -> None:
+        if self._admitted:
+            self._admitted = False
+            self._service.release(self.peer)
 
 
 class Barred:

@@ -103,10 +103,13 @@ class Streams:
         self._idle_by = now + limits.header_timeout_s  # the first request's clock
         self.deadline = self._idle_by
 
+    multiplexed = True  # engines read between batches: resets and requests still arrive
+    lingers = True  # after GOAWAY, what was sent must reach the client
+
     @property
-    def held(self) -> int:
-        """Bytes held for the client, as the worker's memory budget knows them."""
-        return self._held
+    def reading(self) -> bool:
+        """Over the worker's memory budget, not while holding more than a little."""
+        return self._service.memory.reads(self._held)
 
     @property
     def idle(self) -> bool:
