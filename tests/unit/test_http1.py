@@ -6,7 +6,7 @@ import pytest
 
 from lanthorn.config import Limits
 from lanthorn.core.response import FileBody, ResponsePlan
-from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
+from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived, UpgradeRequested
 from lanthorn.protocol.http1 import Http1
 
 LIMITS = Limits(max_url_bytes=100, max_head_bytes=300, max_headers=5, max_body_bytes=50)
@@ -179,11 +179,22 @@ def test_chunked_body_with_trailers_within_bounds_passes() -> None:
     assert [e.request.target for e in requests(events)] == [b"/"]
 
 
-def test_upgrade_is_answered_then_closed() -> None:
+def test_an_upgrade_is_reported_with_what_followed_it_and_ends_http1() -> None:
     adapter, events = feed(
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
         b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nxx"
     )
-    assert not requests(events)[0].keep_alive and adapter.closed
+    first, upgrade = events
+    assert type(first) is RequestReceived and first.keep_alive
+    assert isinstance(upgrade, UpgradeRequested) and upgrade.rest == b"xx"
+    assert upgrade.request.headers[b"upgrade"] == b"websocket" and not upgrade.keep_alive
+    assert adapter.closed and adapter.receive(b"GET / HTTP/1.1\r\n\r\n") == []
+
+
+def test_connect_is_reported_as_an_upgrade_too() -> None:
+    _, events = feed(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\ntunnel")
+    (event,) = events
+    assert isinstance(event, UpgradeRequested) and event.rest == b"tunnel"
 
 
 def test_serialisation_and_memo() -> None:

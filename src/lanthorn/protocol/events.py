@@ -18,6 +18,18 @@ class RequestReceived:
         self.stream_id = stream_id
 
 
+class UpgradeRequested(RequestReceived):
+    """A request that asks to switch protocols — `Upgrade` (RFC 9110 §7.8) or CONNECT —
+    after which HTTP/1 parsing stops. `rest` is what followed it on the connection, for
+    the protocol that takes over. Answered as a plain request, it ends the connection."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self, request: Request, rest: bytes) -> None:
+        super().__init__(request, False)
+        self.rest = rest
+
+
 class ProtocolFailed:
     """The byte stream broke the protocol; nothing after it can be parsed."""
 

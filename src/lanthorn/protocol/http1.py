@@ -17,7 +17,7 @@ from lanthorn.config import Limits
 from lanthorn.core.request import Request
 from lanthorn.core.response import REASONS, FileBody, ResponsePlan
 from lanthorn.errors import ProtocolError
-from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
+from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived, UpgradeRequested
 from lanthorn.protocol.requestfields import valid_host
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -99,12 +99,13 @@ class Http1:
         self._chunk = data
         try:
             self._parser.feed_data(data)
-        except HttpParserUpgrade:
-            # CONNECT, or an Upgrade we do not speak: answer the request, then close.
+        except HttpParserUpgrade as exc:
+            # Upgrade or CONNECT: the request is complete and HTTP/1 ends with it; what
+            # follows belongs to whichever protocol the driver lets take over.
             self.closed = True
-            for event in events:
-                if isinstance(event, RequestReceived):
-                    event.keep_alive = False
+            last = events[-1] if events else None
+            if type(last) is RequestReceived:  # (llhttp completes the request first)
+                events[-1] = UpgradeRequested(last.request, data[exc.args[0] :])
         except HttpParserCallbackError as exc:
             cause = exc.__context__
             # Anything else a callback raised is still the request's fault, never ours
