@@ -94,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit", metavar="RATE[/s|/m]", help="requests per client (429 past)")
     p.add_argument("--rate-burst", type=int, metavar="N", help="requests beyond the rate allowed")
     p.add_argument("--memory-budget", type=_size, metavar="SIZE", help="buffered per worker")
+    ws = p.add_argument_group("WebSocket (RFC 6455; off unless a path is given)")
+    ws.add_argument("--ws-echo", metavar="PATH", help="a WebSocket echo endpoint at PATH")
+    ws.add_argument(
+        "--ws-max-message", type=_size, metavar="SIZE", help="largest message (1M; past it 1009)"
+    )
+    ws.add_argument(
+        "--ws-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="another origin allowed to open sockets (scheme://host[:port]; repeatable)",
+    )
     site = p.add_argument_group("site")
     site.add_argument("--index", help="index file name (default index.html)")
     site.add_argument("--charset", help="add '; charset=CHARSET' to text/* types")
@@ -176,6 +187,9 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "autoindex": ("site", "autoindex"),
     "error_page": ("site", "error_pages"),
     "spa": ("site", "spa"),
+    "ws_echo": ("websocket", "echo"),
+    "ws_max_message": ("websocket", "max_message_bytes"),
+    "ws_origin": ("websocket", "origins"),
 }
 
 
@@ -186,7 +200,7 @@ def config_from_args(argv: list[str]) -> Config:
     args = _parser().parse_args(argv)
     if args.root and args.root_pos and args.root != args.root_pos:
         raise ConfigError("give the document root once (ROOT or --root)")
-    cli: dict[str, dict[str, Any]] = {"server": {}, "site": {}, "limits": {}}
+    cli: dict[str, dict[str, Any]] = {"server": {}, "site": {}, "limits": {}, "websocket": {}}
     for name, (section, key) in _CLI_KEYS.items():
         value = getattr(args, name)
         if value is not None:
@@ -221,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    # The WebSocket library logs each socket opened and closed; the access log has them.
+    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.root.level))
     from lanthorn.engines.launch import serve
 
     try:

@@ -173,13 +173,45 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class WebSocketConfig:
+    """WebSocket endpoints (RFC 6455; none unless asked for) and their bounds."""
+
+    echo: str | None = None  # a path answering every message with itself
+    # Origins allowed besides the server's own host (RFC 6455 §10.2: a page elsewhere
+    # must not open a socket to a developer's server), e.g. "https://example.com".
+    origins: tuple[str, ...] = ()
+    max_message_bytes: int = 1024 * 1024  # larger → close 1009
+    ping_interval_s: float = 30.0  # an idle socket is pinged; closed if nothing comes back
+    deflate: bool = True  # permessage-deflate (RFC 7692) when the client offers it
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "max_message_bytes", "ping_interval_s")
+        if self.echo is not None and not self.echo.startswith("/"):
+            raise ConfigError(f"WebSocket path {self.echo!r} must start with /")
+        for origin in self.origins:
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ConfigError(f"origin {origin!r} is not scheme://host[:port]")
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Path → what answers there."""
+        return {self.echo: "echo"} if self.echo else {}
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     site: SiteConfig = field(default_factory=SiteConfig)
     limits: Limits = field(default_factory=Limits)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
 
 
-_SECTIONS: dict[str, type[Any]] = {"server": ServerConfig, "site": SiteConfig, "limits": Limits}
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerConfig,
+    "site": SiteConfig,
+    "limits": Limits,
+    "websocket": WebSocketConfig,
+}
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

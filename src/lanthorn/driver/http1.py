@@ -14,18 +14,17 @@ flight (pipelined requests beyond the budget wait, parsed, in `_waiting`).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from lanthorn.clock import wall
 from lanthorn.core.response import Body, FileBody
 from lanthorn.driver.admission import MemoryBudget
 from lanthorn.driver.context import NO_BODY_STATUSES, Service
-from lanthorn.driver.contract import (
-    BATCH_BYTES,
-    CLOSE,
-    Action,
-)
-from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
+from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action, Connection
+from lanthorn.driver.websocket import WebSocketConnection
+from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived, UpgradeRequested
 from lanthorn.protocol.http1 import Http1
+from lanthorn.protocol.websocket import WebSocket, is_websocket_upgrade
 
 # One HTTP/1 batch holds at most this many open file bodies (and about BATCH_BYTES of
 # in-memory bodies): the bound on what a client that pipelines without reading can make a
@@ -40,6 +39,7 @@ class HttpConnection:
         "_closing",
         "_counted",
         "_deadline",
+        "_handover",
         "_head_started",
         "_held",
         "_service",
@@ -50,8 +50,18 @@ class HttpConnection:
 
     lingers = True  # after CLOSE, what was sent must reach the client (RFC 9112 §9.6)
 
-    def __init__(self, service: Service, peer: str, now: float, admitted: bool = True) -> None:
+    def __init__(
+        self,
+        service: Service,
+        peer: str,
+        now: float,
+        admitted: bool = True,
+        handover: Callable[[Connection], None] | None = None,
+    ) -> None:
         self._service = service
+        # How to give the connection to another driver (a WebSocket after its 101);
+        # None: this connection cannot switch protocols.
+        self._handover = handover
         # Counted among its client's connections (released once, by `abort`); a
         # connection that was not is refused: each request gets 503, then it closes.
         self._counted = admitted
@@ -157,6 +167,8 @@ class HttpConnection:
                     out += self._respond_error(event.error.status)
                     break
                 assert isinstance(event, RequestReceived)
+                if type(event) is UpgradeRequested and self._upgrade(event, now, stamp, out):
+                    return out  # a WebSocket now, or its handshake refused and closing
                 body, keeps = self._respond(event, now, date, stamp, out)
                 if type(body) is bytes:
                     size += len(body)
@@ -179,6 +191,44 @@ class HttpConnection:
             self._closing = True
             out.append(CLOSE)
         return out
+
+    def _upgrade(
+        self, event: UpgradeRequested, now: float, stamp: float, out: list[Action]
+    ) -> bool:
+        """Open a WebSocket if the request asks for one where an endpoint is: its 101,
+        then the connection goes to the WebSocket driver with what followed the request.
+        False: not a WebSocket request for an endpoint (answered as a plain request)."""
+        service, request = self._service, event.request
+        config = service.config.websocket
+        path = request.target.partition(b"?")[0].decode("latin-1")
+        if (
+            self._handover is None
+            or path not in config.endpoints
+            or not is_websocket_upgrade(request.method, request.headers)
+            or not self._counted
+            or service.memory.exceeded
+        ):
+            return False
+        host = request.headers.get(b"host", b"").decode("latin-1")
+        origins = (f"http://{host}", f"https://{host}", *config.origins)
+        ws = WebSocket(config.max_message_bytes, origins, config.deflate)
+        answer, status = ws.handshake(request.target, request.headers)
+        out.append(answer)
+        self._waiting.clear()
+        self._closing = True
+        if status != 101:  # 400, 403 (a foreign Origin) or 426 (version)
+            service.record(self.peer, request, status, len(answer), stamp)
+            out.append(CLOSE)
+            return True
+        socket = WebSocketConnection(
+            service, self.peer, ws, request, now=now, counted=self._counted
+        )
+        self._counted = False  # the WebSocket releases the count now
+        service.memory.hold(-self._held)
+        self._held = self._batch_bytes = 0
+        self._handover(socket)
+        out += socket.feed(event.rest, now) if event.rest else []
+        return True
 
     def _respond(
         self, event: RequestReceived, now: float, date: bytes, stamp: float, out: list[Action]

@@ -29,7 +29,7 @@ def connect(service: Service, peer: str, now: float) -> Connection:
     admitted = service.admit(peer)
     if service.tls is None:
         if not service.h2c:
-            return HttpConnection(service, peer, now, admitted)
+            return Link(lambda link: HttpConnection(service, peer, now, admitted, link.switch))
         return Link(lambda link: Preface(link, service, peer, now, admitted))
     # Over TLS, HTTP/2 is always offered (ALPN h2): --no-h2c is about cleartext.
     inner = Link(lambda link: Preface(link, service, peer, now, admitted))
@@ -124,7 +124,7 @@ class Preface:
         if seen.startswith(PREFACE):
             driver = Streams(service, peer, opened, admitted)
         else:
-            driver = HttpConnection(service, peer, opened, admitted)
+            driver = HttpConnection(service, peer, opened, admitted, self._link.switch)
         self._link.switch(driver)
         return driver.feed(seen, now)
 
