@@ -221,10 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         from lanthorn.bench.cli import main as bench
 
         return bench(argv[1:])
-    if argv[:1] in (["echo"], ["send"]):
+    if argv[:1] in (["echo"], ["send"], ["ws"]):
         from lanthorn.toolkit import cli as toolkit
 
-        return (toolkit.echo_main if argv[0] == "echo" else toolkit.send_main)(argv[1:])
+        tool = {"echo": toolkit.echo_main, "send": toolkit.send_main, "ws": toolkit.ws_main}
+        return tool[argv[0]](argv[1:])
     try:
         config = config_from_args(argv)
     except ConfigError as exc:

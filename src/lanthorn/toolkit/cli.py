@@ -1,4 +1,5 @@
-"""`lanthorn echo tcp|udp ...` and `lanthorn send tcp|udp HOST:PORT ...`."""
+"""`lanthorn echo tcp|udp ...`, `lanthorn send tcp|udp HOST:PORT ...` and
+`lanthorn ws URL ...`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from lanthorn.toolkit import echo, send
+from lanthorn.toolkit import echo, send, ws
 from lanthorn.toolkit.addresses import ToolError, parse
 
 
@@ -69,6 +70,28 @@ def send_main(argv: list[str]) -> int:
         report = client(host, port, data, max(1, args.repeat), args.timeout)
     except ToolError as exc:
         print(f"lanthorn send: {exc}", file=sys.stderr)
+        return exc.code
+    if report.reply is not None:
+        sys.stdout.buffer.write(report.reply)
+        if not report.reply.endswith(b"\n"):
+            sys.stdout.buffer.write(b"\n")
+    print(report.summary(), file=sys.stderr)
+    return 0
+
+
+def ws_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="lanthorn ws", description="a WebSocket client")
+    p.add_argument("url", metavar="URL", help="ws://HOST[:PORT]/PATH or wss://...")
+    p.add_argument("message", nargs="?", default="-", help="text to send, or - for stdin")
+    p.add_argument("--repeat", type=_positive(int), default=1)
+    p.add_argument("--timeout", type=_positive(float), default=5.0, metavar="S")
+    p.add_argument("--cafile", metavar="PEM", help="trust this CA for wss:// (a test server)")
+    args = p.parse_args(argv)
+    try:
+        data = sys.stdin.buffer.read() if args.message == "-" else args.message.encode()
+        report = ws.exchange(args.url, data, args.repeat, args.timeout, args.cafile)
+    except ToolError as exc:
+        print(f"lanthorn ws: {exc}", file=sys.stderr)
         return exc.code
     if report.reply is not None:
         sys.stdout.buffer.write(report.reply)
