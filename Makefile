@@ -18,7 +18,7 @@ $(DEPS): pyproject.toml | $(BIN)/python
 
 ## make run: serve the demo site (www/) on http://localhost:8080/
 run: $(DEPS)
-	$(BIN)/lanthorn www
+	$(BIN)/lanthorn www --live-reload
 
 ## make test: install what the suite needs, then lint, type-check and run every test
 test: system-tools peers check

@@ -147,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
     site.add_argument(
         "--spa", action="store_true", default=None, help="serve /index.html for unknown routes"
     )
+    site.add_argument(
+        "--live-reload",
+        action="store_true",
+        default=None,
+        help="reload pages (or swap their stylesheets) when files under the root change",
+    )
     p.add_argument("--version", action="version", version=f"lanthorn {__version__}")
     return p
 
@@ -187,6 +193,7 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "autoindex": ("site", "autoindex"),
     "error_page": ("site", "error_pages"),
     "spa": ("site", "spa"),
+    "live_reload": ("site", "live_reload"),
     "ws_echo": ("websocket", "echo"),
     "ws_max_message": ("websocket", "max_message_bytes"),
     "ws_origin": ("websocket", "origins"),

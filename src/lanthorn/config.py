@@ -48,6 +48,9 @@ class SiteConfig:
     autoindex: bool = False  # list directories without an index (HTML or JSON)
     error_pages: tuple[str, ...] = ()  # "404=/404.html"
     spa: bool = False  # unknown extension-less paths serve /index.html
+    # Development: HTML pages get a script that reloads them (or swaps a stylesheet) when
+    # a file under the root changes; files are re-checked on every request meanwhile.
+    live_reload: bool = False
 
     def __post_init__(self) -> None:
         if not os.path.isdir(self.root):
@@ -192,10 +195,12 @@ class WebSocketConfig:
             if not re.fullmatch(r"https?://[^/\s]+", origin):
                 raise ConfigError(f"origin {origin!r} is not scheme://host[:port]")
 
-    @property
-    def endpoints(self) -> dict[str, str]:
+    def endpoints(self, live_reload: bool) -> dict[str, str]:
         """Path → what answers there."""
-        return {self.echo: "echo"} if self.echo else {}
+        found = {self.echo: "echo"} if self.echo else {}
+        if live_reload:
+            found[LIVE_RELOAD_PATH] = "live-reload"
+        return found
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,8 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+# Where live-reload pages connect back to (the script injected into them names it).
+LIVE_RELOAD_PATH = "/_lanthorn/live-reload"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _RATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?:\s*(?:r/|/)\s*([sm]))?")
 

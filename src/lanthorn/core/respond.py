@@ -13,7 +13,7 @@ import fnmatch
 from urllib.parse import quote
 
 from lanthorn.config import SiteConfig
-from lanthorn.core import encodings, listing
+from lanthorn.core import encodings, listing, livereload
 from lanthorn.core.cache import Identity, PlanCache, identity
 from lanthorn.core.compress import CompressedCache, compressible
 from lanthorn.core.files import FileSource, Opened, OsFileSource, OutsideRoot
@@ -60,9 +60,9 @@ class Site:
         self.source: FileSource = source or OsFileSource(
             config.root, follow_outside=config.follow_symlinks_outside
         )
-        self.cache = PlanCache(
-            self.source, config.cache_entries, config.cache_bytes, config.revalidate_s
-        )
+        # With live reload on, a saved file is served at once: re-checked on every request.
+        revalidate_s = 0.0 if config.live_reload else config.revalidate_s
+        self.cache = PlanCache(self.source, config.cache_entries, config.cache_bytes, revalidate_s)
         common: Headers = [(b"x-content-type-options", b"nosniff")] if config.nosniff else []
         self.common = common + config.extra_headers()
         self._rules = config.cache_control_rules()
@@ -250,6 +250,12 @@ class Site:
         inside the root and are not older than the original are candidates; their
         identities join `checks` for cache revalidation."""
         st = opened.stat
+        if (
+            self.config.live_reload
+            and ctype.startswith(b"text/html")
+            and st.st_size <= livereload.MAX_PAGE_BYTES
+        ):
+            return self._live(opened), False  # as generated: no sidecar, no compression
         sidecars: dict[str, Opened] = {}
         if self.config.precompressed:
             for name, suffix in encodings.CODINGS.items():
@@ -295,6 +301,17 @@ class Site:
             data = fh.read(st.st_size) or b""
         # Read from the descriptor that was described: sizes always agree with the bytes.
         return Variant(None, data, len(data), tag, last_modified, mtime_s, coding)
+
+    def _live(self, opened: Opened) -> Variant:
+        """The page with the live-reload script; its ETag differs from the file's (the
+        bytes do), Last-Modified is the file's."""
+        st = opened.stat
+        assert opened.file is not None
+        with opened.file as fh:
+            data = livereload.inject(fh.read(st.st_size) or b"")
+        last_modified, mtime_s = validators(st)
+        tag = etag(st, "identity")[:-1] + b'-live"'
+        return Variant(None, data, len(data), tag, last_modified, mtime_s, "identity")
 
     def _generated(self, opened: Opened, relative: str, coding: str) -> Variant:
         assert self._compressed is not None and opened.file is not None

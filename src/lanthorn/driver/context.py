@@ -20,6 +20,18 @@ log_error = logging.getLogger("lanthorn")
 NO_BODY_STATUSES = frozenset((204, 304))  # RFC 9110 §6.4.1
 
 
+class Changes:
+    """Files changed under the root, as the watcher (engines/watch.py) reports them: a
+    report count and the URL paths of the last report. Written by the watcher's thread,
+    read by the drivers; `latest` is replaced whole, so a reader sees a consistent pair."""
+
+    def __init__(self) -> None:
+        self.latest: tuple[int, tuple[str, ...]] = (0, ())
+
+    def notify(self, paths: tuple[str, ...]) -> None:
+        self.latest = (self.latest[0] + 1, paths)
+
+
 class Service:
     """What every connection of one worker shares: the site, limits, clocks and logs."""
 
@@ -40,6 +52,9 @@ class Service:
         # HTTPS when given (engines/tlscontext builds it once, before workers fork).
         self.tls = tls
         self.site = Site(config.site)
+        # WebSocket endpoints by path, and what live-reload sockets watch for.
+        self.endpoints = config.websocket.endpoints(config.site.live_reload)
+        self.changes = Changes()
         self.access_log = AccessLog.open(config.server.access_log)
         self.dates = DateCache()
         self.draining = False  # set on graceful shutdown: answer, then close

@@ -203,7 +203,7 @@ class HttpConnection:
         path = request.target.partition(b"?")[0].decode("latin-1")
         if (
             self._handover is None
-            or path not in config.endpoints
+            or path not in service.endpoints
             or not is_websocket_upgrade(request.method, request.headers)
             or not self._counted
             or service.memory.exceeded
@@ -221,8 +221,9 @@ class HttpConnection:
             out.append(CLOSE)
             return True
         socket = WebSocketConnection(
-            service, self.peer, ws, request, now=now, counted=self._counted
-        )
+            service, self.peer, ws, request, now=now, counted=self._counted,
+            endpoint=service.endpoints[path],
+        )  # fmt: skip
         self._counted = False  # the WebSocket releases the count now
         service.memory.hold(-self._held)
         self._held = self._batch_bytes = 0

@@ -1,15 +1,19 @@
 """One open WebSocket (RFC 6455), on the connection HTTP/1 handed over after its 101.
 
-Frames come in through the adapter; what an endpoint answers goes out in batches like
-any other driver's, under the same limits: the send timeout while a batch is written, and
-while idle a PING every `ping_interval_s`, closing the socket if nothing at all comes
-back within the next interval. A graceful stop starts the closing handshake with 1001
-(going away); the socket closes when the client answers it, or at the end of the grace
-period. The access log gets one record when the socket is gone: the 101 and every byte
-sent over the socket.
+Two endpoints: "echo" answers every frame with itself; "live-reload" ignores what the
+page sends and tells it, within POLL_S of the watcher's report, to swap stylesheets (all
+changed files are CSS) or to reload. Frames come in through the adapter; what goes out
+leaves in batches like any other driver's, under the same limits: the send timeout while
+a batch is written, and while idle a PING every `ping_interval_s`, closing the socket if
+nothing at all comes back within the next interval. A graceful stop starts the closing
+handshake with 1001 (going away); the socket closes when the client answers it, or at the
+end of the grace period. The access log gets one record when the socket is gone: the 101
+and every byte sent over the socket.
 """
 
 from __future__ import annotations
+
+import json
 
 from lanthorn.clock import monotonic, wall
 from lanthorn.core.request import Request
@@ -18,15 +22,26 @@ from lanthorn.driver.contract import CLOSE, Action
 from lanthorn.protocol.websocket import WebSocket
 
 GOING_AWAY = 1001  # RFC 6455 §7.4.1
+POLL_S = 0.1  # how often a live-reload socket looks for changes (engines sweep coarser)
+
+
+def reload_message(paths: tuple[str, ...]) -> str:
+    """What a live-reload page is told: the stylesheets to swap, or to reload."""
+    if paths and all(path.endswith(".css") for path in paths):
+        return json.dumps({"css": sorted(paths)})
+    return json.dumps({"reload": True})
 
 
 class WebSocketConnection:
     __slots__ = (
         "_counted",
         "_deadline",
+        "_echo",
         "_held",
+        "_ping_at",
         "_pinged",
         "_request",
+        "_seen",
         "_sent",
         "_service",
         "_stamp",
@@ -40,7 +55,7 @@ class WebSocketConnection:
 
     def __init__(
         self, service: Service, peer: str, ws: WebSocket, request: Request, *, now: float,
-        counted: bool,
+        counted: bool, endpoint: str,
     ) -> None:  # fmt: skip
         self._service = service
         self.peer = peer
@@ -52,7 +67,11 @@ class WebSocketConnection:
         self._held = 0
         self._writing = False
         self._pinged = False
-        self._deadline = now + service.config.websocket.ping_interval_s
+        self._echo = endpoint == "echo"
+        self._seen = service.changes.latest[0]  # changes reported before it opened
+        self._ping_at = 0.0
+        self._deadline = 0.0
+        self._idle_from(now)
 
     @property
     def deadline(self) -> float:
@@ -70,7 +89,8 @@ class WebSocketConnection:
         """Frames from the client (b"": it closed its side)."""
         ws = self._ws
         for frame in ws.receive(data):
-            ws.echo(frame)
+            if self._echo:
+                ws.echo(frame)
         self._pinged = False  # anything at all shows the client is there
         return self._flush(now)
 
@@ -79,7 +99,7 @@ class WebSocketConnection:
         self._hold(0)
         if data:
             return self.feed(data, now)
-        self._deadline = now + self._service.config.websocket.ping_interval_s
+        self._idle_from(now)
         return []
 
     def progressed(self, now: float) -> None:
@@ -87,14 +107,24 @@ class WebSocketConnection:
             self._deadline = now + self._service.limits.send_timeout_s
 
     def expired(self, now: float) -> list[Action]:
-        """Idle for an interval: PING; idle for another since: the client is gone."""
+        """Changes to report (live reload); idle for an interval: PING; idle for another
+        since: the client is gone."""
         if now < self._deadline:
             return []
-        if self._pinged:
-            return [CLOSE]
-        self._pinged = True
-        self._ws.ping()
-        return self._flush(now)
+        if not self._echo:
+            generation, paths = self._service.changes.latest
+            if generation != self._seen:
+                self._seen = generation
+                self._ws.send(reload_message(paths))
+        if now >= self._ping_at:
+            if self._pinged:
+                return [CLOSE]
+            self._pinged = True
+            self._ws.ping()
+        out = self._flush(now)
+        if not out:
+            self._idle_from(now, keep_ping=True)
+        return out
 
     def shutdown(self) -> list[Action]:
         """Graceful stop: 1001, then close once the client answers (may be called
@@ -111,6 +141,13 @@ class WebSocketConnection:
             self._service.record(self.peer, self._request, 101, self._sent, self._stamp)
             self._request = None
         self._hold(0)
+
+    def _idle_from(self, now: float, keep_ping: bool = False) -> None:
+        """Nothing being written: the next PING is due an interval from now (or stays
+        where it was), and a live-reload socket looks for changes every POLL_S."""
+        if not keep_ping:
+            self._ping_at = now + self._service.config.websocket.ping_interval_s
+        self._deadline = self._ping_at if self._echo else min(self._ping_at, now + POLL_S)
 
     def _flush(self, now: float) -> list[Action]:
         data, ended = self._ws.output()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from lanthorn.config import Config
 from lanthorn.driver import Service
 from lanthorn.engines import listeners as listening
+from lanthorn.engines import watch
 from lanthorn.engines.identity import account, become
 from lanthorn.engines.prefork import Supervisor
 from lanthorn.engines.tlscontext import server_context
@@ -54,6 +55,7 @@ def serve(config: Config) -> None:
         if server.workers == 1:
             sockets = listening.bind(server.host, server.port)
             service = Service(config, tls, Service.admission_for(config, table))
+            watch.start(service)
             become(server.user)  # the ports are bound and the log is open
             run(sockets, service, lambda: announce(listening.addresses(sockets)))
         else:
@@ -62,6 +64,7 @@ def serve(config: Config) -> None:
                 sockets: list[socket.socket], ready: Callable[[], None], row: int
             ) -> None:
                 service = Service(config, tls, Service.admission_for(config, table, row))
+                watch.start(service)
                 become(server.user)
                 run(sockets, service, ready)
 

@@ -108,6 +108,9 @@ class WebSocket:
         else:
             ws.send_continuation(frame.data, frame.fin)
 
+    def send(self, text: str) -> None:
+        self._ws.send_text(text.encode())
+
     def ping(self) -> None:
         self._ws.send_ping(b"lanthorn")
 
