@@ -6,7 +6,7 @@ DEPS   := $(VENV)/.deps-stamp
 TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps
 APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl chromium procps
 
-.PHONY: run test check lint typecheck pytest system-tools peers bench clean fuzz
+.PHONY: run test check lint typecheck pytest system-tools peers bench clean fuzz autobahn
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,5 +75,10 @@ bench: $(DEPS) system-tools
 	$(BIN)/lanthorn bench --models single,threads,events,asyncio --peers nginx,http.server \
 	  --files small,large --conns 10,100,400 --rounds 2 --duration 4 --out bench-results
 
+## make autobahn: every Autobahn TestSuite case against the WebSocket echo endpoint (the
+## suite runs on Python 2.7, from pyenv); the summary goes to docs/autobahn.md
+autobahn: $(DEPS)
+	$(BIN)/python -m tests.conformance.autobahn
+
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz
+	rm -rf $(VENV) $(PEERS_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz .autobahn

@@ -31,6 +31,16 @@ def is_websocket_upgrade(method: bytes, headers: Mapping[bytes, bytes]) -> bool:
     return method == b"GET" and headers.get(b"upgrade", b"").lower() == b"websocket"
 
 
+class _Protocol(ServerProtocol):
+    def recv_frame(self, frame: Frame) -> None:
+        # RFC 6455 §5.4: control frames may come between the fragments of a message,
+        # CLOSE included; the unfinished message is dropped and the close answered as
+        # any other (Autobahn 7.1.5), where the library would fail the socket with 1002.
+        if frame.opcode is Opcode.CLOSE:
+            self.current_size = None
+        super().recv_frame(frame)
+
+
 class WebSocket:
     """One WebSocket's framing, server side."""
 
@@ -39,7 +49,7 @@ class WebSocket:
     def __init__(self, max_message: int, origins: Iterable[str], deflate: bool) -> None:
         """`origins`: the Origin values a browser may send (RFC 6455 §10.2); a client
         that sends none is not a browser, and is let in."""
-        self._ws = ServerProtocol(
+        self._ws = _Protocol(
             origins=[None, *(Origin(o) for o in origins)],
             extensions=[ServerPerMessageDeflateFactory()] if deflate else None,
             max_size=max_message,
@@ -99,8 +109,11 @@ class WebSocket:
 
     def echo(self, frame: Frame) -> None:
         """Send `frame`'s payload back as the same kind of frame (fragments stay
-        fragments, so an echo holds one frame, never a whole message)."""
+        fragments, so an echo holds one frame, never a whole message). Nothing once
+        the closing handshake has begun (frames that arrived with or before a CLOSE)."""
         ws = self._ws
+        if ws.state is not State.OPEN:
+            return
         if frame.opcode is Opcode.TEXT:
             ws.send_text(frame.data, frame.fin)
         elif frame.opcode is Opcode.BINARY:
@@ -109,10 +122,12 @@ class WebSocket:
             ws.send_continuation(frame.data, frame.fin)
 
     def send(self, text: str) -> None:
-        self._ws.send_text(text.encode())
+        if self._ws.state is State.OPEN:
+            self._ws.send_text(text.encode())
 
     def ping(self) -> None:
-        self._ws.send_ping(b"lanthorn")
+        if self._ws.state is State.OPEN:
+            self._ws.send_ping(b"lanthorn")
 
     def close(self, code: int) -> None:
         """Start the closing handshake (1001 when the server goes away)."""
