@@ -63,20 +63,13 @@ def send_main(argv: list[str]) -> int:
     p.add_argument("--repeat", type=_positive(int), default=1)
     p.add_argument("--timeout", type=_positive(float), default=2.0, metavar="S")
     args = p.parse_args(argv)
-    try:
+
+    def exchange(data: bytes) -> send.Report:
         host, port = parse(args.address)
-        data = sys.stdin.buffer.read() if args.message == "-" else args.message.encode()
         client = send.tcp if args.kind == "tcp" else send.udp
-        report = client(host, port, data, max(1, args.repeat), args.timeout)
-    except ToolError as exc:
-        print(f"lanthorn send: {exc}", file=sys.stderr)
-        return exc.code
-    if report.reply is not None:
-        sys.stdout.buffer.write(report.reply)
-        if not report.reply.endswith(b"\n"):
-            sys.stdout.buffer.write(b"\n")
-    print(report.summary(), file=sys.stderr)
-    return 0
+        return client(host, port, data, max(1, args.repeat), args.timeout)
+
+    return _report("lanthorn send", args.message, exchange)
 
 
 def ws_main(argv: list[str]) -> int:
@@ -87,11 +80,21 @@ def ws_main(argv: list[str]) -> int:
     p.add_argument("--timeout", type=_positive(float), default=5.0, metavar="S")
     p.add_argument("--cafile", metavar="PEM", help="trust this CA for wss:// (a test server)")
     args = p.parse_args(argv)
+
+    def exchange(data: bytes) -> send.Report:
+        return ws.exchange(args.url, data, args.repeat, args.timeout, args.cafile)
+
+    return _report("lanthorn ws", args.message, exchange)
+
+
+def _report(prog: str, message: str, exchange: Callable[[bytes], send.Report]) -> int:
+    """Send `message` (- for stdin), print the reply and the round trips; a failure is
+    one line and the exit status."""
     try:
-        data = sys.stdin.buffer.read() if args.message == "-" else args.message.encode()
-        report = ws.exchange(args.url, data, args.repeat, args.timeout, args.cafile)
+        data = sys.stdin.buffer.read() if message == "-" else message.encode()
+        report = exchange(data)
     except ToolError as exc:
-        print(f"lanthorn ws: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return exc.code
     if report.reply is not None:
         sys.stdout.buffer.write(report.reply)
