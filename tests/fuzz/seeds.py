@@ -18,7 +18,8 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.settings
-from hyperframe.frame import Frame
+from hyperframe.frame import Frame as H2Frame
+from websockets.frames import Opcode
 
 from tests.fuzz.targets.frames import PREFACE
 
@@ -80,7 +81,7 @@ def _ops(wire: bytes) -> bytes:
     out = b""
     view = memoryview(wire)
     while view:
-        frame, length = Frame.parse_frame_header(view[:9])
+        frame, length = H2Frame.parse_frame_header(view[:9])
         payload = bytes(view[9 : 9 + length])
         view = view[9 + length :]
         stream = (
@@ -221,6 +222,32 @@ def encodings() -> dict[str, bytes]:
     return {f"accept-{i}": b"\x07" + value for i, value in enumerate(values)}
 
 
+def websocket() -> dict[str, bytes]:
+    def frame(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
+        """A client frame (RFC 6455 §5.2), masked with a fixed key: seeds stay the same."""
+        head = bytes([(0x80 if fin else 0) | opcode])
+        size = len(data)
+        head += (
+            bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + struct.pack("!H", size)
+        )
+        mask = b"mask"
+        return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+    streams = {
+        "text": frame(Opcode.TEXT, b"hello"),
+        "binary": frame(Opcode.BINARY, bytes(range(256))),
+        "fragmented": frame(Opcode.TEXT, "ünï".encode(), fin=False)
+        + frame(Opcode.PING, b"p")
+        + frame(Opcode.CONT, "cödé".encode()),
+        "close": frame(Opcode.TEXT, b"bye") + frame(Opcode.CLOSE, b"\x03\xe8done"),
+        "split-utf8": frame(Opcode.TEXT, b"\xe2\x82", fin=False) + frame(Opcode.CONT, b"\xac"),
+        "large": frame(Opcode.BINARY, b"x" * 300),
+    }
+    # First byte: bit 0 deflate, bit 1 the larger message limit; then no split.
+    return {f"{name}-{mode}": bytes([mode, 0]) + data
+            for name, data in streams.items() for mode in (0, 3)}  # fmt: skip
+
+
 SEEDS: dict[str, Callable[[], dict[str, bytes]]] = {
     "http1": http1,
     "http2": h2_sessions,
@@ -229,6 +256,7 @@ SEEDS: dict[str, Callable[[], dict[str, bytes]]] = {
     "ranges": ranges,
     "conditional": conditional,
     "encodings": encodings,
+    "websocket": websocket,
 }
 
 

@@ -87,10 +87,10 @@ class WebSocket:
         else:
             ws.receive_eof()
         frames = [f for f in ws.events_received() if isinstance(f, Frame) and f.opcode in _DATA]
-        for frame in frames:
+        for index, frame in enumerate(frames):
             if not self._valid_text(frame):
                 ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
-                return []
+                return frames[:index]  # what came before it was valid, as if read apart
         return frames
 
     def _valid_text(self, frame: Frame) -> bool:

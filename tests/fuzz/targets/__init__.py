@@ -11,7 +11,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-NAMES = ("http1", "http2", "streams", "paths", "ranges", "conditional", "encodings")
+NAMES = (
+    "http1", "http2", "streams", "paths", "ranges", "conditional", "encodings", "websocket",
+)  # fmt: skip
 
 
 def load(name: str) -> Callable[[bytes], None]:
