@@ -243,8 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    # The WebSocket library logs each socket opened and closed; the access log has them.
-    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.root.level))
+    # The WebSocket library logs each socket opened and closed (the access log has them),
+    # the watcher each change live reload reports: warnings only.
+    for chatty in ("websockets", "watchfiles"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
     from lanthorn.engines.launch import serve
 
     try:
