@@ -292,3 +292,31 @@ def test_the_ws_client_prints_replies_and_round_trips(site: Path, scratch: Path)
     assert bad.returncode == 2 and b"bad URL" in bad.stderr
     for result in (hello, piped, too_big, elsewhere, refused, bad):
         assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("model", ["asyncio", "events", "threads", "single"])
+def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(
+    site: Path, scratch: Path, model: str
+) -> None:
+    """It keeps sending 60 KB messages and reads none of the echoes: once the socket
+    buffers are full the server's batch stalls; others are still served, and at
+    --send-timeout the stalled socket is dropped."""
+    args = ("--model", model, "--ws-echo", "/echo", "--send-timeout", "1", "--threads", "2")
+    with Server(site, *args, tmp=scratch) as server, _handshake(server.port) as sock:
+        assert _status(sock) == 101
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(0.2)
+        message = _frame(0x2, b"x" * 100)  # small frames, many: the echoes pile up
+        started = time.monotonic()
+        dropped = None
+        while time.monotonic() - started < 10:
+            try:
+                sock.sendall(message * 600)
+            except TimeoutError:
+                pass  # our sending side is full too: the server stopped reading us
+            except OSError:
+                dropped = time.monotonic() - started
+                break
+            assert rawhttp.get(server.port, "/notes.txt").status == 200  # others served
+        assert dropped is not None, "never dropped"
+        assert 1.0 <= dropped < 8  # not before the send timeout
