@@ -177,7 +177,7 @@ class Admission:
 class MemoryBudget:
     """What one worker holds on behalf of its clients — output batches not yet written,
     request heads and HTTP/2 header blocks still arriving — against a ceiling. Each
-    connection reports what it holds (`hold(change)`); past the ceiling the worker
+    connection reports what it holds (`update`); past the ceiling the worker
     refuses new connections and sheds new requests (503), and connections holding
     SMALL bytes or more are not read (`reads`), until writes and timeouts bring it back
     under, rather than grow."""
@@ -192,11 +192,13 @@ class MemoryBudget:
         self.exceeded = False  # held > limit_bytes, kept as a plain attribute (hot path)
         self._lock = threading.Lock()  # connections of the threads engine, in parallel
 
-    def hold(self, change: int) -> None:
-        if change:
+    def update(self, was: int, now: int) -> int:
+        """A connection that held `was` bytes holds `now`; returns `now` (to keep)."""
+        if now != was:
             with self._lock:
-                self.held += change
+                self.held += now - was
                 self.exceeded = self.held > self.limit_bytes
+        return now
 
     def reads(self, held: int) -> bool:
         """Whether a connection holding `held` bytes may be read now."""

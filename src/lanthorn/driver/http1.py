@@ -146,8 +146,8 @@ class HttpConnection:
         if self._counted:
             self._counted = False
             self._service.release(self.peer)
-        self._service.memory.hold(-self._held)
-        self._held = self._batch_bytes = 0
+        self._held = self._service.memory.update(self._held, 0)
+        self._batch_bytes = 0
 
     # ---------------------------------------------------------------------------------------
 
@@ -225,8 +225,8 @@ class HttpConnection:
             endpoint=service.endpoints[path],
         )  # fmt: skip
         self._counted = False  # the WebSocket releases the count now
-        service.memory.hold(-self._held)
-        self._held = self._batch_bytes = 0
+        self._held = service.memory.update(self._held, 0)
+        self._batch_bytes = 0
         self._handover(socket)
         out += socket.feed(event.rest, now) if event.rest else []
         return True
@@ -253,9 +253,8 @@ class HttpConnection:
         """Tell the worker's budget what this connection holds now."""
         adapter = self._adapter
         held = self._batch_bytes + (adapter.buffered if adapter.in_message else 0)
-        if held != self._held:
-            self._service.memory.hold(held - self._held)
-            self._held = held
+        if held != self._held:  # (nearly always equal: no call on the hot path)
+            self._held = self._service.memory.update(self._held, held)
 
     def _reschedule(self, now: float, writing: bool, just_written: bool) -> None:
         limits = self._service.limits

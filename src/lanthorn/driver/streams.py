@@ -181,9 +181,7 @@ class Streams:
     def _account(self, held: int) -> None:
         """Tell the worker's budget what this connection holds now: the batch being
         written and input h2 keeps until a frame or header block is whole."""
-        if held != self._held:
-            self._service.memory.hold(held - self._held)
-            self._held = held
+        self._held = self._service.memory.update(self._held, held)
 
     def _take(self, data: bytes, now: float) -> list[Action] | None:
         """Handle what the client sent; the final actions if the connection must end."""

@@ -96,7 +96,7 @@ class WebSocketConnection:
 
     def drained(self, now: float, data: bytes = b"") -> list[Action]:
         self._writing = False
-        self._hold(0)
+        self._held = self._service.memory.update(self._held, 0)
         if data:
             return self.feed(data, now)
         self._idle_from(now)
@@ -140,7 +140,7 @@ class WebSocketConnection:
         if self._request is not None:
             self._service.record(self.peer, self._request, 101, self._sent, self._stamp)
             self._request = None
-        self._hold(0)
+        self._held = self._service.memory.update(self._held, 0)
 
     def _idle_from(self, now: float, keep_ping: bool = False) -> None:
         """Nothing being written: the next PING is due an interval from now (or stays
@@ -157,13 +157,7 @@ class WebSocketConnection:
             self._sent += len(data)
             self._writing = True
             self._deadline = now + self._service.limits.send_timeout_s
-            self._hold(len(data))
+            self._held = self._service.memory.update(self._held, len(data))
         if ended:
             out.append(CLOSE)
         return out
-
-    def _hold(self, held: int) -> None:
-        """Tell the worker's memory budget what this socket holds now."""
-        if held != self._held:
-            self._service.memory.hold(held - self._held)
-            self._held = held
