@@ -123,7 +123,7 @@ class Limits:
     # arriving); past it, new connections and requests get 503 instead of memory.
     memory_budget_bytes: int = 256 * 1024 * 1024
     # A client cut off for HTTP/2 abuse (floods, reset storms) has its new connections
-    # closed unheard for this long, doubling with each repeat (0: off).
+    # held unread, then closed unheard, for this long, doubling with each repeat (0: off).
     abuse_penalty_s: float = 1.0
 
     def __post_init__(self) -> None:

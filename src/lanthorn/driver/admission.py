@@ -207,13 +207,14 @@ class MemoryBudget:
 
 class PenaltyBox:
     """Clients this worker cut off for abusing HTTP/2 — control-frame floods, reset
-    storms, hoarded header blocks — whose new connections are closed unheard for a
-    while: `first_s`, doubling with each repeat up to 60 s, forgotten after five quiet
-    minutes. An attacker that reconnects then costs an accept, not a connection's setup
-    and another flood's parse. Only protocol abuse that no browser or proxy commits puts
-    a client here — never a limit or a timeout — so clients behind one address (a NAT,
-    a balancer) are not punished for each other's ordinary traffic. Dictionary updates
-    are atomic; a race between two threads costs at most a strike."""
+    storms, hoarded header blocks — whose new connections are held unread and then
+    closed unheard for a while (`hold`): `first_s`, doubling with each repeat up to
+    60 s, forgotten after five quiet minutes. An attacker that reconnects then costs
+    neither a connection's setup nor another flood's parse. Only protocol abuse that no
+    browser or proxy commits puts a client here — never a limit or a timeout — so
+    clients behind one address (a NAT, a balancer) are not punished for each other's
+    ordinary traffic. Dictionary updates are atomic; a race between two threads costs
+    at most a strike."""
 
     MAX_S = 60.0
     FORGET_S = 300.0
@@ -246,7 +247,7 @@ class PenaltyBox:
         entry = self._until.get(peer)
         return entry is not None and now < entry[0]
 
-    def hold(self, peer: str, now: float) -> float:
+    def hold(self, peer: str) -> float:
         """Until when to hold a barred connection from `peer` unread (the end of its
         bar), or 0: the worker holds HOLD_MAX already, close it at once. Held, a client
         that reconnects the moment it is closed waits out its bar on one connection

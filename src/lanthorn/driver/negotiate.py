@@ -160,7 +160,7 @@ class Barred:
 
     def __init__(self, peer: str, box: PenaltyBox, now: float) -> None:
         self.peer = peer
-        until = box.hold(peer, now)
+        until = box.hold(peer)
         self._box = box if until else None
         self.reading = not until
         self.deadline = until or now

@@ -1,10 +1,10 @@
 """The HTTP/2 connection driver: many streams over one connection.
 
-Same contract with engines as `driver.HttpConnection` (it is what one becomes once the
-client sends the HTTP/2 preface), but a body never leaves as a `FileBody`: the driver
-reads files with pread into DATA frames that fit the flow-control windows (RFC 9113
-§5.2), one frame per stream in turn (round robin), so concurrent downloads share the
-connection. It is `multiplexed`: engines hand it the input that arrived while a batch
+Same contract with engines as `http1.HttpConnection` (negotiate hands a connection to it
+when the client opens with the HTTP/2 preface), but a body never leaves as a `FileBody`:
+the driver reads files with pread into DATA frames that fit the flow-control windows
+(RFC 9113 §5.2), one frame per stream in turn (round robin), so concurrent downloads
+share the connection. It is `multiplexed`: engines hand it the input that arrived while a batch
 was written (`drained(now, data)`), so a reset, a PING or a new request is seen between
 batches of a large download, not after it.
 

@@ -2,9 +2,8 @@
 
 Every socket is non-blocking. A connection is watched for reading while it has nothing
 to write (and the driver takes input: see Connection.reading), and for writing while a
-batch is going out (partial writes resume where they
-stopped; file bodies go out with non-blocking sendfile(2)). Deadlines are checked by a
-sweep every SWEEP_S.
+batch is going out (partial writes resume where they stopped; file bodies go out with
+non-blocking sendfile(2)). Deadlines are checked by a sweep every SWEEP_S.
 """
 
 from __future__ import annotations
