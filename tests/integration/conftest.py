@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,3 +29,11 @@ def model_server(
 @pytest.fixture(scope="module", params=MODELS)
 def server(request: pytest.FixtureRequest, site: Path, scratch: Path) -> Iterator[Server]:
     yield from model_server(request, site, scratch)
+
+
+def lanthorn(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """Run `python -m lanthorn ARGS` (a toolkit command) and return what it did."""
+    return subprocess.run(
+        [sys.executable, "-m", "lanthorn", *args],
+        input=stdin, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip

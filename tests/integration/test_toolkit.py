@@ -13,14 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import lanthorn
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _lanthorn(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "lanthorn", *args],
-        input=stdin, capture_output=True, timeout=60, check=False,
-    )  # fmt: skip
 
 
 class Echo:
@@ -64,7 +59,7 @@ def udp_echo(tmp_path: Path) -> Iterator[Echo]:
 def test_tcp_large_message_and_rtt(tcp_echo: Echo) -> None:
     # 16 MiB: far more than the socket buffers, so sending and receiving must overlap
     message = bytes(range(256)) * 65536
-    out = _lanthorn("send", "tcp", tcp_echo.address, "-", "--repeat", "3", stdin=message)
+    out = lanthorn("send", "tcp", tcp_echo.address, "-", "--repeat", "3", stdin=message)
     assert out.returncode == 0, out.stderr
     assert out.stdout.rstrip(b"\n") == message
     assert b"3 replies, rtt min/median/max = " in out.stderr
@@ -108,7 +103,7 @@ def test_tcp_many_concurrent_clients(tcp_echo: Echo) -> None:
 
 
 def test_udp_round_trips(udp_echo: Echo) -> None:
-    out = _lanthorn("send", "udp", udp_echo.address, "ping", "--repeat", "5")
+    out = lanthorn("send", "udp", udp_echo.address, "ping", "--repeat", "5")
     assert out.returncode == 0 and out.stdout == b"ping\n"
     assert b"5 replies" in out.stderr and b"lost" not in out.stderr
 
@@ -122,7 +117,7 @@ def test_udp_datagram_boundaries(udp_echo: Echo) -> None:
 
 
 def test_udp_oversize_datagram_dropped_and_client_times_out(udp_echo: Echo) -> None:
-    out = _lanthorn("send", "udp", udp_echo.address, "x" * 2000, "--timeout", "0.5")
+    out = lanthorn("send", "udp", udp_echo.address, "x" * 2000, "--timeout", "0.5")
     assert out.returncode == 1
     assert b"no reply from 127.0.0.1:" in out.stderr and b"(1 of 1 datagrams lost)" in out.stderr
     err = udp_echo.stop()
@@ -134,18 +129,18 @@ def test_clear_errors() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]  # bound, not listening: connections are refused
-        refused = _lanthorn("send", "tcp", f"127.0.0.1:{closed_port}", "hi")
-        udp_refused = _lanthorn("send", "udp", f"127.0.0.1:{closed_port}", "hi")
+        refused = lanthorn("send", "tcp", f"127.0.0.1:{closed_port}", "hi")
+        udp_refused = lanthorn("send", "udp", f"127.0.0.1:{closed_port}", "hi")
     assert refused.returncode == 1
     assert b"connection refused by 127.0.0.1:" in refused.stderr
     assert udp_refused.returncode == 1 and b"refused" in udp_refused.stderr
-    bad = _lanthorn("send", "tcp", "nocolon", "hi")
+    bad = lanthorn("send", "tcp", "nocolon", "hi")
     assert bad.returncode == 2 and b"bad address 'nocolon'" in bad.stderr
-    superscript = _lanthorn("send", "tcp", "127.0.0.1:\u00b2", "hi")
+    superscript = lanthorn("send", "tcp", "127.0.0.1:\u00b2", "hi")
     assert superscript.returncode == 2 and b"bad address" in superscript.stderr
-    negative = _lanthorn("send", "udp", "127.0.0.1:9", "hi", "--timeout", "-1")
+    negative = lanthorn("send", "udp", "127.0.0.1:9", "hi", "--timeout", "-1")
     assert negative.returncode == 2 and b"must be positive" in negative.stderr
-    unknown = _lanthorn("send", "tcp", "no-such-host.invalid:80", "hi")
+    unknown = lanthorn("send", "tcp", "no-such-host.invalid:80", "hi")
     assert unknown.returncode == 1 and b"cannot resolve 'no-such-host.invalid'" in unknown.stderr
     for result in (refused, udp_refused, bad, superscript, negative, unknown):
         assert b"Traceback" not in result.stderr

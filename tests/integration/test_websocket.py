@@ -10,8 +10,6 @@ import signal
 import socket
 import ssl
 import struct
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests import certs
 from tests.conftest import MODELS
 from tests.integration import rawhttp
-from tests.integration.conftest import model_server
+from tests.integration.conftest import lanthorn, model_server
 from tests.servers import Server
 
 THREADS = 4
@@ -262,33 +260,23 @@ def test_wss_over_tls(site: Path, scratch: Path) -> None:
 # --- `lanthorn ws` ------------------------------------------------------------------------
 
 
-def _lanthorn_ws(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "lanthorn", "ws", *args],
-        input=stdin,
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-
-
 def test_the_ws_client_prints_replies_and_round_trips(site: Path, scratch: Path) -> None:
     with Server(site, "--ws-echo", "/echo", "--ws-max-message", "1k", tmp=scratch) as server:
         url = f"ws://127.0.0.1:{server.port}/echo"
-        hello = _lanthorn_ws(url, "hello", "--repeat", "3")
+        hello = lanthorn("ws", url, "hello", "--repeat", "3")
         assert hello.returncode == 0, hello.stderr
         assert hello.stdout == b"hello\n" and b"3 replies, rtt min/median/max" in hello.stderr
-        piped = _lanthorn_ws(url, stdin=b"\xff\x00 binary")
+        piped = lanthorn("ws", url, stdin=b"\xff\x00 binary")
         assert piped.returncode == 0 and piped.stdout == b"\xff\x00 binary\n"
-        too_big = _lanthorn_ws(url, "x" * 2000)
+        too_big = lanthorn("ws", url, "x" * 2000)
         assert too_big.returncode == 1 and b"closed by the server: 1009" in too_big.stderr
-        elsewhere = _lanthorn_ws(f"ws://127.0.0.1:{server.port}/nothing", "hi")
+        elsewhere = lanthorn("ws", f"ws://127.0.0.1:{server.port}/nothing", "hi")
         assert elsewhere.returncode == 1 and b"answered HTTP 404" in elsewhere.stderr
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        refused = _lanthorn_ws(f"ws://127.0.0.1:{s.getsockname()[1]}/", "hi")
+        refused = lanthorn("ws", f"ws://127.0.0.1:{s.getsockname()[1]}/", "hi")
     assert refused.returncode == 1 and b"connection refused by 127.0.0.1:" in refused.stderr
-    bad = _lanthorn_ws("http://nope", "hi")
+    bad = lanthorn("ws", "http://nope", "hi")
     assert bad.returncode == 2 and b"bad URL" in bad.stderr
     for result in (hello, piped, too_big, elsewhere, refused, bad):
         assert b"Traceback" not in result.stderr
