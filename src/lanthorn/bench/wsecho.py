@@ -25,9 +25,8 @@ SIZES = (64, 65536)
 CONNS = (10, 100)
 
 
-def _servers(peer_python: str | None) -> dict[str, list[str]]:
-    """Name → argv with a PORT placeholder."""
-    root = tempfile.mkdtemp(prefix="lanthorn-wsecho-")
+def _servers(root: str, peer_python: str | None) -> dict[str, list[str]]:
+    """Name → argv with a PORT placeholder (lanthorn serves the empty `root`)."""
     lanthorn = [sys.executable, "-m", "lanthorn", root, "--host", "127.0.0.1", "-p", "PORT",
                 "--ws-echo", "/echo", "--ws-max-message", "1M", "--access-log", "off"]  # fmt: skip
     servers = {
@@ -81,9 +80,9 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=4.0)
     p.add_argument("--peer-python", help="an interpreter with aiohttp (.venv-peers/bin/python)")
     args = p.parse_args()
-    results = {
-        name: measure(argv, args.duration) for name, argv in _servers(args.peer_python).items()
-    }
+    with tempfile.TemporaryDirectory(prefix="lanthorn-wsecho-") as root:
+        servers = _servers(root, args.peer_python)
+        results = {name: measure(argv, args.duration) for name, argv in servers.items()}
     print(table(results))
 
 
