@@ -105,7 +105,8 @@ class HttpConnection:
     def reading(self) -> bool:
         """Over the worker's memory budget, a connection that holds more than a little
         is not read until the budget is back under: writes drain what it holds, and
-        reading would only add to it (new heads, requests to answer)."""
+        reading would only add to it (new heads, requests to answer). The rule is
+        MemoryBudget.reads, inlined: engines ask once per request."""
         return not self._service.memory.exceeded or self._held < MemoryBudget.SMALL
 
     multiplexed = False
