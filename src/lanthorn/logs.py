@@ -1,4 +1,5 @@
-"""Access log in the Combined Log Format, kept off the hot path.
+"""Access log in the Combined Log Format, kept off the hot path. A WebSocket's record,
+written when it closes, adds how long it lived (seconds) after the Combined fields.
 
 `record` only appends a tuple to a deque (atomic, so thread-safe without a lock); lines
 are formatted and written in batches by `flush`, which the engines call when the batch
@@ -20,7 +21,9 @@ from typing import TextIO
 from lanthorn.errors import ConfigError
 
 _UNSAFE = re.compile(r'[\x00-\x1f"\\\x7f-\xff]')
-Record = tuple[str, bytes, bytes, str, int, int, bytes, bytes, float]
+# peer, method, target, version, status, bytes sent, referer, user agent, wall time, and
+# how long a connection that outlives its request (a WebSocket) lived, in seconds.
+Record = tuple[str, bytes, bytes, str, int, int, bytes, bytes, float, float | None]
 
 
 def _escape(raw: bytes) -> str:
@@ -28,12 +31,14 @@ def _escape(raw: bytes) -> str:
 
 
 def format_record(record: Record) -> str:
-    peer, method, target, version, status, nbytes, referer, agent, wall = record
+    peer, method, target, version, status, nbytes, referer, agent, wall, lived = record
     stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(wall))
     request = _escape(method + b" " + target) + f" HTTP/{version}" if method else "-"
+    # A socket's lifetime follows the Combined fields, as nginx's $request_time would.
+    tail = "" if lived is None else f" {lived:.3f}"
     return (
         f'{peer} - - [{stamp}] "{request}" {status} {nbytes} '
-        f'"{_escape(referer) or "-"}" "{_escape(agent) or "-"}"\n'
+        f'"{_escape(referer) or "-"}" "{_escape(agent) or "-"}"{tail}\n'
     )
 
 

@@ -137,14 +137,16 @@ class Service:
         return plan
 
     def record(
-        self, peer: str, request: Request | None, status: int, sent: int, stamp: float
-    ) -> None:
-        """One access-log record (formatted later, off the hot path)."""
+        self, peer: str, request: Request | None, status: int, sent: int, stamp: float,
+        *, lived: float | None = None,
+    ) -> None:  # fmt: skip
+        """One access-log record (formatted later, off the hot path); `lived`: how long a
+        socket that outlived its request (a WebSocket) was open."""
         log = self.access_log
         if log is None:
             return
         if request is None:  # the request could not be parsed
-            log.record((peer, b"", b"", "", status, sent, b"", b"", stamp))
+            log.record((peer, b"", b"", "", status, sent, b"", b"", stamp, None))
             return
         headers = request.headers
         log.record(
@@ -158,6 +160,7 @@ class Service:
                 headers.get(b"referer", b""),
                 headers.get(b"user-agent", b""),
                 stamp,
+                lived,
             )
         )
 

@@ -21,10 +21,10 @@ from lanthorn.core.response import Body, FileBody
 from lanthorn.driver.admission import MemoryBudget
 from lanthorn.driver.context import NO_BODY_STATUSES, Service
 from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action, Connection
-from lanthorn.driver.websocket import WebSocketConnection
+from lanthorn.driver.websocket import Session, WebSocketConnection, endpoint, framing
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived, UpgradeRequested
 from lanthorn.protocol.http1 import Http1
-from lanthorn.protocol.websocket import WebSocket, is_websocket_upgrade
+from lanthorn.protocol.websocket import is_websocket_upgrade
 
 # One HTTP/1 batch holds at most this many open file bodies (and about BATCH_BYTES of
 # in-memory bodies): the bound on what a client that pipelines without reading can make a
@@ -200,19 +200,16 @@ class HttpConnection:
         then the connection goes to the WebSocket driver with what followed the request.
         False: not a WebSocket request for an endpoint (answered as a plain request)."""
         service, request = self._service, event.request
-        config = service.config.websocket
-        path = request.target.partition(b"?")[0].decode("latin-1")
+        answers = endpoint(service, request)
         if (
             self._handover is None
-            or path not in service.endpoints
+            or answers is None
             or not is_websocket_upgrade(request.method, request.headers)
             or not self._counted
             or service.memory.exceeded
         ):
             return False
-        host = request.headers.get(b"host", b"").decode("latin-1")
-        origins = (f"http://{host}", f"https://{host}", *config.origins)
-        ws = WebSocket(config.max_message_bytes, origins, config.deflate)
+        ws = framing(service, request, tunnel=False)
         answer, status = ws.handshake(request.target, request.headers)
         out.append(answer)
         self._waiting.clear()
@@ -221,10 +218,8 @@ class HttpConnection:
             service.record(self.peer, request, status, len(answer), stamp)
             out.append(CLOSE)
             return True
-        socket = WebSocketConnection(
-            service, self.peer, ws, request, now=now, counted=self._counted,
-            endpoint=service.endpoints[path],
-        )  # fmt: skip
+        session = Session(service, self.peer, ws, request, now=now, endpoint=answers)
+        socket = WebSocketConnection(service, session, now=now, counted=self._counted)
         self._counted = False  # the WebSocket releases the count now
         self._held = service.memory.update(self._held, 0)
         self._batch_bytes = 0

@@ -18,7 +18,15 @@ Clocks (each a deadline; `deadline` is the earliest that applies):
   as PING acknowledgements do not count), else the client gets GOAWAY;
 - each request must arrive whole within the header timeout, else 408 on that stream;
 - an idle connection lives for the keep-alive timeout (the header timeout until the
-  first request), then gets GOAWAY.
+  first request), then gets GOAWAY — unless a tunnel is open on it.
+
+Tunnels (RFC 8441): an extended CONNECT to a WebSocket endpoint opens a `Session` on its
+stream. What the client sends on the stream goes to the session as it arrives; what the
+session sends is queued like a body without an end, pumped within the windows as any
+other. The stream's receive window reopens only while less than TUNNEL_BUFFER of the
+session's output waits to be sent, so a client that sends without reading is held back
+by flow control, not buffered for. The session's own clocks (PING, live-reload polls)
+are among the connection's deadlines.
 """
 
 from __future__ import annotations
@@ -26,33 +34,61 @@ from __future__ import annotations
 import os
 from collections import deque
 
-from lanthorn.clock import wall
+from lanthorn.clock import monotonic, wall
+from lanthorn.core.pages import page_plan
 from lanthorn.core.request import Request
 from lanthorn.core.response import Chunk, FileBody, ResponsePlan
 from lanthorn.driver.context import NO_BODY_STATUSES, Service, log_error
 from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action
-from lanthorn.protocol.events import ProtocolFailed, RequestReceived, StreamFailed, StreamReset
+from lanthorn.driver.websocket import Session, endpoint, framing
+from lanthorn.protocol.events import (
+    ProtocolFailed,
+    RequestReceived,
+    StreamFailed,
+    StreamReset,
+    TunnelData,
+    TunnelRequested,
+)
 from lanthorn.protocol.http2 import Http2
+from lanthorn.protocol.websocket import is_websocket_tunnel
 
 _OPEN_FILES = 16
+TUNNEL_BUFFER = 64 * 1024  # a tunnel's unsent output above which its input is held back
 
 
 class _Outgoing:
-    """The rest of one stream's body: chunks in order, `pos` into the first."""
+    """The rest of one stream's body: chunks in order, `pos` into the first. `ends`:
+    the stream ends with the last chunk (a tunnel's does not until its session ends)."""
 
-    __slots__ = ("chunks", "files", "pos", "reset_after")
+    __slots__ = ("chunks", "ends", "files", "pos", "reset_after")
 
-    def __init__(self, chunks: deque[Chunk], reset_after: bool) -> None:
+    def __init__(self, chunks: deque[Chunk], reset_after: bool, ends: bool = True) -> None:
         self.chunks = chunks
         self.pos = 0
         self.files = any(isinstance(chunk, FileBody) for chunk in chunks)
         self.reset_after = reset_after  # answered before the request ended: RST NO_ERROR
+        self.ends = ends
+
+    @property
+    def pending(self) -> int:
+        """Bytes still to send (a tunnel's chunks are all bytes)."""
+        return sum(len(chunk) for chunk in self.chunks if type(chunk) is bytes) - self.pos
 
     def close(self) -> None:
         for chunk in self.chunks:
             if isinstance(chunk, FileBody):
                 chunk.close()
         self.chunks.clear()
+
+
+class _Tunnel:
+    """A WebSocket open on one stream, and the input it has taken but not acknowledged."""
+
+    __slots__ = ("owed", "session")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.owed = 0
 
 
 class Streams:
@@ -70,6 +106,7 @@ class Streams:
         "_sending",
         "_served",
         "_service",
+        "_tunnels",
         "_waiting",
         "_worked",
         "_writing",
@@ -85,10 +122,11 @@ class Streams:
         # meanwhile get 503), then close.
         self._refused = not admitted
         self._held = 0  # bytes held for the client, as the worker's budget knows it
-        self._adapter = Http2(service.limits, now)
+        self._adapter = Http2(service.limits, now, tunnels=bool(service.endpoints))
         self._waiting: deque[RequestReceived] = deque()
         self._deferred: deque[RequestReceived] = deque()  # need a file; none is free
         self._sending: dict[int, _Outgoing] = {}  # insertion order is the round robin
+        self._tunnels: dict[int, _Tunnel] = {}
         self._open_files = 0
         self._writing = False
         self._closing = False
@@ -153,8 +191,12 @@ class Streams:
         May be called again: GOAWAY is sent once, and an idle connection closes."""
         if self._closing:
             return []
+        now = monotonic()
+        for stream_id, tunnel in list(self._tunnels.items()):
+            tunnel.session.close()  # 1001: the frame leaves with the next batch
+            self._tunnel_out(stream_id, tunnel, now)
         goaway = self._adapter.output() + self._goaway()
-        if self.idle:
+        if self._quiet:
             return self._close(goaway)
         return [goaway] if goaway else []
 
@@ -178,9 +220,18 @@ class Streams:
         self._account(self._adapter.buffered + batch)
         return out
 
+    @property
+    def _quiet(self) -> bool:
+        """Idle, and no tunnel open: the connection may close."""
+        return self.idle and not self._tunnels
+
     def _account(self, held: int) -> None:
         """Tell the worker's budget what this connection holds now: the batch being
-        written and input h2 keeps until a frame or header block is whole."""
+        written, input h2 keeps until a frame or header block is whole, and tunnels'
+        output waiting for their windows."""
+        if self._tunnels:
+            sending = self._sending
+            held += sum(sending[i].pending for i in self._tunnels if i in sending)
         self._held = self._service.memory.update(self._held, held)
 
     def _take(self, data: bytes, now: float) -> list[Action] | None:
@@ -189,6 +240,10 @@ class Streams:
         for event in adapter.receive(data, now):
             if type(event) is RequestReceived:
                 self._waiting.append(event)
+            elif type(event) is TunnelData:
+                self._tunnel_in(event, now)
+            elif type(event) is TunnelRequested:
+                self._open_tunnel(event, now)
             elif type(event) is StreamReset:
                 self._forget(event.stream_id)
             elif type(event) is StreamFailed:
@@ -232,7 +287,7 @@ class Streams:
                 limits.keepalive_timeout_s if self._served else limits.header_timeout_s
             )
         self._reschedule()
-        if (ending or adapter.peer_done) and self.idle:
+        if (ending or adapter.peer_done) and self._quiet:
             return self._close(data)
         return [data] if data else []
 
@@ -281,8 +336,78 @@ class Streams:
         self._sending[stream_id] = outgoing
         return plan.body_length
 
+    def _open_tunnel(self, event: TunnelRequested, now: float) -> None:
+        """An extended CONNECT: open a WebSocket on its stream if one is asked for where
+        an endpoint is, else answer it (405 from the core; 503 when refused or over the
+        memory budget) and reset the stream, whose request has not ended (§8.1)."""
+        service, request, stream_id = self._service, event.request, event.stream_id
+        stamp = wall()
+        date = service.dates.value(stamp)
+        answers = endpoint(service, request)
+        if (
+            answers is None
+            or not is_websocket_tunnel(request.headers)
+            or self._refused
+            or service.memory.exceeded
+        ):
+            plan = service.decide(request, now, stamp, self.peer, not self._refused)
+            status = plan.status
+        else:
+            ws = framing(service, request, tunnel=True)
+            status, fields = ws.open_tunnel(request.headers)
+            if status == 200:
+                if self._adapter.accept(stream_id, fields, date):
+                    session = Session(service, self.peer, ws, request, now=now, endpoint=answers)
+                    self._tunnels[stream_id] = _Tunnel(session)
+                    self._served = self._worked = True
+                return  # its access record is written when it closes
+            # 400, 403 (a foreign Origin) or 426 (with the version spoken)
+            plan = page_plan(status, fields) if fields else service.site.errors[status]
+        self._worked = True
+        sent = self._start(stream_id, None, plan, date)
+        service.record(self.peer, request, status, sent, stamp)
+
+    def _tunnel_in(self, event: TunnelData, now: float) -> None:
+        """What the client sent on a tunnel (on a refused one: discarded)."""
+        stream_id = event.stream_id
+        tunnel = self._tunnels.get(stream_id)
+        if tunnel is None:
+            self._adapter.acknowledge(stream_id, event.flow)
+            return
+        session = tunnel.session
+        if event.data:
+            session.receive(event.data, now)
+        if event.ended:
+            session.receive(b"", now)  # as TCP's FIN (RFC 8441 §5)
+        tunnel.owed += event.flow
+        self._tunnel_out(stream_id, tunnel, now)
+
+    def _tunnel_out(self, stream_id: int, tunnel: _Tunnel, now: float) -> None:
+        """Queue what the session sends; end the stream when the session ends; reopen
+        the receive window while little of its output waits."""
+        data, ended = tunnel.session.output(now)
+        outgoing = self._sending.get(stream_id)
+        if data:
+            if outgoing is None:
+                outgoing = self._sending[stream_id] = _Outgoing(deque(), False, ends=False)
+            outgoing.chunks.append(data)
+        if ended:
+            del self._tunnels[stream_id]
+            tunnel.session.finish(now)
+            self._adapter.acknowledge(stream_id, tunnel.owed)  # the connection's window
+            if outgoing is None:
+                self._adapter.send(stream_id, b"", True)  # END_STREAM (False: gone)
+            else:
+                outgoing.ends = True
+        elif tunnel.owed and (outgoing is None or outgoing.pending < TUNNEL_BUFFER):
+            self._adapter.acknowledge(stream_id, tunnel.owed)
+            tunnel.owed = 0
+
     def _forget(self, stream_id: int) -> None:
         """The stream was reset: drop whatever it was still owed."""
+        tunnel = self._tunnels.pop(stream_id, None)
+        if tunnel is not None:
+            tunnel.session.finish(monotonic())
         for queue in (self._waiting, self._deferred):
             for event in queue:
                 if event.stream_id == stream_id:
@@ -313,7 +438,7 @@ class Streams:
                     continue
                 outgoing = sending.pop(stream_id)
                 data = self._read(outgoing, min(window, budget))
-                last = not outgoing.chunks
+                last = not outgoing.chunks and outgoing.ends
                 if data is None or not adapter.send(stream_id, data, last):
                     # The file shrank under us, or h2 closed the stream: it cannot finish.
                     self._release(outgoing)
@@ -325,13 +450,21 @@ class Streams:
                     self._release(outgoing)
                     if outgoing.reset_after:
                         adapter.reset(stream_id, answered=True)
-                else:
+                elif outgoing.chunks:
                     sending[stream_id] = outgoing  # to the back of the round robin
+                if not outgoing.ends:  # a tunnel: more input may be taken now
+                    self._tunnel_sent(stream_id, outgoing)
                 if budget <= 0 or adapter.connection_window() <= 0:
                     break
             if not moved:
                 break
         return BATCH_BYTES - budget
+
+    def _tunnel_sent(self, stream_id: int, outgoing: _Outgoing) -> None:
+        tunnel = self._tunnels.get(stream_id)
+        if tunnel is not None and tunnel.owed and outgoing.pending < TUNNEL_BUFFER:
+            self._adapter.acknowledge(stream_id, tunnel.owed)
+            tunnel.owed = 0
 
     @staticmethod
     def _read(outgoing: _Outgoing, limit: int) -> bytes | None:
@@ -363,7 +496,14 @@ class Streams:
             return self._close()  # the client stopped reading mid-batch
         for stream_id in self._adapter.stalled(now - limits.header_timeout_s):
             self._refuse(stream_id, 408)  # that request took too long to arrive
-        if (self._sending and now >= self._send_by) or (self.idle and now >= self._idle_by):
+        for stream_id, tunnel in list(self._tunnels.items()):
+            if now >= tunnel.session.deadline:
+                if tunnel.session.expired(now):
+                    self._tunnel_out(stream_id, tunnel, now)
+                else:  # no answer to its PING: the client is gone
+                    self._forget(stream_id)
+                    self._adapter.reset(stream_id)
+        if (self._sending and now >= self._send_by) or (self._quiet and now >= self._idle_by):
             # Windows never reopened, or nothing to do for too long: GOAWAY, then close.
             return self._close(self._adapter.output() + self._goaway())
         return self._answer(now, False)
@@ -378,7 +518,9 @@ class Streams:
         oldest = self._adapter.oldest()
         if oldest is not None:
             clocks.append(oldest + limits.header_timeout_s)
-        if self.idle:
+        if self._tunnels:
+            clocks.extend(tunnel.session.deadline for tunnel in self._tunnels.values())
+        elif self.idle:
             clocks.append(self._idle_by)
         self.deadline = min(clocks, default=self._idle_by)
 
@@ -389,6 +531,10 @@ class Streams:
         return self._adapter.goaway()
 
     def _close(self, data: bytes = b"") -> list[Action]:
+        now = monotonic()
+        for tunnel in self._tunnels.values():
+            tunnel.session.finish(now)
+        self._tunnels.clear()
         self._account(len(data))
         self._closing = True
         self._waiting.clear()

@@ -1,14 +1,15 @@
-"""One open WebSocket (RFC 6455), on the connection HTTP/1 handed over after its 101.
+"""Open WebSockets (RFC 6455): what answers on one (`Session`), and the driver for one
+that has a TCP connection to itself after HTTP/1's 101 (`WebSocketConnection`). Over
+HTTP/2 (RFC 8441) a session lives on one stream, and `streams.Streams` carries it.
 
 Two endpoints: "echo" answers every frame with itself; "live-reload" ignores what the
 page sends and tells it, within POLL_S of the watcher's report, to swap stylesheets (all
-changed files are CSS) or to reload. Frames come in through the adapter; what goes out
-leaves in batches like any other driver's, under the same limits: the send timeout while
-a batch is written, and while idle a PING every `ping_interval_s`, closing the socket if
-nothing at all comes back within the next interval. A graceful stop starts the closing
-handshake with 1001 (going away); the socket closes when the client answers it, or at the
-end of the grace period. The access log gets one record when the socket is gone: the 101
-and every byte sent over the socket.
+changed files are CSS) or to reload. While nothing comes in or goes out a session sends
+a PING every `ping_interval_s`, and gives the client up if nothing at all comes back
+within the next interval. A graceful stop starts the closing handshake with 1001
+(going away); the socket closes when the client answers it, or at the end of the grace
+period. The access log gets one record when the socket is gone: its opening status,
+every byte sent over it, and how long it lived.
 """
 
 from __future__ import annotations
@@ -32,50 +33,130 @@ def reload_message(paths: tuple[str, ...]) -> str:
     return json.dumps({"reload": True})
 
 
-class WebSocketConnection:
+def endpoint(service: Service, request: Request) -> str | None:
+    """What answers WebSockets at the request's path, if anything does."""
+    return service.endpoints.get(request.target.partition(b"?")[0].decode("latin-1"))
+
+
+def framing(service: Service, request: Request, tunnel: bool) -> WebSocket:
+    """The framing for a socket opened by `request`: pages from the server's own host
+    (either scheme) may open it, and those of the configured origins."""
+    config = service.config.websocket
+    host = request.headers.get(b"host", b"").decode("latin-1")
+    origins = (f"http://{host}", f"https://{host}", *config.origins)
+    return WebSocket(config.max_message_bytes, origins, config.deflate, tunnel)
+
+
+class Session:
+    """One open WebSocket's endpoint and clocks, whatever carries its bytes."""
+
     __slots__ = (
-        "_counted",
-        "_deadline",
         "_echo",
-        "_held",
+        "_opened",
         "_ping_at",
         "_pinged",
+        "_poll_at",
         "_request",
         "_seen",
         "_sent",
         "_service",
         "_stamp",
-        "_writing",
         "_ws",
         "peer",
     )
 
-    multiplexed = True  # read between batches: PINGs and CLOSEs arrive during an echo
-    lingers = True  # the closing handshake's last frame must reach the client
-
     def __init__(
         self, service: Service, peer: str, ws: WebSocket, request: Request, *, now: float,
-        counted: bool, endpoint: str,
+        endpoint: str,
     ) -> None:  # fmt: skip
         self._service = service
         self.peer = peer
         self._ws = ws
         self._request: Request | None = request  # until the access record is written
-        self._counted = counted  # released once, by `abort`
         self._stamp = wall()
+        self._opened = now
         self._sent = 0
-        self._held = 0
-        self._writing = False
         self._pinged = False
         self._echo = endpoint == "echo"
         self._seen = service.changes.latest[0]  # changes reported before it opened
-        self._ping_at = 0.0
-        self._deadline = 0.0
-        self._idle_from(now)
+        self._ping_at = now + service.config.websocket.ping_interval_s
+        self._poll_at = now + POLL_S
 
     @property
     def deadline(self) -> float:
-        return self._deadline
+        """When `expired` is due: the next PING, or the next look for changes."""
+        return self._ping_at if self._echo else min(self._ping_at, self._poll_at)
+
+    def receive(self, data: bytes, now: float) -> None:
+        """Bytes from the client (b"": it will send no more)."""
+        ws = self._ws
+        for frame in ws.receive(data):
+            if self._echo:
+                ws.echo(frame)
+        self._pinged = False  # anything at all shows the client is there
+        self._ping_at = now + self._service.config.websocket.ping_interval_s
+
+    def expired(self, now: float) -> bool:
+        """Report changes (live reload); PING when quiet for an interval. False: quiet
+        for another interval since, so the client is gone."""
+        if not self._echo and now >= self._poll_at:
+            self._poll_at = now + POLL_S
+            generation, paths = self._service.changes.latest
+            if generation != self._seen:
+                self._seen = generation
+                self._ws.send(reload_message(paths))
+        if now >= self._ping_at:
+            if self._pinged:
+                return False
+            self._pinged = True
+            self._ws.ping()
+            self._ping_at = now + self._service.config.websocket.ping_interval_s
+        return True
+
+    def close(self) -> None:
+        """Start the closing handshake with 1001: the server is going away."""
+        self._ws.close(GOING_AWAY)
+
+    def output(self, now: float) -> tuple[bytes, bool]:
+        """Frames to send, and whether the socket ends after them. Sending is activity:
+        the next PING is an interval away."""
+        data, ended = self._ws.output()
+        if data:
+            self._sent += len(data)
+            if not self._pinged:
+                self._ping_at = now + self._service.config.websocket.ping_interval_s
+        return data, ended
+
+    def finish(self, now: float) -> None:
+        """The socket is gone: its access record (once), with how long it lived."""
+        if self._request is not None:
+            request, self._request = self._request, None
+            status = 101 if request.version == "1.1" else 200  # 200 over HTTP/2
+            lived = now - self._opened
+            self._service.record(self.peer, request, status, self._sent, self._stamp, lived=lived)
+
+
+class WebSocketConnection:
+    """A WebSocket that has its TCP connection to itself (after HTTP/1's 101)."""
+
+    __slots__ = ("_counted", "_held", "_send_by", "_service", "_session", "_writing", "peer")
+
+    multiplexed = True  # read between batches: PINGs and CLOSEs arrive during an echo
+    lingers = True  # the closing handshake's last frame must reach the client
+
+    def __init__(self, service: Service, session: Session, *, now: float, counted: bool) -> None:
+        self._session = session
+        self._service = service
+        self.peer = session.peer
+        self._counted = counted  # released once, by `abort`
+        self._held = 0
+        self._writing = False
+        self._send_by = now
+
+    @property
+    def deadline(self) -> float:
+        """While a batch is written, the send timeout; else the session's clock."""
+        return self._send_by if self._writing else self._session.deadline
 
     @property
     def idle(self) -> bool:
@@ -87,76 +168,46 @@ class WebSocketConnection:
 
     def feed(self, data: bytes, now: float) -> list[Action]:
         """Frames from the client (b"": it closed its side)."""
-        ws = self._ws
-        for frame in ws.receive(data):
-            if self._echo:
-                ws.echo(frame)
-        self._pinged = False  # anything at all shows the client is there
+        self._session.receive(data, now)
         return self._flush(now)
 
     def drained(self, now: float, data: bytes = b"") -> list[Action]:
         self._writing = False
         self._held = self._service.memory.update(self._held, 0)
-        if data:
-            return self.feed(data, now)
-        self._idle_from(now)
-        return []
+        return self.feed(data, now) if data else self._flush(now)
 
     def progressed(self, now: float) -> None:
         if self._writing:
-            self._deadline = now + self._service.limits.send_timeout_s
+            self._send_by = now + self._service.limits.send_timeout_s
 
     def expired(self, now: float) -> list[Action]:
-        """Changes to report (live reload); idle for an interval: PING; idle for another
-        since: the client is gone."""
-        if now < self._deadline:
+        if now < self.deadline:
             return []
-        if not self._echo:
-            generation, paths = self._service.changes.latest
-            if generation != self._seen:
-                self._seen = generation
-                self._ws.send(reload_message(paths))
-        if now >= self._ping_at:
-            if self._pinged:
-                return [CLOSE]
-            self._pinged = True
-            self._ws.ping()
-        out = self._flush(now)
-        if not out:
-            self._idle_from(now, keep_ping=True)
-        return out
+        if self._writing or not self._session.expired(now):
+            return [CLOSE]  # the client stopped reading, or is gone
+        return self._flush(now)
 
     def shutdown(self) -> list[Action]:
         """Graceful stop: 1001, then close once the client answers (may be called
         again: the handshake starts once)."""
-        self._ws.close(GOING_AWAY)
-        return self._flush(monotonic())
+        self._session.close()
+        return [] if self._writing else self._flush(monotonic())
 
     def abort(self) -> None:
         """The socket is gone: release its count and memory, and log it (once)."""
         if self._counted:
             self._counted = False
             self._service.release(self.peer)
-        if self._request is not None:
-            self._service.record(self.peer, self._request, 101, self._sent, self._stamp)
-            self._request = None
+        self._session.finish(monotonic())
         self._held = self._service.memory.update(self._held, 0)
 
-    def _idle_from(self, now: float, keep_ping: bool = False) -> None:
-        """Nothing being written: the next PING is due an interval from now (or stays
-        where it was), and a live-reload socket looks for changes every POLL_S."""
-        if not keep_ping:
-            self._ping_at = now + self._service.config.websocket.ping_interval_s
-        self._deadline = self._ping_at if self._echo else min(self._ping_at, now + POLL_S)
-
     def _flush(self, now: float) -> list[Action]:
-        data, ended = self._ws.output()
+        data, ended = self._session.output(now)
         out: list[Action] = []
         if data:
             out.append(data)
-            self._sent += len(data)
             self._writing = True
-            self._deadline = now + self._service.limits.send_timeout_s
+            self._send_by = now + self._service.limits.send_timeout_s
             self._held = self._service.memory.update(self._held, len(data))
         if ended:
             out.append(CLOSE)

@@ -30,6 +30,33 @@ class UpgradeRequested(RequestReceived):
         self.rest = rest
 
 
+class TunnelRequested(RequestReceived):
+    """An extended CONNECT (RFC 8441 §4) asks to open a tunnel for another protocol on
+    its stream — a WebSocket for `:protocol: websocket`, which `request.headers` keeps
+    under b":protocol". It arrives with the head: the stream stays open both ways, and
+    what the client sends on it comes as `TunnelData`."""
+
+    __slots__ = ()
+
+    def __init__(self, request: Request, stream_id: int) -> None:
+        super().__init__(request, True, stream_id)
+
+
+class TunnelData:
+    """Bytes the client sent on a tunnel's stream; `ended`: it will send no more
+    (END_STREAM, as TCP's FIN). `flow` is what they cost the stream's receive window:
+    the window reopens only when the driver acknowledges them, so a tunnel whose peer
+    does not read what it is sent stops being sent to (RFC 9113 §5.2)."""
+
+    __slots__ = ("data", "ended", "flow", "stream_id")
+
+    def __init__(self, stream_id: int, data: bytes, ended: bool, flow: int) -> None:
+        self.stream_id = stream_id
+        self.data = data
+        self.ended = ended
+        self.flow = flow
+
+
 class ProtocolFailed:
     """The byte stream broke the protocol; nothing after it can be parsed."""
 
@@ -59,4 +86,4 @@ class StreamReset:
         self.stream_id = stream_id
 
 
-Event = RequestReceived | ProtocolFailed | StreamFailed | StreamReset
+Event = RequestReceived | TunnelData | ProtocolFailed | StreamFailed | StreamReset

@@ -13,6 +13,11 @@ the advertised SETTINGS_MAX_HEADER_LIST_SIZE (GOAWAY ENHANCE_YOUR_CALM as well).
 never decides a response and never touches a file: the driver hands it bytes that fit
 `window(stream_id)`. `now` comes with the bytes, so a
 request that takes too long to arrive can be found per stream (`stalled`).
+
+Tunnels (RFC 8441): when built with `tunnels`, the adapter advertises
+SETTINGS_ENABLE_CONNECT_PROTOCOL; an extended CONNECT is reported with its head
+(`TunnelRequested`) and what the client sends on its stream as `TunnelData`, whose
+receive window reopens only when the driver `acknowledge`s it.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from lanthorn.protocol.events import (
     RequestReceived,
     StreamFailed,
     StreamReset,
+    TunnelData,
+    TunnelRequested,
 )
 from lanthorn.protocol.frameguard import PER_DATA_FRAME, FrameGuard
 
@@ -111,13 +118,14 @@ class Http2:
         "_last_stream",
         "_limits",
         "_now",
+        "_tunnels",
         "abuse",
         "answered",
         "peer_done",
         "resets",
     )
 
-    def __init__(self, limits: Limits, now: float) -> None:
+    def __init__(self, limits: Limits, now: float, tunnels: bool = False) -> None:
         self._limits = limits
         config = h2.config.H2Configuration(
             client_side=False,
@@ -131,13 +139,14 @@ class Http2:
         )
         conn = self._conn = h2.connection.H2Connection(config)
         header_list = limits.max_head_bytes + limits.max_url_bytes
-        conn.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_streams,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: header_list,
-            },
-        )
+        codes = h2.settings.SettingCodes
+        settings = {
+            codes.MAX_CONCURRENT_STREAMS: limits.max_streams,
+            codes.MAX_HEADER_LIST_SIZE: header_list,
+        }
+        if tunnels:
+            settings[codes.ENABLE_CONNECT_PROTOCOL] = 1  # RFC 8441 §3
+        conn.local_settings = h2.settings.Settings(client=False, initial_values=settings)
         conn.initiate_connection()
         # Set directly: h2 only applies local settings to its decoder when changed later.
         # Lists over the advertised size but under twice it get 431 (requestfields).
@@ -146,6 +155,8 @@ class Http2:
         self._guard = FrameGuard(header_list, now, len(PREFACE))
         self._encoded = conn.encoder = _Encoded()  # type: ignore[assignment]
         self._incoming: dict[int, _Incoming] = {}
+        # Open tunnels' streams; None when extended CONNECT is not offered.
+        self._tunnels: set[int] | None = set() if tunnels else None
         self._events: list[Event] = []
         self.answered = 0  # streams the client let us finish
         self.resets = 0  # streams the client reset, or made us reset
@@ -226,6 +237,14 @@ class Http2:
             if event.stream_ended is not None:
                 self._end(event.stream_id)
         elif isinstance(event, h2.events.DataReceived):
+            if self._tunnels and event.stream_id in self._tunnels:
+                ended = event.stream_ended is not None
+                if ended:
+                    self._tunnels.discard(event.stream_id)
+                self._events.append(
+                    TunnelData(event.stream_id, event.data, ended, event.flow_controlled_length)
+                )
+                return
             self._conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             incoming = self._incoming.get(event.stream_id)
             if incoming is not None and incoming.request is not None:
@@ -241,6 +260,8 @@ class Http2:
             # on a half-closed stream, say): both are streams the client made us give
             # up, and both count against it ("MadeYouReset", CVE-2025-8671).
             self._incoming.pop(event.stream_id, None)
+            if self._tunnels:
+                self._tunnels.discard(event.stream_id)
             self._events.append(StreamReset(event.stream_id))
             self._count_reset()
         elif isinstance(event, h2.events.ConnectionTerminated):
@@ -263,6 +284,14 @@ class Http2:
             self._incoming[stream_id] = _Incoming(None, self._now)
             self._events.append(StreamFailed(stream_id, error))
             return
+        if request.method == b"CONNECT":  # extended: requestfields refused plain CONNECT
+            if self._tunnels is None:  # RFC 8441 §4: not offered, so malformed
+                self._reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+                self._count_reset()
+                return
+            self._tunnels.add(stream_id)
+            self._events.append(TunnelRequested(request, stream_id))
+            return
         self._incoming[stream_id] = _Incoming(request, self._now)
 
     def _reset_stream(self, stream_id: int, code: ErrorCodes) -> None:
@@ -275,6 +304,10 @@ class Http2:
             self._conn.reset_stream(stream_id, code)
 
     def _end(self, stream_id: int) -> None:
+        if self._tunnels and stream_id in self._tunnels:  # END_STREAM on its HEADERS
+            self._tunnels.discard(stream_id)
+            self._events.append(TunnelData(stream_id, b"", True, 0))
+            return
         incoming = self._incoming.pop(stream_id, None)
         if incoming is not None and incoming.request is not None:
             self._events.append(RequestReceived(incoming.request, True, stream_id))
@@ -312,6 +345,22 @@ class Http2:
         if end_stream:
             self.answered += 1
         return True
+
+    def accept(self, stream_id: int, fields: list[tuple[bytes, bytes]], date: bytes) -> bool:
+        """A 2xx for an extended CONNECT: the tunnel is open (RFC 8441 §5); False if the
+        stream is gone."""
+        status = (b":status", b"200")
+        self._encoded.block = fieldblocks.block([status, _SERVER, *fields]) + _date_field(date)
+        try:
+            self._conn.send_headers(stream_id, _STATUS_ONLY[200])
+        except h2.exceptions.ProtocolError:
+            return False
+        return True
+
+    def acknowledge(self, stream_id: int, flow: int) -> None:
+        """A tunnel's input has been taken in: reopen the windows it closed."""
+        if flow and self._conn.state_machine.state is not _CLOSED:
+            self._conn.acknowledge_received_data(flow, stream_id)
 
     def window(self, stream_id: int) -> int:
         """How many body bytes may go out on the stream now, in one DATA frame; -1 when

@@ -4,7 +4,9 @@ carry them: pseudo-header fields first, lowercase names, no connection-specific 
 `request()` turns a decoded field list into the core's `Request`, or says why it cannot:
 a malformed section (the stream is reset with PROTOCOL_ERROR, RFC 9113 §8.1.1) or a limit
 the request breaks (answered with its status, like HTTP/1.1: 414, 431; CONNECT → 405,
-since we are no proxy).
+since we are no proxy). An extended CONNECT (RFC 8441 §4, RFC 9220 §3) is a request like
+any other, for its :path, with its `:protocol` kept among the headers; whether the
+connection offered extended CONNECT is the adapter's to check.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ _BAD_VALUE = re.compile(rb"[\0\r\n]|\A[ \t]|[ \t]\Z")
 _CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
-_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path"))
+_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path", b":protocol"))
 # RFC 9113 §6.5.2: each field counts its name, its value and 32 octets.
 _FIELD_OVERHEAD = 32
 # RFC 9110 §7.2, RFC 3986 §3.2.2-3.2.3: uri-host [ ":" port ], where uri-host is an
@@ -81,7 +83,13 @@ def request(fields: list[tuple[bytes, bytes]], limits: Limits, version: str) -> 
     given = headers.get(b"host")
     if given is not None and not valid_host(given):
         raise ProtocolError(400, "invalid Host")  # as HTTP/1.1 answers it
-    if method == b"CONNECT":
+    protocol = pseudo.get(b":protocol")
+    if protocol is not None:
+        # RFC 8441 §4: only with CONNECT, and then with :scheme, :path and :authority.
+        if method != b"CONNECT" or authority is None:
+            raise Malformed(":protocol without an extended CONNECT")
+        headers[b":protocol"] = protocol
+    elif method == b"CONNECT":
         if authority is None or b":path" in pseudo or b":scheme" in pseudo:
             raise Malformed("CONNECT needs :authority only")  # RFC 9113 §8.5
         raise ProtocolError(405, "CONNECT: not a proxy")
