@@ -7,7 +7,9 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import h2.config
 import h2.connection
@@ -20,6 +22,8 @@ from websockets.frames import Frame, Opcode
 from websockets.headers import parse_extension
 from websockets.protocol import State
 from websockets.uri import parse_uri
+
+T = TypeVar("T")
 
 
 class Refused(Exception):
@@ -46,12 +50,16 @@ class H2WebSocket:
         self.sock = sock
         self.scheme = b"https" if tls else b"http"
         self.authority = b"127.0.0.1:%d" % port
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        # Unvalidated: the tests also send what a server must refuse.
+        config = h2.config.H2Configuration(
+            client_side=True, header_encoding=None, validate_outbound_headers=False
+        )
         self.conn = h2.connection.H2Connection(config)
         self.conn.initiate_connection()
         self._flush()
         self.events: list[h2.events.Event] = []
         self.sockets: dict[int, ClientProtocol] = {}
+        self.inbox: dict[int, deque[Frame]] = {}  # frames the server sent, unread
         self.ended: set[int] = set()  # streams the server ended
         self.reset: set[int] = set()
         self._settle(lambda: self._settings_seen)
@@ -103,6 +111,7 @@ class H2WebSocket:
         ws = ClientProtocol(uri, state=State.OPEN)
         ws.extensions = extensions
         self.sockets[stream_id] = ws
+        self.inbox[stream_id] = deque()
         return stream_id
 
     def _response(self, stream_id: int) -> dict[bytes, bytes] | None:
@@ -121,7 +130,15 @@ class H2WebSocket:
             ws.send_text(message.encode(), fin)
         else:
             ws.send_binary(message, fin)
-        self._pass_on(stream_id)
+        self.pass_on(stream_id)
+
+    def send_fragments(self, stream_id: int, parts: Sequence[str]) -> None:
+        """One text message in len(parts) frames."""
+        ws = self.sockets[stream_id]
+        ws.send_text(parts[0].encode(), fin=len(parts) == 1)
+        for index, part in enumerate(parts[1:], 2):
+            ws.send_continuation(part.encode(), fin=index == len(parts))
+        self.pass_on(stream_id)
 
     def send_raw(self, stream_id: int, data: bytes, end: bool = False) -> None:
         """Bytes on the stream as they are (hand-made frames)."""
@@ -130,20 +147,16 @@ class H2WebSocket:
 
     def close(self, stream_id: int, code: int = 1000) -> None:
         self.sockets[stream_id].send_close(code)
-        self._pass_on(stream_id)
+        self.pass_on(stream_id)
 
     def frames(self, stream_id: int, count: int = 1, timeout: float = 10.0) -> list[Frame]:
         """The next `count` frames the server sent on the stream (fewer if it ended)."""
-        found: list[Frame] = []
-
-        def enough() -> bool:
-            found.extend(
-                e for e in self.sockets[stream_id].events_received() if isinstance(e, Frame)
-            )
-            return len(found) >= count or stream_id in self.ended or stream_id in self.reset
-
-        self._settle(enough, timeout)
-        return found
+        inbox = self.inbox[stream_id]
+        self._settle(
+            lambda: len(inbox) >= count or stream_id in self.ended or stream_id in self.reset,
+            timeout,
+        )
+        return [inbox.popleft() for _ in range(min(count, len(inbox)))]
 
     def message(self, stream_id: int, timeout: float = 10.0) -> str | bytes:
         """The next whole data message (fragments joined)."""
@@ -159,7 +172,7 @@ class H2WebSocket:
             if frame.opcode is Opcode.CLOSE:
                 raise EOFError(frame)
             kind = kind or frame.opcode
-            parts.append(frame.data)
+            parts.append(bytes(frame.data))
             if frame.fin:
                 data = b"".join(parts)
                 return data.decode() if kind is Opcode.TEXT else data
@@ -177,18 +190,18 @@ class H2WebSocket:
 
     # --- the connection ----------------------------------------------------------------------
 
-    def _pass_on(self, stream_id: int) -> None:
+    def pass_on(self, stream_id: int) -> None:
         """What the framing wrote, as DATA within the windows (waiting for them)."""
         conn = self.conn
         for data in self.sockets[stream_id].data_to_send():
             if not data:
                 conn.end_stream(stream_id)
-            while data:
+            left = data
+            while left:
                 window = self._settle(lambda: conn.local_flow_control_window(stream_id))
-                assert isinstance(window, int)
-                size = min(window, conn.max_outbound_frame_size, len(data))
-                conn.send_data(stream_id, data[:size])
-                data = data[size:]
+                size = min(window, conn.max_outbound_frame_size, len(left))
+                conn.send_data(stream_id, left[:size])
+                left = left[size:]
                 self._flush()
         self._flush()
 
@@ -197,9 +210,8 @@ class H2WebSocket:
         if data:
             self.sock.sendall(data)
 
-    def _settle(self, done: object, timeout: float = 10.0) -> object:
+    def _settle(self, done: Callable[[], T], timeout: float = 10.0) -> T:
         """Read and dispatch until `done()` is truthy; returns its value."""
-        assert callable(done)
         deadline = time.monotonic() + timeout
         while not (value := done()):
             left = deadline - time.monotonic()
@@ -211,6 +223,10 @@ class H2WebSocket:
                 raise ConnectionError("the server closed the connection")
             for event in self.conn.receive_data(data):
                 self._dispatch(event)
+                if isinstance(event, h2.events.ConnectionTerminated) and not event.error_code:
+                    # A graceful GOAWAY: open streams go on (RFC 9113 §6.8), but h2
+                    # would refuse every frame on them from now on.
+                    self.conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
             self._flush()
         return value
 
@@ -221,20 +237,25 @@ class H2WebSocket:
             ws = self.sockets.get(event.stream_id)
             if ws is not None:
                 ws.receive_data(event.data)
+                self._collect(event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             self.ended.add(event.stream_id)
             ws = self.sockets.get(event.stream_id)
             if ws is not None:
                 ws.receive_eof()
+                self._collect(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):
             self.reset.add(event.stream_id)
 
-    def goaway(self) -> h2.events.ConnectionTerminated | None:
-        return next(
-            (e for e in self.events if isinstance(e, h2.events.ConnectionTerminated)), None
+    def _collect(self, stream_id: int) -> None:
+        self.inbox[stream_id].extend(
+            e for e in self.sockets[stream_id].events_received() if isinstance(e, Frame)
         )
 
-    def wait(self, done: object, timeout: float = 10.0) -> object:
+    def goaway(self) -> h2.events.ConnectionTerminated | None:
+        return next((e for e in self.events if isinstance(e, h2.events.ConnectionTerminated)), None)
+
+    def wait(self, done: Callable[[], T], timeout: float = 10.0) -> T:
         return self._settle(done, timeout)
 
     def shut(self) -> None:

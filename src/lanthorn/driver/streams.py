@@ -191,10 +191,13 @@ class Streams:
         May be called again: GOAWAY is sent once, and an idle connection closes."""
         if self._closing:
             return []
-        now = monotonic()
-        for stream_id, tunnel in list(self._tunnels.items()):
-            tunnel.session.close()  # 1001: the frame leaves with the next batch
-            self._tunnel_out(stream_id, tunnel, now)
+        if self._tunnels:
+            now = monotonic()
+            for stream_id, tunnel in list(self._tunnels.items()):
+                tunnel.session.close()  # 1001
+                self._tunnel_out(stream_id, tunnel, now)
+            if not self._writing:
+                self._pump()  # the CLOSE frames go before GOAWAY (else the next batch)
         goaway = self._adapter.output() + self._goaway()
         if self._quiet:
             return self._close(goaway)
