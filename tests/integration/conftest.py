@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MODELS
+from tests.integration import chromium
 from tests.servers import Server
 
 
@@ -37,3 +38,10 @@ def lanthorn(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[byte
         [sys.executable, "-m", "lanthorn", *args],
         input=stdin, capture_output=True, timeout=60, check=False,
     )  # fmt: skip
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Headless Chromium and its DevTools port (tests.integration.chromium)."""
+    with chromium.launch(tmp_path / "profile") as launched:
+        yield launched
