@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import certs
+from tests.integration.chromium import open_page
 from tests.servers import Server
 
 WWW = Path(__file__).resolve().parents[2] / "www"
@@ -60,3 +61,39 @@ def test_browser_loads_the_demo_site(
     for asset in ASSETS:
         assert any(f'"GET {asset} {version}" 200 ' in line for line in lines), lines
     assert all("HeadlessChrome" in line for line in lines)
+
+
+def test_browser_opens_websockets_over_http2(
+    browser: tuple[subprocess.Popen[str], int], tmp_path: Path, scratch: Path
+) -> None:
+    """Over HTTPS, Chromium opens a page's WebSocket as an extended CONNECT on the
+    page's HTTP/2 connection (RFC 8441) once the server offers it."""
+    _, devtools = browser
+    _, cert, key = certs.make(tmp_path)
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--ws-echo", "/echo")
+    with (
+        Server(WWW, *args, "--access-log", "-", tmp=scratch) as srv,
+        open_page(devtools, srv.url("/")) as page,
+    ):
+        # (A new tab is about:blank, complete, before it navigates.)
+        page.until("location.protocol === 'https:' && document.readyState === 'complete'")
+        page.evaluate(
+            f"window.replies = []; const ws = new WebSocket('wss://127.0.0.1:{srv.port}/echo');"
+            "ws.onopen = () => { ws.send('text ✓'); ws.send(new Uint8Array([0, 255])); };"
+            "ws.binaryType = 'arraybuffer';"
+            "ws.onmessage = e => { window.replies.push(typeof e.data === 'string' ? e.data"
+            " : Array.from(new Uint8Array(e.data)).join(',')); if (window.replies.length == 2)"
+            " ws.close(1000); };"
+            "ws.onclose = e => { window.closedWith = e.code; };"
+        )
+        page.until("window.closedWith === 1000")
+        assert page.evaluate("window.replies") == ["text ✓", "0,255"]
+        lines = [line for line in _log_lines_of(srv) if "/echo" in line]
+    assert lines and '"CONNECT /echo HTTP/2.0" 200 ' in lines[0], lines
+
+
+def _log_lines_of(srv: Server) -> list[str]:
+    deadline = time.monotonic() + 10  # the access log is flushed about once a second
+    while "/echo" not in srv.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return srv.output().splitlines()

@@ -6,8 +6,12 @@ reloaded. The save-to-repaint times are printed."""
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
+import pytest
+
+from tests import certs
 from tests.integration.chromium import open_page
 from tests.servers import Server
 
@@ -18,16 +22,23 @@ PAGE = b"""<!doctype html><html><head><title>live</title>
 RED, BLUE = "rgb(255, 0, 0)", "rgb(0, 0, 255)"
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["http1", "https-h2"])
 def test_css_is_swapped_in_place_and_html_reloads_the_page(
-    browser: tuple[subprocess.Popen[str], int], tmp_path: Path, scratch: Path
+    browser: tuple[subprocess.Popen[str], int], tmp_path: Path, scratch: Path, tls: bool
 ) -> None:
+    """Over HTTPS the page's socket is a WebSocket over HTTP/2 (RFC 8441), as Chromium
+    opens one wherever the server offers extended CONNECT."""
     _, devtools = browser
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_bytes(PAGE)
     (site / "style.css").write_text("body { color: rgb(255, 0, 0); }\n")
+    args = ["--live-reload", "--access-log", "-"]
+    if tls:
+        _, cert, key = certs.make(tmp_path)
+        args += ["--tls-cert", str(cert), "--tls-key", str(key)]
     with (
-        Server(site, "--live-reload", tmp=scratch) as server,
+        Server(site, *args, tmp=scratch) as server,
         open_page(devtools, server.url("/")) as page,
     ):
         page.until('window.lanthornLiveReload === "open"')
@@ -43,3 +54,13 @@ def test_css_is_swapped_in_place_and_html_reloads_the_page(
         assert page.evaluate("window.marker") is None  # a new page
         page.until('window.lanthornLiveReload === "open"')  # and it connects back
         print(f"save to repaint: stylesheet {css_s * 1000:.0f} ms, page {html_s * 1000:.0f} ms")
+        # The first page's socket closed with it: its record says how it was opened.
+        opened = (
+            '"CONNECT /_lanthorn/live-reload HTTP/2.0" 200 '
+            if tls
+            else '"GET /_lanthorn/live-reload HTTP/1.1" 101 '
+        )
+        deadline = time.monotonic() + 10  # the access log is flushed about once a second
+        while opened not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert opened in server.output()
