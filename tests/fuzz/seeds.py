@@ -68,7 +68,9 @@ def http1() -> dict[str, bytes]:
 def _client(
     settings: dict[h2.settings.SettingCodes | int, int] | None = None,
 ) -> h2.connection.H2Connection:
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    # Unvalidated: h2 sends :protocol only once it has seen the server's SETTINGS.
+    config = h2.config.H2Configuration(client_side=True, validate_outbound_headers=False)
+    conn = h2.connection.H2Connection(config)
     conn.initiate_connection()
     if settings:
         conn.update_settings(settings)
@@ -120,6 +122,13 @@ def _get(conn: h2.connection.H2Connection, path: bytes, end: bool = True, **extr
     return stream_id
 
 
+def _masked(opcode: int, payload: bytes) -> bytes:
+    """A client's WebSocket frame (RFC 6455 §5.2), final, with a fixed mask."""
+    mask = b"\x01\x02\x03\x04"
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + body
+
+
 def h2_sessions() -> dict[str, bytes]:
     seeds: dict[str, bytes] = {}
     conn = _client()
@@ -156,6 +165,17 @@ def h2_sessions() -> dict[str, bytes]:
     seeds["headers-op"] = b"\x01\x01\x55\x08\x00" + FLUSH + ANSWER
     seeds["headers-continuation"] = b"\x01\x03\x53\x08\x00\x05" + FLUSH + ANSWER
     seeds["headers-priority-padded"] = b"\x01\x05\x7d\x09\x00\x00\x00\x01\x10\x04\x00" + FLUSH
+    # WebSockets over HTTP/2 (RFC 8441): an echo, then the closing handshake and EOF.
+    conn = _client()
+    stream_id = conn.get_next_available_stream_id()
+    tunnel = [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"http"),
+              (b":authority", b"example"), (b":path", b"/ws"),
+              (b"sec-websocket-version", b"13")]  # fmt: skip
+    conn.send_headers(stream_id, tunnel)
+    conn.send_data(stream_id, _masked(0x1, b"hello"))
+    opened = _ops(conn.data_to_send()) + FLUSH + ANSWER
+    conn.send_data(stream_id, _masked(0x8, b"\x03\xe8"), end_stream=True)
+    seeds["websocket-tunnel"] = opened + _ops(conn.data_to_send()) + FLUSH + ANSWER + EXPIRE
     # The first byte chooses the limits: the defaults, except for one seed.
     seeds = {name: b"\0" + ops for name, ops in seeds.items()}
     seeds["four-streams-small-limits"] = b"\1" + seeds["four-streams"][1:]

@@ -20,7 +20,14 @@ from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.core.response import ResponsePlan
 from lanthorn.driver import CLOSE, Action, Connection, Service, connect
 from lanthorn.protocol import fieldblocks
-from lanthorn.protocol.events import ProtocolFailed, RequestReceived, StreamFailed, StreamReset
+from lanthorn.protocol.events import (
+    ProtocolFailed,
+    RequestReceived,
+    StreamFailed,
+    StreamReset,
+    TunnelData,
+    TunnelRequested,
+)
 from lanthorn.protocol.http2 import _RESET_ALLOWANCE, PREFACE, Http2
 
 LIMITS = Limits(max_body_bytes=1000, max_headers=10, max_url_bytes=100, max_streams=8)
@@ -544,3 +551,67 @@ def test_preface_alone_has_the_header_timeout(service: Service) -> None:
     conn = _connect(service, client)
     assert conn.deadline == 10.0  # not the keep-alive timeout: no request yet
     assert conn.expired(10.0)[-1] is CLOSE
+
+
+# --- extended CONNECT (RFC 8441) ------------------------------------------------------------
+
+
+def _tunnel_request(client: Client) -> int:
+    stream_id = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(
+        stream_id,
+        [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"http"),
+         (b":authority", b"example"), (b":path", b"/ws")],
+    )  # fmt: skip
+    return stream_id
+
+
+def test_tunnels_are_offered_and_reported_with_their_head() -> None:
+    server = Http2(LIMITS, 0.0, tunnels=True)
+    client = Client(raw=True)
+    client.receive(server.output())
+    assert client.conn.remote_settings.enable_connect_protocol == 1  # RFC 8441 §3
+    stream_id = _tunnel_request(client)
+    (event,) = server.receive(client.send(), 0.0)
+    assert isinstance(event, TunnelRequested) and event.stream_id == stream_id
+    assert event.request.headers[b":protocol"] == b"websocket"
+    assert not server.in_message  # a tunnel is no request under way: no 408 clock
+    assert server.accept(stream_id, [(b"sec-websocket-extensions", b"x")], b"date")
+    (response,) = [e for e in client.receive(server.output()) if hasattr(e, "headers")]
+    assert dict(response.headers)[b":status"] == b"200"
+
+
+def test_tunnel_input_reopens_the_window_only_when_acknowledged() -> None:
+    server = Http2(LIMITS, 0.0, tunnels=True)
+    client = Client(raw=True)
+    client.receive(server.output())
+    stream_id = _tunnel_request(client)
+    server.receive(client.send(), 0.0)
+    server.accept(stream_id, [], b"date")
+    client.receive(server.output())
+    for _ in range(3):  # past half the window: h2 sends WINDOW_UPDATE for that much
+        client.conn.send_data(stream_id, b"x" * 16000)
+    received = server.receive(client.send(), 0.0)
+    assert all(isinstance(e, TunnelData) and e.flow == 16000 for e in received)
+    client.receive(server.output())
+    before = client.conn.local_flow_control_window(stream_id)
+    assert before == 65535 - 48000  # nothing reopened yet
+    for event in received:
+        assert isinstance(event, TunnelData)
+        server.acknowledge(stream_id, event.flow)
+    client.receive(server.output())
+    assert client.conn.local_flow_control_window(stream_id) > before
+    client.conn.end_stream(stream_id)
+    (end,) = server.receive(client.send(), 0.0)
+    assert isinstance(end, TunnelData) and end.ended and end.data == b""
+
+
+def test_an_extended_connect_not_offered_is_malformed() -> None:
+    """RFC 8441 §4: :protocol before the server sent the setting: the stream is reset."""
+    server = Http2(LIMITS, 0.0)
+    client = Client(raw=True)
+    client.receive(server.output())
+    stream_id = _tunnel_request(client)
+    assert server.receive(client.send(), 0.0) == []
+    (reset,) = [e for e in client.receive(server.output()) if isinstance(e, h2.events.StreamReset)]
+    assert reset.stream_id == stream_id and reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR

@@ -32,7 +32,8 @@ def test_a_well_formed_request() -> None:
         [(b"accept", b"a"), *BASE],  # §8.3: pseudo-header fields first
         [*BASE, (b":path", b"/again")],  # duplicated
         [*BASE, (b":status", b"200")],  # a response's
-        [*BASE, (b":protocol", b"websocket")],  # extended CONNECT is not offered
+        [*BASE, (b":protocol", b"websocket")],  # RFC 8441 §4: :protocol only on CONNECT
+        [(b":method", b"CONNECT"), (b":protocol", b"websocket"), *BASE[1:2], BASE[3]],
         BASE[1:],  # no :method
         [f for f in BASE if f[0] != b":path"],
         [*BASE[:3], (b":path", b"")],
@@ -61,6 +62,15 @@ def test_limits_and_connect_get_a_status(fields: list[tuple[bytes, bytes]], stat
     with pytest.raises(ProtocolError) as caught:
         request(fields, LIMITS, "2.0")
     assert caught.value.status == status
+
+
+def test_an_extended_connect_keeps_its_protocol() -> None:
+    """RFC 8441 §4: CONNECT with :protocol, :scheme, :path and :authority is a request
+    for its path; whether extended CONNECT was offered is the adapter's to check."""
+    fields = [(b":method", b"CONNECT"), (b":protocol", b"websocket"), *BASE[1:]]
+    got = request(fields, LIMITS, "2.0")
+    assert (got.method, got.target) == (b"CONNECT", b"/")
+    assert got.headers[b":protocol"] == b"websocket"
 
 
 def test_host_equal_to_authority_and_host_alone() -> None:

@@ -35,12 +35,12 @@ PREFACE = _client_preface()  # "PRI * HTTP/2.0..." and the client's SETTINGS
 FIELD_NAMES = (
     b":method", b":scheme", b":authority", b":path", b":status", b":protocol", b"host",
     b"range", b"if-none-match", b"accept-encoding", b"content-length", b"te", b"cookie",
-    b"connection", b"Upper", b"x-a", b"",
+    b"connection", b"Upper", b"x-a", b"", b"sec-websocket-version", b"origin",
 )  # fmt: skip
 FIELD_VALUES = (
     b"GET", b"HEAD", b"POST", b"CONNECT", b"OPTIONS", b"http", b"https", b"/", b"/a.txt",
     b"/big.bin", b"/missing", b"/%2e%2e/x", b"*", b"example", b"bytes=0-1,5-", b"trailers",
-    b"gzip, br", b"0", b"10", b" padded", b"a\r\nb", b"",
+    b"gzip, br", b"0", b"10", b" padded", b"a\r\nb", b"", b"/ws", b"websocket", b"13",
 )  # fmt: skip
 # The fields of a well-formed request, which a HEADERS operation starts from.
 REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"example")]

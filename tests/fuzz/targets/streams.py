@@ -1,6 +1,7 @@
-"""The HTTP/2 connection driver (lanthorn.driver.streams.Streams) over a real Service and a
-small document root, fed the same client frames as the adapter target, with time passing,
-batches drained and the worker draining in between.
+"""The HTTP/2 connection driver (lanthorn.driver.streams.Streams) over a real Service, a
+small document root and a WebSocket echo endpoint at /ws (RFC 8441 tunnels), fed the same
+client frames as the adapter target, with time passing, batches drained and the worker
+draining in between.
 
 Invariants: the driver never lets an exception reach its guard (which would log it and
 cut the connection: a bug); it answers only bytes and CLOSE, CLOSE last and nothing but
@@ -15,7 +16,7 @@ import logging
 import math
 import os
 
-from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
+from lanthorn.config import Config, Limits, ServerConfig, SiteConfig, WebSocketConfig
 from lanthorn.driver.context import Service
 from lanthorn.driver.contract import CLOSE, Action
 from lanthorn.driver.streams import Streams
@@ -60,6 +61,8 @@ class Driven:
             server=ServerConfig(access_log="off"),
             site=SiteConfig(root=str(_ROOT), small_file_bytes=1024),
             limits=limits,
+            # An echo endpoint: extended CONNECT is offered, and tunnels can open.
+            websocket=WebSocketConfig(echo="/ws", max_message_bytes=4096, ping_interval_s=5),
         )
         self.service = Service(config)
         self.streams = Streams(self.service, "peer", now=0.0)
