@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import signal
 import socket
@@ -20,18 +19,9 @@ from collections.abc import Callable
 from typing import cast
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import (
-    CLOSE,
-    LINGER_BYTES,
-    LINGER_S,
-    Action,
-    Connection,
-    FileBody,
-    Service,
-    connect,
-    discard,
-)
-from lanthorn.engines.listeners import OUT_OF_RESOURCES, peer_host, tune
+from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connect, discard
+from lanthorn.engines.kernel import AcceptBackoff, Linger, Verdict, overdue, send_file
+from lanthorn.engines.listeners import peer_host, tune
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -69,8 +59,7 @@ class _Protocol(asyncio.Protocol):
         self._file_task: asyncio.Task[None] | None = None
         self._in_flight: list[Action] = []  # what the file task still owns
         self.close_by = 0.0  # after CLOSE, abort if the buffer has not flushed by then
-        self._lingering = False  # our side is shut; input is discarded until EOF
-        self._lingered = 0
+        self._linger: Linger | None = None  # our side is shut; input is discarded
         self._peer_closed = False  # the client's EOF has arrived
         self._unread = False  # reading paused because the driver wants no input
 
@@ -100,9 +89,8 @@ class _Protocol(asyncio.Protocol):
         self._in_flight = []
 
     def data_received(self, data: bytes) -> None:
-        if self._lingering:
-            self._lingered += len(data)
-            if self._lingered > LINGER_BYTES:
+        if self._linger is not None:
+            if not self._linger.discard(data):
                 self.abort()
             return
         if self._busy or self._unread:
@@ -122,7 +110,7 @@ class _Protocol(asyncio.Protocol):
             self._listen()
 
     def eof_received(self) -> bool | None:
-        if self._lingering:
+        if self._linger is not None:
             return None  # the client has closed too: let the transport close
         self._peer_closed = True
         self.data_received(b"")
@@ -187,7 +175,7 @@ class _Protocol(asyncio.Protocol):
         then read again."""
         transport, conn = self._transport, self._conn
         assert transport is not None and conn is not None
-        if transport.is_closing() or self._lingering:
+        if transport.is_closing() or self._linger is not None:
             return
         self._busy = False
         data = b"".join(self._stash)
@@ -226,14 +214,12 @@ class _Protocol(asyncio.Protocol):
             transport.close()
             self.close_by = monotonic() + self._server.service.limits.send_timeout_s
             return
-        self._lingering = True
+        # (While the buffer still flushes, the send timeout comes first.)
+        flushing = self._server.service.limits.send_timeout_s if self._write_paused else 0.0
+        self._linger = Linger(monotonic(), flushing)
         transport.write_eof()  # flushes the buffer, then shuts our sending side
         transport.resume_reading()
-        self.close_by = (
-            monotonic()
-            + LINGER_S
-            + (self._server.service.limits.send_timeout_s if self._write_paused else 0.0)
-        )
+        self.close_by = self._linger.until
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -244,14 +230,15 @@ class _Protocol(asyncio.Protocol):
         conn, transport = self._conn, self._transport
         if conn is None or transport is None:
             return
-        if transport.is_closing() or self._lingering:
+        if transport.is_closing() or self._linger is not None:
             if now >= self.close_by:
                 self.abort()
-        elif now >= conn.deadline:
-            if self._busy:  # a batch is stuck: the client stopped reading
-                self.abort()
-            else:
-                self._execute(conn.expired(now))
+            return
+        verdict = overdue(conn, now, self._busy)
+        if verdict is Verdict.ABORT:
+            self.abort()
+        elif verdict is Verdict.EXPIRE:
+            self._execute(conn.expired(now))
         elif self._unread and not self._busy and conn.reading:
             self._resume()  # the driver takes input again, what was stashed first
 
@@ -309,24 +296,19 @@ async def _sendfile(sock_fd: int, body: FileBody, progressed: Callable[[], None]
 
     The writer callback stays registered for the whole transfer, so each readiness costs
     one Python call and as many sendfile calls as the socket takes. A file that shrinks
-    while being sent raises: the promised length cannot be met, so the connection must not
-    continue (RFC 9112 §6.3: the client would desynchronise).
+    while being sent raises (kernel.send_file).
     """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     fd = os.dup(sock_fd)
-    file_fd = body.fileno()
-    offset = body.offset
-    end = offset + body.count
+    offset = 0
+    end = body.count
 
     def on_writable() -> None:
         nonlocal offset
         try:
             while offset < end:
-                sent = os.sendfile(fd, file_fd, offset, end - offset)
-                if sent == 0:
-                    raise OSError(errno.EIO, "file shrank while being sent")
-                offset += sent
+                offset += send_file(fd, body, offset, end - offset)
         except BlockingIOError:
             progressed()
             return
@@ -355,6 +337,7 @@ class _Server:
         self.connections: set[_Protocol] = set()
         self._room = asyncio.Event()
         self._room.set()
+        self._backoff = AcceptBackoff()
         self._stopping = asyncio.Event()
 
     def forget(self, protocol: _Protocol) -> None:
@@ -370,8 +353,8 @@ class _Server:
             try:
                 accepted = [(await loop.sock_accept(listener))[0]]
             except OSError as exc:
-                if exc.errno in OUT_OF_RESOURCES:
-                    await asyncio.sleep(0.1)  # out of descriptors: back off, do not spin
+                if self._backoff.failed(exc, monotonic()):
+                    await asyncio.sleep(AcceptBackoff.BACKOFF_S)
                 continue
             # Take what else is queued in the same wake-up (nginx's multi_accept), not one
             # connection per loop iteration: a burst of clients is not kept waiting.

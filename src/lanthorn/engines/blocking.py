@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import os
 import select
 import socket
 from collections import deque
@@ -30,6 +29,7 @@ from lanthorn.driver import (
     connect,
     discard,
 )
+from lanthorn.engines.kernel import send_file
 from lanthorn.engines.listeners import peer_host, tune
 
 WAKE_S = 0.5  # the main thread's select timeout: sweeps, stop flag
@@ -68,14 +68,14 @@ class Written(enum.Enum):
     FAILED = "failed"  # the socket failed, the file shrank, or time ran out
 
 
-def _send_once(sock: socket.socket, batch: Batch) -> int:
-    """Send some of the batch's first action without waiting; bytes sent (0: the file
-    shrank). BlockingIOError when the socket takes nothing now."""
+def _send_once(sock: socket.socket, batch: Batch) -> None:
+    """Send some of the batch's first action without waiting.
+    BlockingIOError when the socket takes nothing now; OSError when it failed, or the
+    file shrank."""
     action = batch.actions[0]
     pos = batch.pos
     if isinstance(action, FileBody):
-        count = min(SENDFILE_CHUNK, action.count - pos)
-        sent = os.sendfile(sock.fileno(), action.fileno(), action.offset + pos, count)
+        sent = send_file(sock.fileno(), action, pos, min(SENDFILE_CHUNK, action.count - pos))
         done = pos + sent >= action.count
         if done:
             action.close()
@@ -88,7 +88,6 @@ def _send_once(sock: socket.socket, batch: Batch) -> int:
         batch.pos = 0
     else:
         batch.pos = pos + sent
-    return sent
 
 
 def _writable(sock: socket.socket, timeout_s: float) -> bool:
@@ -111,7 +110,7 @@ def _write(
             batch.discard()
             return Written.CLOSE
         try:
-            sent = _send_once(sock, batch)
+            _send_once(sock, batch)
         except BlockingIOError:
             now = monotonic()
             if now >= conn.deadline or now >= service.stop_at:
@@ -121,9 +120,7 @@ def _write(
             _writable(sock, min(POLL_S, conn.deadline - now, service.stop_at - now))
             continue
         except OSError:
-            break
-        if not sent:
-            break  # the file shrank underneath us: the framing is broken
+            break  # the socket failed, or the file shrank: the framing is broken
         conn.progressed(monotonic())
     else:
         return Written.DONE

@@ -8,25 +8,14 @@ non-blocking sendfile(2)). Deadlines are checked by a sweep every SWEEP_S.
 
 from __future__ import annotations
 
-import errno
-import os
 import selectors
 import socket
 from collections import deque
 from collections.abc import Callable
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import (
-    CLOSE,
-    LINGER_BYTES,
-    LINGER_S,
-    Action,
-    Connection,
-    FileBody,
-    Service,
-    connect,
-    discard,
-)
+from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connect, discard
+from lanthorn.engines.kernel import AcceptBackoff, Linger, Verdict, overdue, send_file
 from lanthorn.engines.listeners import peer_host, tune
 from lanthorn.engines.stopping import StopFlag
 
@@ -37,15 +26,14 @@ SYNC_BATCHES = 4
 
 
 class _Peer:
-    __slots__ = ("conn", "events", "linger_until", "lingered", "out", "sock")
+    __slots__ = ("conn", "events", "linger", "out", "sock")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
         self.conn = conn
         self.out: deque[Action | memoryview] = deque()
         self.events = 0  # what the selector watches it for (0: not registered)
-        self.linger_until: float | None = None  # set once our side is shut
-        self.lingered = 0
+        self.linger: Linger | None = None  # set once our side is shut
 
 
 class _Reactor:
@@ -55,7 +43,7 @@ class _Reactor:
         self.selector = selectors.DefaultSelector()
         self.peers: dict[int, _Peer] = {}
         self.accepting = False
-        self.resume_accepting_at: float | None = None
+        self.backoff = AcceptBackoff()
 
     def set_accepting(self, accepting: bool) -> None:
         if accepting == self.accepting:
@@ -73,12 +61,11 @@ class _Reactor:
                 sock, address = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
-                # EMFILE and friends: the listener stays readable, so stop watching it
-                # for a moment instead of spinning.
-                self.set_accepting(False)
-                self.resume_accepting_at = monotonic() + 0.1
-                return
+            except OSError as exc:
+                if self.backoff.failed(exc, monotonic()):
+                    self.set_accepting(False)  # the sweep resumes it
+                    return
+                continue
             sock.setblocking(False)
             tune(sock)
             peer = _Peer(sock, connect(self.service, peer_host(address), monotonic()))
@@ -94,9 +81,8 @@ class _Reactor:
         except OSError:
             self.drop(peer)
             return
-        if peer.linger_until is not None:  # discarding until the client closes
-            peer.lingered += len(data)
-            if not data or peer.lingered > LINGER_BYTES:
+        if peer.linger is not None:  # discarding until the client closes
+            if not peer.linger.discard(data):
                 self.drop(peer)
             return
         self.run(peer, peer.conn.feed(data, monotonic()))
@@ -110,7 +96,7 @@ class _Reactor:
             return
         discard([a for a in peer.out if not isinstance(a, memoryview)])
         peer.out.clear()
-        peer.linger_until = monotonic() + LINGER_S
+        peer.linger = Linger(monotonic())
         self.watch(peer, selectors.EVENT_READ)
 
     def run(self, peer: _Peer, actions: list[Action]) -> None:
@@ -132,11 +118,7 @@ class _Reactor:
                             self.drop(peer)
                         return
                     if isinstance(action, FileBody):
-                        sent = os.sendfile(
-                            sock.fileno(), action.fileno(), action.offset, action.count
-                        )
-                        if sent == 0:
-                            raise OSError(errno.EIO, "file shrank while being sent")
+                        sent = send_file(sock.fileno(), action, 0, action.count)
                         action.offset += sent
                         action.count -= sent
                         if action.count:
@@ -201,27 +183,28 @@ class _Reactor:
         peer.out.clear()
         peer.conn.abort()
         peer.sock.close()
-        if not self.accepting and not self.service.draining and not self.resume_accepting_at:
+        if not self.accepting and not self.service.draining and self.backoff.until is None:
             self.set_accepting(True)
 
     def sweep(self, now: float) -> None:
         self.service.tick(now)
-        if self.resume_accepting_at is not None and now >= self.resume_accepting_at:
-            self.resume_accepting_at = None
-            if not self.service.draining:
-                self.set_accepting(True)
+        backing_off = self.backoff.until is not None
+        if backing_off and not self.backoff.waiting(now) and not self.service.draining:
+            self.set_accepting(True)
         for peer in list(self.peers.values()):
             conn = peer.conn
-            if peer.linger_until is not None:
-                if now >= peer.linger_until:
+            if peer.linger is not None:
+                if now >= peer.linger.until:
                     self.drop(peer)
-            elif self.service.draining and not peer.out and (goodbye := conn.shutdown()):
+                continue
+            if self.service.draining and not peer.out and (goodbye := conn.shutdown()):
                 self.run(peer, goodbye)  # HTTP/2: GOAWAY at once; both close once idle
-            elif now >= conn.deadline:
-                if peer.out:  # a batch is stuck: the client stopped reading
-                    self.drop(peer)
-                else:
-                    self.run(peer, conn.expired(now))
+                continue
+            verdict = overdue(conn, now, bool(peer.out))
+            if verdict is Verdict.ABORT:
+                self.drop(peer)
+            elif verdict is Verdict.EXPIRE:
+                self.run(peer, conn.expired(now))
             elif not peer.events and conn.reading:
                 self.listen(peer)  # the driver takes input again
 

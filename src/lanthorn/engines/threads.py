@@ -28,9 +28,9 @@ import threading
 from collections.abc import Callable
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import CLOSE, LINGER_BYTES, LINGER_S, Action, Connection, Service, discard
+from lanthorn.driver import CLOSE, Action, Connection, Service, discard
 from lanthorn.engines import blocking
-from lanthorn.engines.listeners import OUT_OF_RESOURCES
+from lanthorn.engines.kernel import AcceptBackoff, Linger, Verdict, overdue
 from lanthorn.engines.stopping import StopFlag
 
 log = logging.getLogger("lanthorn")
@@ -38,15 +38,6 @@ log = logging.getLogger("lanthorn")
 _Job = tuple[socket.socket, Connection, blocking.Batch] | None
 # (socket, connection or None when lingering, the rest of a batch when it stalled)
 _Returned = tuple[socket.socket, Connection | None, blocking.Batch | None]
-
-
-class _Lingering:
-    __slots__ = ("deadline", "received", "sock")
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.deadline = monotonic() + LINGER_S
-        self.received = 0
 
 
 class Pool:
@@ -67,13 +58,13 @@ class Pool:
         self.unread: set[int] = set()  # parked but not watched: the driver wants no input
         # Connections whose client stopped reading mid-batch, until it is writable again.
         self.stalled: dict[int, tuple[socket.socket, Connection, blocking.Batch]] = {}
-        self.lingering: dict[int, _Lingering] = {}
+        self.lingering: dict[int, tuple[socket.socket, Linger]] = {}
         self.open = 0  # connections anywhere: queued, served, parked or lingering
         self.free = 0  # workers waiting for a job (a heuristic: read without a lock)
         self.lock = threading.Lock()
         self.accepting = False
         self.listening = True  # until a stop closes the listeners
-        self.resume_accepting_at: float | None = None
+        self.backoff = AcceptBackoff()
 
     # worker side -------------------------------------------------------------------------
 
@@ -145,9 +136,8 @@ class Pool:
         try:
             sock, address = listener.accept()
         except OSError as exc:
-            if exc.errno in OUT_OF_RESOURCES:  # do not spin on a listener we cannot serve
-                self.set_accepting(False)
-                self.resume_accepting_at = monotonic() + 0.1
+            if self.backoff.failed(exc, monotonic()):
+                self.set_accepting(False)  # resumed once the back-off is over
             return
         sock.setblocking(True)
         with self.lock:
@@ -177,7 +167,7 @@ class Pool:
                 self.selector.register(sock, selectors.EVENT_WRITE, "stalled")
             elif conn is None:
                 sock.setblocking(False)
-                self.lingering[sock.fileno()] = _Lingering(sock)
+                self.lingering[sock.fileno()] = (sock, Linger(monotonic()))
                 self.selector.register(sock, selectors.EVENT_READ, "linger")
             else:
                 self.park(sock, conn)
@@ -238,42 +228,40 @@ class Pool:
             self.open -= 1
 
     def drain_lingering(self, fd: int) -> None:
-        entry = self.lingering[fd]
+        sock, linger = self.lingering[fd]
         try:
-            data = entry.sock.recv(65536)
+            data = sock.recv(65536)
         except BlockingIOError:
             return
         except OSError:
             data = b""
-        entry.received += len(data)
-        if not data or entry.received > LINGER_BYTES:
+        if not linger.discard(data):
             del self.lingering[fd]
-            self.forget(entry.sock)
+            self.forget(sock)
 
     def sweep(self, now: float) -> None:
         self.service.tick(now)
         for fd, (sock, conn) in list(self.parked.items()):
-            if now >= conn.deadline:  # 408 for a late head, GOAWAY, or just close
+            if overdue(conn, now, False) is Verdict.EXPIRE:  # 408, GOAWAY, or just close
                 self.settle(fd, conn.expired(now))
             elif fd in self.unread and conn.reading:  # the driver takes input again
                 self.unread.discard(fd)
                 self.selector.register(sock, selectors.EVENT_READ, "parked")
         for fd, (sock, conn, batch) in list(self.stalled.items()):
-            if now >= conn.deadline or now >= self.service.stop_at:  # the send timeout
+            stuck = overdue(conn, now, True) is Verdict.ABORT  # the send timeout
+            if stuck or now >= self.service.stop_at:
                 del self.stalled[fd]
                 batch.discard()
                 discard(conn.expired(now))
                 conn.abort()
                 self.forget(sock)
         self.expire_lingering(now)
-        if self.resume_accepting_at is not None and now >= self.resume_accepting_at:
-            self.resume_accepting_at = None
 
     def expire_lingering(self, now: float) -> None:
-        for fd, entry in list(self.lingering.items()):
-            if now >= entry.deadline or now >= self.service.stop_at:
+        for fd, (sock, linger) in list(self.lingering.items()):
+            if now >= linger.until or now >= self.service.stop_at:
                 del self.lingering[fd]
-                self.forget(entry.sock)
+                self.forget(sock)
 
     def close_parked(self) -> None:
         for fd in list(self.parked):
@@ -314,11 +302,11 @@ class Pool:
                         self.read_parked(key.fd)
                     if not self.workers:
                         break  # inline: one connection per round, then look again
+                now = monotonic()
                 self.set_accepting(
                     self.open < self.service.limits.max_connections
-                    and self.resume_accepting_at is None
+                    and not self.backoff.waiting(now)
                 )
-                now = monotonic()
                 if now - swept >= blocking.WAKE_S:
                     swept = now
                     self.sweep(now)
