@@ -5,13 +5,15 @@ answers. While a batch is in flight (the transport's buffer is not empty, or a f
 being sent) reading is paused, so a client that does not read cannot make us buffer.
 File bodies go out with sendfile(2) on a duplicate of the socket's descriptor once the
 transport's own buffer is empty; nothing else writes to the socket meanwhile.
-One periodic timer enforces every connection's deadline (nginx-style timer resolution).
+Deadlines: one loop timer, armed for the earliest entry of the kernel's timer heap, wakes
+each connection when its driver asked to be woken; housekeeping runs apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -20,7 +22,15 @@ from typing import cast
 
 from lanthorn.clock import monotonic
 from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connect, discard
-from lanthorn.engines.kernel import AcceptBackoff, Linger, Verdict, overdue, send_file
+from lanthorn.engines.kernel import (
+    HOUSEKEEPING_S,
+    AcceptBackoff,
+    Linger,
+    Timers,
+    Verdict,
+    overdue,
+    send_file,
+)
 from lanthorn.engines.listeners import peer_host, tune
 
 
@@ -33,7 +43,6 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-SWEEP_S = 0.25
 ACCEPT_BATCH = 64
 # A multiplexed (HTTP/2) connection keeps reading while a batch is written, so resets
 # and new requests are seen between batches; this much unread input pauses it.
@@ -62,6 +71,7 @@ class _Protocol(asyncio.Protocol):
         self._linger: Linger | None = None  # our side is shut; input is discarded
         self._peer_closed = False  # the client's EOF has arrived
         self._unread = False  # reading paused because the driver wants no input
+        self._lost = False  # connection_lost has come: never woken again
 
     # asyncio callbacks -----------------------------------------------------------------
 
@@ -75,8 +85,10 @@ class _Protocol(asyncio.Protocol):
         self._server.connections.add(self)
         if not self._conn.reading:
             self._listen()
+        self._schedule()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         self._server.forget(self)
         if self._conn is not None:
             self._conn.abort()
@@ -134,6 +146,19 @@ class _Protocol(asyncio.Protocol):
     # carrying out the driver's actions ---------------------------------------------------
 
     def _execute(self, actions: list[Action]) -> None:
+        """Carry out the driver's answer; then be woken when it asks (its deadline may
+        have moved), or when a closing connection must be cut."""
+        self._carry_out(actions)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        conn, transport = self._conn, self._transport
+        if conn is None or transport is None or self._lost:
+            return
+        closing = transport.is_closing() or self._linger is not None
+        self._server.wake(self, self.close_by if closing else conn.deadline)
+
+    def _carry_out(self, actions: list[Action]) -> None:
         transport = self._transport
         conn = self._conn
         assert transport is not None and conn is not None
@@ -199,8 +224,10 @@ class _Protocol(asyncio.Protocol):
         self._unread = not conn.reading
         if self._unread:
             transport.pause_reading()
+            self._server.unread.add(self)  # housekeeping asks it again
         else:
             transport.resume_reading()
+            self._server.unread.discard(self)
 
     def _close(self) -> None:
         """Close after the buffer drains, lingering (see driver.LINGER_S) on input."""
@@ -226,21 +253,29 @@ class _Protocol(asyncio.Protocol):
             self._transport.abort()
 
     def check(self, now: float) -> None:
-        """Enforce the driver's deadline (and the close deadline after CLOSE)."""
+        """Woken: enforce the driver's deadline (and the close deadline after CLOSE)."""
         conn, transport = self._conn, self._transport
         if conn is None or transport is None:
             return
         if transport.is_closing() or self._linger is not None:
             if now >= self.close_by:
                 self.abort()
+            else:
+                self._schedule()
             return
         verdict = overdue(conn, now, self._busy)
         if verdict is Verdict.ABORT:
             self.abort()
         elif verdict is Verdict.EXPIRE:
             self._execute(conn.expired(now))
-        elif self._unread and not self._busy and conn.reading:
-            self._resume()  # the driver takes input again, what was stashed first
+        else:
+            self._schedule()  # not due after all: the deadline moved on
+            self.recheck()
+
+    def recheck(self) -> None:
+        """Held unread: read again once the driver takes input, what was stashed first."""
+        if self._unread and not self._busy and self._conn is not None and self._conn.reading:
+            self._resume()
 
     def shutdown(self) -> None:
         """Graceful stop: the driver closes idle connections at once."""
@@ -287,6 +322,7 @@ class _Protocol(asyncio.Protocol):
             self._file_task = None
         if closing:
             self._close()
+            self._schedule()  # cut at close_by if the buffer never drains
         else:
             self._resume()
 
@@ -338,10 +374,41 @@ class _Server:
         self._room = asyncio.Event()
         self._room.set()
         self._backoff = AcceptBackoff()
+        self.timers: Timers[_Protocol] = Timers()
+        self.unread: set[_Protocol] = set()  # held unread: housekeeping asks them again
+        self._alarm: asyncio.TimerHandle | None = None
+        self._alarm_at = math.inf
         self._stopping = asyncio.Event()
+
+    def wake(self, protocol: _Protocol, at: float) -> None:
+        """Wake `protocol` at `at` (or sooner): the loop's one timer is re-armed when
+        this is the earliest."""
+        self.timers.wake(protocol, at)
+        if at < self._alarm_at:
+            self._arm(at)
+
+    def _arm(self, at: float) -> None:
+        if self._alarm is not None:
+            self._alarm.cancel()
+        self._alarm_at = at
+        delay = max(0.0, at - monotonic())
+        self._alarm = asyncio.get_running_loop().call_later(delay, self._ring)
+
+    def _ring(self) -> None:
+        # While ringing, wakes only go into the heap: the alarm is armed once, after.
+        self._alarm, self._alarm_at = None, -math.inf
+        now = monotonic()
+        for protocol in self.timers.due(now):
+            protocol.check(now)
+        self._alarm_at = math.inf
+        at = self.timers.next_at()
+        if at is not None:
+            self._arm(at)
 
     def forget(self, protocol: _Protocol) -> None:
         self.connections.discard(protocol)
+        self.unread.discard(protocol)
+        self.timers.forget(protocol)
         if len(self.connections) < self.service.limits.max_connections:
             self._room.set()
 
@@ -370,20 +437,19 @@ class _Server:
             if len(self.connections) >= limit:
                 self._room.clear()
 
-    async def sweep(self) -> None:
+    async def housekeeping(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_S)
-            now = monotonic()
-            self.service.tick(now)
-            for protocol in list(self.connections):
-                protocol.check(now)
+            await asyncio.sleep(HOUSEKEEPING_S)
+            self.service.tick(monotonic())
+            for protocol in list(self.unread):
+                protocol.recheck()
 
     async def serve(self, on_ready: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         tasks = [asyncio.ensure_future(self.accept(s)) for s in self.listeners]
-        sweeper = asyncio.ensure_future(self.sweep())
+        sweeper = asyncio.ensure_future(self.housekeeping())
         on_ready()
         await self._stopping.wait()
         # Graceful stop: no new connections; idle ones close now, busy ones after their

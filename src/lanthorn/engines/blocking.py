@@ -32,7 +32,7 @@ from lanthorn.driver import (
 from lanthorn.engines.kernel import send_file
 from lanthorn.engines.listeners import peer_host, tune
 
-WAKE_S = 0.5  # the main thread's select timeout: sweeps, stop flag
+WAKE_S = 0.5  # a stopping main thread looks at its lingering connections this often
 POLL_S = 0.05  # an idle worker re-checks whether someone waits for its thread
 READ_BYTES = 65536
 SENDFILE_CHUNK = 1024 * 1024  # between chunks a graceful stop's deadline is checked

@@ -3,7 +3,8 @@
 Every socket is non-blocking. A connection is watched for reading while it has nothing
 to write (and the driver takes input: see Connection.reading), and for writing while a
 batch is going out (partial writes resume where they stopped; file bodies go out with
-non-blocking sendfile(2)). Deadlines are checked by a sweep every SWEEP_S.
+non-blocking sendfile(2)). Each connection is woken at its driver's deadline (the
+kernel's timer heap sets the selector's timeout); housekeeping runs apart.
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ from collections.abc import Callable
 
 from lanthorn.clock import monotonic
 from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connect, discard
-from lanthorn.engines.kernel import AcceptBackoff, Linger, Verdict, overdue, send_file
+from lanthorn.engines.kernel import (
+    HOUSEKEEPING_S,
+    AcceptBackoff,
+    Linger,
+    Timers,
+    Verdict,
+    overdue,
+    send_file,
+)
 from lanthorn.engines.listeners import peer_host, tune
 from lanthorn.engines.stopping import StopFlag
 
-SWEEP_S = 0.25
 READ_BYTES = 65536
 # Batches one connection may write back to back before the others get a turn.
 SYNC_BATCHES = 4
@@ -44,6 +52,8 @@ class _Reactor:
         self.peers: dict[int, _Peer] = {}
         self.accepting = False
         self.backoff = AcceptBackoff()
+        self.timers: Timers[_Peer] = Timers()
+        self.unread: set[_Peer] = set()  # not watched: the driver wants no input
 
     def set_accepting(self, accepting: bool) -> None:
         if accepting == self.accepting:
@@ -63,7 +73,7 @@ class _Reactor:
                 return
             except OSError as exc:
                 if self.backoff.failed(exc, monotonic()):
-                    self.set_accepting(False)  # the sweep resumes it
+                    self.set_accepting(False)  # housekeeping resumes it
                     return
                 continue
             sock.setblocking(False)
@@ -71,6 +81,7 @@ class _Reactor:
             peer = _Peer(sock, connect(self.service, peer_host(address), monotonic()))
             self.peers[sock.fileno()] = peer
             self.listen(peer)
+            self.schedule(peer)
         self.set_accepting(False)  # at the cap: the kernel's backlog holds the rest
 
     def read(self, peer: _Peer) -> None:
@@ -102,6 +113,14 @@ class _Reactor:
     def run(self, peer: _Peer, actions: list[Action]) -> None:
         peer.out.extend(actions)
         self.flush(peer)
+        self.schedule(peer)
+
+    def schedule(self, peer: _Peer) -> None:
+        """Be woken when the driver asks (its deadline may have moved), or when a
+        lingering connection's time is up."""
+        if self.peers.get(peer.sock.fileno()) is peer:
+            linger = peer.linger
+            self.timers.wake(peer, linger.until if linger is not None else peer.conn.deadline)
 
     def flush(self, peer: _Peer) -> None:
         """Write as much as the socket takes; switch interest accordingly."""
@@ -160,8 +179,14 @@ class _Reactor:
         self.watch(peer, selectors.EVENT_WRITE)
 
     def listen(self, peer: _Peer) -> None:
-        """Nothing to write: wait for the client, unless the driver wants no input."""
-        self.watch(peer, selectors.EVENT_READ if peer.conn.reading else 0)
+        """Nothing to write: wait for the client, unless the driver wants no input
+        (housekeeping asks it again)."""
+        if peer.conn.reading:
+            self.watch(peer, selectors.EVENT_READ)
+            self.unread.discard(peer)
+        else:
+            self.watch(peer, 0)
+            self.unread.add(peer)
 
     def watch(self, peer: _Peer, events: int) -> None:
         if events != peer.events:
@@ -179,6 +204,8 @@ class _Reactor:
             return
         if peer.events:
             self.selector.unregister(peer.sock)
+        self.timers.forget(peer)
+        self.unread.discard(peer)
         discard([a for a in peer.out if not isinstance(a, memoryview)])
         peer.out.clear()
         peer.conn.abort()
@@ -186,26 +213,34 @@ class _Reactor:
         if not self.accepting and not self.service.draining and self.backoff.until is None:
             self.set_accepting(True)
 
-    def sweep(self, now: float) -> None:
+    def check(self, peer: _Peer, now: float) -> None:
+        """Woken: a lingering connection's time is up, or the driver's deadline."""
+        if peer.linger is not None:
+            if now >= peer.linger.until:
+                self.drop(peer)
+            else:
+                self.schedule(peer)
+            return
+        conn = peer.conn
+        verdict = overdue(conn, now, bool(peer.out))
+        if verdict is Verdict.ABORT:
+            self.drop(peer)
+        elif verdict is Verdict.EXPIRE:
+            self.run(peer, conn.expired(now))
+        else:
+            self.schedule(peer)  # not due after all: the deadline moved on
+
+    def housekeeping(self, now: float) -> None:
         self.service.tick(now)
         backing_off = self.backoff.until is not None
         if backing_off and not self.backoff.waiting(now) and not self.service.draining:
             self.set_accepting(True)
-        for peer in list(self.peers.values()):
-            conn = peer.conn
-            if peer.linger is not None:
-                if now >= peer.linger.until:
-                    self.drop(peer)
-                continue
-            if self.service.draining and not peer.out and (goodbye := conn.shutdown()):
-                self.run(peer, goodbye)  # HTTP/2: GOAWAY at once; both close once idle
-                continue
-            verdict = overdue(conn, now, bool(peer.out))
-            if verdict is Verdict.ABORT:
-                self.drop(peer)
-            elif verdict is Verdict.EXPIRE:
-                self.run(peer, conn.expired(now))
-            elif not peer.events and conn.reading:
+        if self.service.draining:
+            for peer in list(self.peers.values()):
+                if peer.linger is None and not peer.out and (goodbye := peer.conn.shutdown()):
+                    self.run(peer, goodbye)  # HTTP/2: GOAWAY at once; both close once idle
+        for peer in list(self.unread):
+            if not peer.out and peer.conn.reading:
                 self.listen(peer)  # the driver takes input again
 
     def serve(self, stop: StopFlag, on_ready: Callable[[], None]) -> None:
@@ -219,10 +254,14 @@ class _Reactor:
                 self.set_accepting(False)
                 for listener in self.listeners:
                     listener.close()
-                swept = 0.0  # sweep now: idle connections close at once
+                swept = 0.0  # housekeeping now: idle connections close at once
             if stop_by is not None and (not self.peers or monotonic() >= stop_by):
                 break
-            for key, mask in self.selector.select(SWEEP_S):
+            timeout = HOUSEKEEPING_S
+            at = self.timers.next_at()
+            if at is not None:
+                timeout = max(0.0, min(timeout, at - monotonic()))
+            for key, mask in self.selector.select(timeout):
                 peer = key.data
                 if peer is not None and self.peers.get(key.fd) is not peer:
                     continue  # dropped earlier in this round
@@ -230,12 +269,16 @@ class _Reactor:
                     self.accept(key.fileobj)  # type: ignore[arg-type]
                 elif mask & selectors.EVENT_WRITE:
                     self.flush(peer)
+                    self.schedule(peer)
                 else:
                     self.read(peer)
             now = monotonic()
-            if now - swept >= SWEEP_S:
+            for peer in self.timers.due(now):
+                if self.peers.get(peer.sock.fileno()) is peer:
+                    self.check(peer, now)
+            if now - swept >= HOUSEKEEPING_S:
                 swept = now
-                self.sweep(now)
+                self.housekeeping(now)
         for peer in list(self.peers.values()):
             self.drop(peer)
         self.selector.close()

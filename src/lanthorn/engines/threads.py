@@ -30,7 +30,7 @@ from collections.abc import Callable
 from lanthorn.clock import monotonic
 from lanthorn.driver import CLOSE, Action, Connection, Service, discard
 from lanthorn.engines import blocking
-from lanthorn.engines.kernel import AcceptBackoff, Linger, Verdict, overdue
+from lanthorn.engines.kernel import HOUSEKEEPING_S, AcceptBackoff, Linger, Timers, Verdict, overdue
 from lanthorn.engines.stopping import StopFlag
 
 log = logging.getLogger("lanthorn")
@@ -65,6 +65,8 @@ class Pool:
         self.accepting = False
         self.listening = True  # until a stop closes the listeners
         self.backoff = AcceptBackoff()
+        # When each parked, stalled or lingering connection (by descriptor) is due.
+        self.timers: Timers[int] = Timers()
 
     # worker side -------------------------------------------------------------------------
 
@@ -165,10 +167,13 @@ class Pool:
                 assert conn is not None
                 self.stalled[sock.fileno()] = (sock, conn, batch)
                 self.selector.register(sock, selectors.EVENT_WRITE, "stalled")
+                self.timers.wake(sock.fileno(), conn.deadline)
             elif conn is None:
                 sock.setblocking(False)
-                self.lingering[sock.fileno()] = (sock, Linger(monotonic()))
+                linger = Linger(monotonic())
+                self.lingering[sock.fileno()] = (sock, linger)
                 self.selector.register(sock, selectors.EVENT_READ, "linger")
+                self.timers.wake(sock.fileno(), linger.until)
             else:
                 self.park(sock, conn)
 
@@ -179,6 +184,7 @@ class Pool:
             self.selector.register(sock, selectors.EVENT_READ, "parked")
         else:
             self.unread.add(fd)
+        self.timers.wake(fd, conn.deadline)
 
     def read_parked(self, fd: int) -> None:
         """The client sent something: the driver takes it here; a thread only once there
@@ -197,6 +203,7 @@ class Pool:
             if not conn.reading and fd not in self.unread:
                 self.selector.unregister(sock)
                 self.unread.add(fd)
+            self.timers.wake(fd, conn.deadline)
             return
         sock, conn = self.unpark(fd)
         if actions == [CLOSE]:  # nothing to write: no thread needed to close it
@@ -239,15 +246,17 @@ class Pool:
             del self.lingering[fd]
             self.forget(sock)
 
-    def sweep(self, now: float) -> None:
-        self.service.tick(now)
-        for fd, (sock, conn) in list(self.parked.items()):
+    def check(self, fd: int, now: float) -> None:
+        """Woken: whatever holds the descriptor now (a connection a worker has taken
+        since is not here: it is woken again when it comes back)."""
+        if fd in self.parked:
+            sock, conn = self.parked[fd]
             if overdue(conn, now, False) is Verdict.EXPIRE:  # 408, GOAWAY, or just close
                 self.settle(fd, conn.expired(now))
-            elif fd in self.unread and conn.reading:  # the driver takes input again
-                self.unread.discard(fd)
-                self.selector.register(sock, selectors.EVENT_READ, "parked")
-        for fd, (sock, conn, batch) in list(self.stalled.items()):
+            else:
+                self.timers.wake(fd, conn.deadline)  # not due after all: it moved on
+        elif fd in self.stalled:
+            sock, conn, batch = self.stalled[fd]
             stuck = overdue(conn, now, True) is Verdict.ABORT  # the send timeout
             if stuck or now >= self.service.stop_at:
                 del self.stalled[fd]
@@ -255,7 +264,21 @@ class Pool:
                 discard(conn.expired(now))
                 conn.abort()
                 self.forget(sock)
-        self.expire_lingering(now)
+            else:
+                self.timers.wake(fd, conn.deadline)
+        elif fd in self.lingering:
+            if now >= self.lingering[fd][1].until:
+                self.forget(self.lingering.pop(fd)[0])
+            else:
+                self.timers.wake(fd, self.lingering[fd][1].until)
+
+    def housekeeping(self, now: float) -> None:
+        self.service.tick(now)
+        for fd in list(self.unread):
+            sock, conn = self.parked[fd]
+            if conn.reading:  # the driver takes input again
+                self.unread.discard(fd)
+                self.selector.register(sock, selectors.EVENT_READ, "parked")
 
     def expire_lingering(self, now: float) -> None:
         for fd, (sock, linger) in list(self.lingering.items()):
@@ -289,7 +312,11 @@ class Pool:
         swept = monotonic()
         try:
             while not stop.is_set():
-                for key, _ in self.selector.select(blocking.WAKE_S):
+                timeout = HOUSEKEEPING_S
+                at = self.timers.next_at()
+                if at is not None:
+                    timeout = max(0.0, min(timeout, at - monotonic()))
+                for key, _ in self.selector.select(timeout):
                     if key.data == "listen":
                         self.accept(key.fileobj)  # type: ignore[arg-type]
                     elif key.data == "waker":
@@ -307,9 +334,11 @@ class Pool:
                     self.open < self.service.limits.max_connections
                     and not self.backoff.waiting(now)
                 )
-                if now - swept >= blocking.WAKE_S:
+                for fd in self.timers.due(now):
+                    self.check(fd, now)
+                if now - swept >= HOUSEKEEPING_S:
                     swept = now
-                    self.sweep(now)
+                    self.housekeeping(now)
         finally:
             self.shutdown(pool)
 
