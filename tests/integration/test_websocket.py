@@ -10,7 +10,6 @@ import signal
 import socket
 import ssl
 import struct
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,19 +22,13 @@ from tests import certs
 from tests.conftest import MODELS
 from tests.integration import rawhttp
 from tests.integration.conftest import lanthorn, model_server
+from tests.integration.wsraw import ECHO_ARGS, MAX, THREADS, at_once, frame
 from tests.servers import Server
-
-THREADS = 4
-MAX = 64 * 1024  # --ws-max-message for these servers
 
 
 @pytest.fixture(scope="module", params=MODELS)
 def echo(request: pytest.FixtureRequest, site: Path, scratch: Path) -> Iterator[Server]:
-    yield from model_server(
-        request, site, scratch,
-        *("--ws-echo", "/echo", "--ws-max-message", str(MAX), "--threads", str(THREADS)),
-        *("--ws-origin", "https://allowed.example"),
-    )  # fmt: skip
+    yield from model_server(request, site, scratch, *ECHO_ARGS)
 
 
 def _ws(server: Server, compression: str | None = "deflate") -> ClientConnection:
@@ -108,16 +101,6 @@ def _status(sock: socket.socket) -> int:
     return int(head.split(b" ", 2)[1])
 
 
-def _frame(opcode: int, payload: bytes, masked: bool = True, fin: bool = True) -> bytes:
-    first = (0x80 if fin else 0) | opcode
-    assert len(payload) < 126
-    if not masked:
-        return bytes([first, len(payload)]) + payload
-    mask = os.urandom(4)
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return bytes([first, 0x80 | len(payload)]) + mask + body
-
-
 def _close_code(sock: socket.socket) -> int:
     """The code of the server's CLOSE frame (after any other frames), then EOF."""
     data = b""
@@ -138,11 +121,11 @@ def _close_code(sock: socket.socket) -> int:
 @pytest.mark.parametrize(
     ("frames", "code"),
     [
-        ([_frame(0x1, b"\xc3\x28")], 1007),  # invalid UTF-8 in a text message
-        ([_frame(0x1, b"\xe2\x82", fin=False), _frame(0x0, b"\x28")], 1007),  # across frames
-        ([_frame(0x1, b"hi", masked=False)], 1002),  # clients must mask (RFC 6455 §5.1)
-        ([_frame(0x0, b"orphan")], 1002),  # a continuation with nothing to continue
-        ([_frame(0x3, b"?")], 1002),  # a reserved opcode
+        ([frame(0x1, b"\xc3\x28")], 1007),  # invalid UTF-8 in a text message
+        ([frame(0x1, b"\xe2\x82", fin=False), frame(0x0, b"\x28")], 1007),  # across frames
+        ([frame(0x1, b"hi", masked=False)], 1002),  # clients must mask (RFC 6455 §5.1)
+        ([frame(0x0, b"orphan")], 1002),  # a continuation with nothing to continue
+        ([frame(0x3, b"?")], 1002),  # a reserved opcode
     ],
     ids=["utf8", "utf8-split", "unmasked", "continuation", "opcode"],
 )
@@ -190,23 +173,13 @@ def test_idle_sockets_hold_no_thread(echo: Server) -> None:
 
 
 def test_many_clients_at_once(echo: Server) -> None:
-    failures: list[BaseException] = []
-
     def client(n: int) -> None:
-        try:
-            with _ws(echo) as ws:
-                for i in range(50):
-                    ws.send(f"{n}:{i}")
-                    assert ws.recv(timeout=10) == f"{n}:{i}"
-        except BaseException as exc:  # reported below, not lost in the thread
-            failures.append(exc)
+        with _ws(echo) as ws:
+            for i in range(50):
+                ws.send(f"{n}:{i}")
+                assert ws.recv(timeout=10) == f"{n}:{i}"
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert failures == []
+    assert at_once(client, 20, 30) == []
 
 
 # --- lifecycle ------------------------------------------------------------------------------
@@ -294,7 +267,7 @@ def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(
         assert _status(sock) == 101
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.settimeout(0.2)
-        message = _frame(0x2, b"x" * 100)  # small frames, many: the echoes pile up
+        message = frame(0x2, b"x" * 100)  # small frames, many: the echoes pile up
         started = time.monotonic()
         dropped = None
         while time.monotonic() - started < 10:

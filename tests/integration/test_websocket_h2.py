@@ -4,9 +4,7 @@ test_browser)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,18 +16,13 @@ from tests.conftest import MODELS
 from tests.integration import rawhttp
 from tests.integration.conftest import model_server
 from tests.integration.h2ws import H2WebSocket, Refused
+from tests.integration.wsraw import ECHO_ARGS, MAX, at_once, frame
 from tests.servers import Server
-
-MAX = 64 * 1024  # --ws-max-message for these servers
 
 
 @pytest.fixture(scope="module", params=MODELS)
 def echo(request: pytest.FixtureRequest, site: Path, scratch: Path) -> Iterator[Server]:
-    yield from model_server(
-        request, site, scratch,
-        *("--ws-echo", "/echo", "--ws-max-message", str(MAX), "--threads", "4"),
-        *("--ws-origin", "https://allowed.example"),
-    )  # fmt: skip
+    yield from model_server(request, site, scratch, *ECHO_ARGS)
 
 
 Connect = Callable[..., H2WebSocket]
@@ -48,19 +41,6 @@ def connect() -> Iterator[Connect]:
     yield open_client
     for client in opened:
         client.shut()
-
-
-def _frame(opcode: int, payload: bytes, masked: bool = True, fin: bool = True) -> bytes:
-    first = (0x80 if fin else 0) | opcode
-    assert len(payload) < 126
-    if not masked:
-        return bytes([first, len(payload)]) + payload
-    mask = os.urandom(4)
-    return (
-        bytes([first, 0x80 | len(payload)])
-        + mask
-        + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    )
 
 
 def test_messages_come_back_on_their_streams(connect: Connect, echo: Server) -> None:
@@ -87,9 +67,9 @@ def test_messages_come_back_on_their_streams(connect: Connect, echo: Server) -> 
 @pytest.mark.parametrize(
     ("frames", "code"),
     [
-        ([_frame(0x1, b"\xc3\x28")], 1007),  # invalid UTF-8 in a text message
-        ([_frame(0x1, b"hi", masked=False)], 1002),  # clients must mask, over h2 too
-        ([_frame(0x0, b"orphan")], 1002),  # a continuation with nothing to continue
+        ([frame(0x1, b"\xc3\x28")], 1007),  # invalid UTF-8 in a text message
+        ([frame(0x1, b"hi", masked=False)], 1002),  # clients must mask, over h2 too
+        ([frame(0x0, b"orphan")], 1002),  # a continuation with nothing to continue
     ],
     ids=["utf8", "unmasked", "continuation"],
 )
@@ -147,26 +127,16 @@ def test_not_offered_without_endpoints(connect: Connect, site: Path, scratch: Pa
 
 
 def test_many_sockets_on_many_connections(connect: Connect, echo: Server) -> None:
-    failures: list[BaseException] = []
-
     def run(n: int) -> None:
-        try:
-            client = connect(echo.port)
-            streams = [client.open("/echo") for _ in range(5)]
-            for i in range(20):
-                for stream in streams:
-                    client.send(stream, f"{n}:{stream}:{i}")
-                for stream in streams:
-                    assert client.message(stream) == f"{n}:{stream}:{i}"
-        except BaseException as exc:  # reported below, not lost in the thread
-            failures.append(exc)
+        client = connect(echo.port)
+        streams = [client.open("/echo") for _ in range(5)]
+        for i in range(20):
+            for stream in streams:
+                client.send(stream, f"{n}:{stream}:{i}")
+            for stream in streams:
+                assert client.message(stream) == f"{n}:{stream}:{i}"
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert failures == []
+    assert at_once(run, 8, 60) == []
 
 
 def test_a_client_that_does_not_read_is_held_back_by_flow_control(

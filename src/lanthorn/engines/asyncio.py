@@ -22,15 +22,7 @@ from typing import cast
 
 from lanthorn.clock import monotonic
 from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connect, discard
-from lanthorn.engines.kernel import (
-    HOUSEKEEPING_S,
-    AcceptBackoff,
-    Linger,
-    Timers,
-    Verdict,
-    overdue,
-    send_file,
-)
+from lanthorn.engines import kernel
 from lanthorn.engines.listeners import peer_host, tune
 
 
@@ -67,8 +59,9 @@ class _Protocol(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._file_task: asyncio.Task[None] | None = None
         self._in_flight: list[Action] = []  # what the file task still owns
-        self.close_by = 0.0  # after CLOSE, abort if the buffer has not flushed by then
-        self._linger: Linger | None = None  # our side is shut; input is discarded
+        # After CLOSE, abort if the buffer has not flushed by then (0: not closing).
+        self.close_by = 0.0
+        self._linger: kernel.Linger | None = None  # our side is shut; input is discarded
         self._peer_closed = False  # the client's EOF has arrived
         self._unread = False  # reading paused because the driver wants no input
         self._lost = False  # connection_lost has come: never woken again
@@ -152,11 +145,9 @@ class _Protocol(asyncio.Protocol):
         self._schedule()
 
     def _schedule(self) -> None:
-        conn, transport = self._conn, self._transport
-        if conn is None or transport is None or self._lost:
-            return
-        closing = transport.is_closing() or self._linger is not None
-        self._server.wake(self, self.close_by if closing else conn.deadline)
+        conn = self._conn
+        if conn is not None and not self._lost:
+            self._server.wake(self, self.close_by or conn.deadline)
 
     def _carry_out(self, actions: list[Action]) -> None:
         transport = self._transport
@@ -243,7 +234,7 @@ class _Protocol(asyncio.Protocol):
             return
         # (While the buffer still flushes, the send timeout comes first.)
         flushing = self._server.service.limits.send_timeout_s if self._write_paused else 0.0
-        self._linger = Linger(monotonic(), flushing)
+        self._linger = kernel.Linger(monotonic(), flushing)
         transport.write_eof()  # flushes the buffer, then shuts our sending side
         transport.resume_reading()
         self.close_by = self._linger.until
@@ -263,10 +254,10 @@ class _Protocol(asyncio.Protocol):
             else:
                 self._schedule()
             return
-        verdict = overdue(conn, now, self._busy)
-        if verdict is Verdict.ABORT:
+        verdict = kernel.overdue(conn, now, self._busy)
+        if verdict is kernel.Verdict.ABORT:
             self.abort()
-        elif verdict is Verdict.EXPIRE:
+        elif verdict is kernel.Verdict.EXPIRE:
             self._execute(conn.expired(now))
         else:
             self._schedule()  # not due after all: the deadline moved on
@@ -344,7 +335,7 @@ async def _sendfile(sock_fd: int, body: FileBody, progressed: Callable[[], None]
         nonlocal offset
         try:
             while offset < end:
-                offset += send_file(fd, body, offset, end - offset)
+                offset += kernel.send_file(fd, body, offset, end - offset)
         except BlockingIOError:
             progressed()
             return
@@ -373,8 +364,8 @@ class _Server:
         self.connections: set[_Protocol] = set()
         self._room = asyncio.Event()
         self._room.set()
-        self._backoff = AcceptBackoff()
-        self.timers: Timers[_Protocol] = Timers()
+        self._backoff = kernel.AcceptBackoff()
+        self.timers: kernel.Timers[_Protocol] = kernel.Timers()
         self.unread: set[_Protocol] = set()  # held unread: housekeeping asks them again
         self._alarm: asyncio.TimerHandle | None = None
         self._alarm_at = math.inf
@@ -421,7 +412,7 @@ class _Server:
                 accepted = [(await loop.sock_accept(listener))[0]]
             except OSError as exc:
                 if self._backoff.failed(exc, monotonic()):
-                    await asyncio.sleep(AcceptBackoff.BACKOFF_S)
+                    await asyncio.sleep(kernel.AcceptBackoff.BACKOFF_S)
                 continue
             # Take what else is queued in the same wake-up (nginx's multi_accept), not one
             # connection per loop iteration: a burst of clients is not kept waiting.
@@ -439,7 +430,7 @@ class _Server:
 
     async def housekeeping(self) -> None:
         while True:
-            await asyncio.sleep(HOUSEKEEPING_S)
+            await asyncio.sleep(kernel.HOUSEKEEPING_S)
             self.service.tick(monotonic())
             for protocol in list(self.unread):
                 protocol.recheck()

@@ -16,15 +16,7 @@ from collections.abc import Callable
 
 from lanthorn.clock import monotonic
 from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connect, discard
-from lanthorn.engines.kernel import (
-    HOUSEKEEPING_S,
-    AcceptBackoff,
-    Linger,
-    Timers,
-    Verdict,
-    overdue,
-    send_file,
-)
+from lanthorn.engines import kernel
 from lanthorn.engines.listeners import peer_host, tune
 from lanthorn.engines.stopping import StopFlag
 
@@ -41,7 +33,7 @@ class _Peer:
         self.conn = conn
         self.out: deque[Action | memoryview] = deque()
         self.events = 0  # what the selector watches it for (0: not registered)
-        self.linger: Linger | None = None  # set once our side is shut
+        self.linger: kernel.Linger | None = None  # set once our side is shut
 
 
 class _Reactor:
@@ -51,8 +43,8 @@ class _Reactor:
         self.selector = selectors.DefaultSelector()
         self.peers: dict[int, _Peer] = {}
         self.accepting = False
-        self.backoff = AcceptBackoff()
-        self.timers: Timers[_Peer] = Timers()
+        self.backoff = kernel.AcceptBackoff()
+        self.timers: kernel.Timers[_Peer] = kernel.Timers()
         self.unread: set[_Peer] = set()  # not watched: the driver wants no input
 
     def set_accepting(self, accepting: bool) -> None:
@@ -107,7 +99,7 @@ class _Reactor:
             return
         discard([a for a in peer.out if not isinstance(a, memoryview)])
         peer.out.clear()
-        peer.linger = Linger(monotonic())
+        peer.linger = kernel.Linger(monotonic())
         self.watch(peer, selectors.EVENT_READ)
 
     def run(self, peer: _Peer, actions: list[Action]) -> None:
@@ -137,7 +129,7 @@ class _Reactor:
                             self.drop(peer)
                         return
                     if isinstance(action, FileBody):
-                        sent = send_file(sock.fileno(), action, 0, action.count)
+                        sent = kernel.send_file(sock.fileno(), action, 0, action.count)
                         action.offset += sent
                         action.count -= sent
                         if action.count:
@@ -222,10 +214,10 @@ class _Reactor:
                 self.schedule(peer)
             return
         conn = peer.conn
-        verdict = overdue(conn, now, bool(peer.out))
-        if verdict is Verdict.ABORT:
+        verdict = kernel.overdue(conn, now, bool(peer.out))
+        if verdict is kernel.Verdict.ABORT:
             self.drop(peer)
-        elif verdict is Verdict.EXPIRE:
+        elif verdict is kernel.Verdict.EXPIRE:
             self.run(peer, conn.expired(now))
         else:
             self.schedule(peer)  # not due after all: the deadline moved on
@@ -257,7 +249,7 @@ class _Reactor:
                 swept = 0.0  # housekeeping now: idle connections close at once
             if stop_by is not None and (not self.peers or monotonic() >= stop_by):
                 break
-            timeout = HOUSEKEEPING_S
+            timeout = kernel.HOUSEKEEPING_S
             at = self.timers.next_at()
             if at is not None:
                 timeout = max(0.0, min(timeout, at - monotonic()))
@@ -276,7 +268,7 @@ class _Reactor:
             for peer in self.timers.due(now):
                 if self.peers.get(peer.sock.fileno()) is peer:
                     self.check(peer, now)
-            if now - swept >= HOUSEKEEPING_S:
+            if now - swept >= kernel.HOUSEKEEPING_S:
                 swept = now
                 self.housekeeping(now)
         for peer in list(self.peers.values()):
