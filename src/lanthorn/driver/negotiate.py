@@ -17,7 +17,7 @@ from lanthorn.driver.contract import CLOSE, Action, Connection
 from lanthorn.driver.http1 import HttpConnection
 from lanthorn.driver.streams import Streams
 from lanthorn.driver.tls import TlsSession
-from lanthorn.protocol.http2 import PREFACE
+from lanthorn.protocol.http2 import PREFACE, Http2
 
 
 def connect(service: Service, peer: str, now: float) -> Connection:
@@ -122,7 +122,9 @@ class Preface:
         self._admitted = False  # the count is the new driver's to release
         driver: Connection
         if seen.startswith(PREFACE):
-            driver = Streams(service, peer, opened, admitted)
+            # Extended CONNECT is offered where WebSockets answer (RFC 8441 §3).
+            adapter = Http2(service.limits, opened, tunnels=bool(service.endpoints))
+            driver = Streams(service, peer, opened, adapter, admitted)
         else:
             driver = HttpConnection(service, peer, opened, admitted, self._link.switch)
         self._link.switch(driver)

@@ -20,13 +20,10 @@ Clocks (each a deadline; `deadline` is the earliest that applies):
 - an idle connection lives for the keep-alive timeout (the header timeout until the
   first request), then gets GOAWAY — unless a tunnel is open on it.
 
-Tunnels (RFC 8441): an extended CONNECT to a WebSocket endpoint opens a `Session` on its
-stream. What the client sends on the stream goes to the session as it arrives; what the
-session sends is queued like a body without an end, pumped within the windows as any
-other. The stream's receive window reopens only while less than TUNNEL_BUFFER of the
-session's output waits to be sent, so a client that sends without reading is held back
-by flow control, not buffered for. The session's own clocks (PING, live-reload polls)
-are among the connection's deadlines.
+WebSockets on streams (RFC 8441) are `tunnels.Tunnels`': their output is queued here
+like a body without an end and pumped within the windows as any other.
+
+The adapter is injected (`StreamAdapter`): HTTP/2's today, HTTP/3's next.
 """
 
 from __future__ import annotations
@@ -35,12 +32,11 @@ import os
 from collections import deque
 
 from lanthorn.clock import monotonic, wall
-from lanthorn.core.pages import page_plan
 from lanthorn.core.request import Request
 from lanthorn.core.response import Chunk, FileBody, ResponsePlan
 from lanthorn.driver.context import NO_BODY_STATUSES, Service, log_error
 from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action
-from lanthorn.driver.websocket import Session, endpoint, framing
+from lanthorn.driver.tunnels import Tunnels
 from lanthorn.protocol.events import (
     ProtocolFailed,
     RequestReceived,
@@ -49,11 +45,9 @@ from lanthorn.protocol.events import (
     TunnelData,
     TunnelRequested,
 )
-from lanthorn.protocol.http2 import Http2
-from lanthorn.protocol.websocket import is_websocket_tunnel
+from lanthorn.protocol.multiplexed import StreamAdapter
 
 _OPEN_FILES = 16
-TUNNEL_BUFFER = 64 * 1024  # a tunnel's unsent output above which its input is held back
 
 
 class _Outgoing:
@@ -81,16 +75,6 @@ class _Outgoing:
         self.chunks.clear()
 
 
-class _Tunnel:
-    """A WebSocket open on one stream, and the input it has taken but not acknowledged."""
-
-    __slots__ = ("owed", "session")
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.owed = 0
-
-
 class Streams:
     __slots__ = (
         "_adapter",
@@ -116,17 +100,20 @@ class Streams:
 
     multiplexed = True
 
-    def __init__(self, service: Service, peer: str, now: float, admitted: bool = True) -> None:
+    def __init__(
+        self, service: Service, peer: str, now: float, adapter: StreamAdapter,
+        admitted: bool = True,
+    ) -> None:  # fmt: skip
         self._service = service
         # Past the client's connection limit: GOAWAY at once (streams it opened
         # meanwhile get 503), then close.
         self._refused = not admitted
         self._held = 0  # bytes held for the client, as the worker's budget knows it
-        self._adapter = Http2(service.limits, now, tunnels=bool(service.endpoints))
+        self._adapter = adapter
         self._waiting: deque[RequestReceived] = deque()
         self._deferred: deque[RequestReceived] = deque()  # need a file; none is free
         self._sending: dict[int, _Outgoing] = {}  # insertion order is the round robin
-        self._tunnels: dict[int, _Tunnel] = {}
+        self._tunnels = Tunnels(service, peer, adapter, self._queue)
         self._open_files = 0
         self._writing = False
         self._closing = False
@@ -192,10 +179,7 @@ class Streams:
         if self._closing:
             return []
         if self._tunnels:
-            now = monotonic()
-            for stream_id, tunnel in list(self._tunnels.items()):
-                tunnel.session.close()  # 1001
-                self._tunnel_out(stream_id, tunnel, now)
+            self._tunnels.close(monotonic())  # 1001 on every WebSocket
             if not self._writing:
                 self._pump()  # the CLOSE frames go before GOAWAY (else the next batch)
         goaway = self._adapter.output() + self._goaway()
@@ -244,7 +228,7 @@ class Streams:
             if type(event) is RequestReceived:
                 self._waiting.append(event)
             elif type(event) is TunnelData:
-                self._tunnel_in(event, now)
+                self._tunnels.take(event, now)
             elif type(event) is TunnelRequested:
                 self._open_tunnel(event, now)
             elif type(event) is StreamReset:
@@ -340,77 +324,36 @@ class Streams:
         return plan.body_length
 
     def _open_tunnel(self, event: TunnelRequested, now: float) -> None:
-        """An extended CONNECT: open a WebSocket on its stream if one is asked for where
-        an endpoint is, else answer it (405 from the core; 503 when refused or over the
-        memory budget) and reset the stream, whose request has not ended (§8.1)."""
-        service, request, stream_id = self._service, event.request, event.stream_id
+        """An extended CONNECT: a WebSocket opens on its stream, or it is answered and
+        the stream reset, its request not having ended (§8.1)."""
         stamp = wall()
-        date = service.dates.value(stamp)
-        answers = endpoint(service, request)
-        if (
-            answers is None
-            or not is_websocket_tunnel(request.headers)
-            or self._refused
-            or service.memory.exceeded
-        ):
-            plan = service.decide(request, now, stamp, self.peer, not self._refused)
-            status = plan.status
-        else:
-            ws = framing(service, request, tunnel=True)
-            status, fields = ws.open_tunnel(request.headers)
-            if status == 200:
-                if self._adapter.accept(stream_id, fields, date):
-                    session = Session(service, self.peer, ws, request, now=now, endpoint=answers)
-                    self._tunnels[stream_id] = _Tunnel(session)
-                    self._served = self._worked = True
-                return  # its access record is written when it closes
-            # 400, 403 (a foreign Origin) or 426 (with the version spoken)
-            plan = page_plan(status, fields) if fields else service.site.errors[status]
+        date = self._service.dates.value(stamp)
+        plan = self._tunnels.open(event, now, self._refused, date, stamp)
         self._worked = True
-        sent = self._start(stream_id, None, plan, date)
-        service.record(self.peer, request, status, sent, stamp)
-
-    def _tunnel_in(self, event: TunnelData, now: float) -> None:
-        """What the client sent on a tunnel (on a refused one: discarded)."""
-        stream_id = event.stream_id
-        tunnel = self._tunnels.get(stream_id)
-        if tunnel is None:
-            self._adapter.acknowledge(stream_id, event.flow)
+        if plan is None:
+            self._served = True
             return
-        session = tunnel.session
-        if event.data:
-            session.receive(event.data, now)
-        if event.ended:
-            session.receive(b"", now)  # as TCP's FIN (RFC 8441 §5)
-        tunnel.owed += event.flow
-        self._tunnel_out(stream_id, tunnel, now)
+        sent = self._start(event.stream_id, None, plan, date)
+        self._service.record(self.peer, event.request, plan.status, sent, stamp)
 
-    def _tunnel_out(self, stream_id: int, tunnel: _Tunnel, now: float) -> None:
-        """Queue what the session sends; end the stream when the session ends; reopen
-        the receive window while little of its output waits."""
-        data, ended = tunnel.session.output(now)
+    def _queue(self, stream_id: int, data: bytes, ends: bool) -> int:
+        """A tunnel's output: queued for the pump; its stream ends after it when
+        `ends`. Returns the bytes still waiting on the stream."""
         outgoing = self._sending.get(stream_id)
         if data:
             if outgoing is None:
                 outgoing = self._sending[stream_id] = _Outgoing(deque(), False, ends=False)
             outgoing.chunks.append(data)
-        if ended:
-            del self._tunnels[stream_id]
-            tunnel.session.finish(now)
-            self._adapter.acknowledge(stream_id, tunnel.owed)  # the connection's window
-            if outgoing is None:
+        if outgoing is None:
+            if ends:
                 self._adapter.send(stream_id, b"", True)  # END_STREAM (False: gone)
-            else:
-                outgoing.ends = True
-        elif tunnel.owed and (outgoing is None or outgoing.pending < TUNNEL_BUFFER):
-            self._adapter.acknowledge(stream_id, tunnel.owed)
-            tunnel.owed = 0
+            return 0
+        outgoing.ends = ends
+        return outgoing.pending
 
     def _forget(self, stream_id: int) -> None:
         """The stream was reset: drop whatever it was still owed."""
-        tunnel = self._tunnels.pop(stream_id, None)
-        if tunnel is not None:
-            tunnel.session.finish(monotonic())
+        self._tunnels.forget(stream_id, monotonic())
         for queue in (self._waiting, self._deferred):
             for event in queue:
                 if event.stream_id == stream_id:
@@ -456,18 +399,12 @@ class Streams:
                 elif outgoing.chunks:
                     sending[stream_id] = outgoing  # to the back of the round robin
                 if not outgoing.ends:  # a tunnel: more input may be taken now
-                    self._tunnel_sent(stream_id, outgoing)
+                    self._tunnels.sent(stream_id, outgoing.pending)
                 if budget <= 0 or adapter.connection_window() <= 0:
                     break
             if not moved:
                 break
         return BATCH_BYTES - budget
-
-    def _tunnel_sent(self, stream_id: int, outgoing: _Outgoing) -> None:
-        tunnel = self._tunnels.get(stream_id)
-        if tunnel is not None and tunnel.owed and outgoing.pending < TUNNEL_BUFFER:
-            self._adapter.acknowledge(stream_id, tunnel.owed)
-            tunnel.owed = 0
 
     @staticmethod
     def _read(outgoing: _Outgoing, limit: int) -> bytes | None:
@@ -499,13 +436,9 @@ class Streams:
             return self._close()  # the client stopped reading mid-batch
         for stream_id in self._adapter.stalled(now - limits.header_timeout_s):
             self._refuse(stream_id, 408)  # that request took too long to arrive
-        for stream_id, tunnel in list(self._tunnels.items()):
-            if now >= tunnel.session.deadline:
-                if tunnel.session.expired(now):
-                    self._tunnel_out(stream_id, tunnel, now)
-                else:  # no answer to its PING: the client is gone
-                    self._forget(stream_id)
-                    self._adapter.reset(stream_id)
+        for stream_id in self._tunnels.expired(now):  # no answer to a PING: gone
+            self._forget(stream_id)
+            self._adapter.reset(stream_id)
         if (self._sending and now >= self._send_by) or (self._quiet and now >= self._idle_by):
             # Windows never reopened, or nothing to do for too long: GOAWAY, then close.
             return self._close(self._adapter.output() + self._goaway())
@@ -522,7 +455,7 @@ class Streams:
         if oldest is not None:
             clocks.append(oldest + limits.header_timeout_s)
         if self._tunnels:
-            clocks.extend(tunnel.session.deadline for tunnel in self._tunnels.values())
+            clocks.append(self._tunnels.deadline)
         elif self.idle:
             clocks.append(self._idle_by)
         self.deadline = min(clocks, default=self._idle_by)
@@ -534,10 +467,7 @@ class Streams:
         return self._adapter.goaway()
 
     def _close(self, data: bytes = b"") -> list[Action]:
-        now = monotonic()
-        for tunnel in self._tunnels.values():
-            tunnel.session.finish(now)
-        self._tunnels.clear()
+        self._tunnels.finish(monotonic())
         self._account(len(data))
         self._closing = True
         self._waiting.clear()

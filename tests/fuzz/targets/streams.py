@@ -20,6 +20,7 @@ from lanthorn.config import Config, Limits, ServerConfig, SiteConfig, WebSocketC
 from lanthorn.driver.context import Service
 from lanthorn.driver.contract import CLOSE, Action
 from lanthorn.driver.streams import Streams
+from lanthorn.protocol.http2 import Http2
 from tests.fuzz.source import Source
 from tests.fuzz.targets import scratch
 from tests.fuzz.targets.frames import ACT, FLUSH, PREFACE, OutputChecker, deliveries
@@ -65,7 +66,8 @@ class Driven:
             websocket=WebSocketConfig(echo="/ws", max_message_bytes=4096, ping_interval_s=5),
         )
         self.service = Service(config)
-        self.streams = Streams(self.service, "peer", now=0.0)
+        adapter = Http2(limits, 0.0, tunnels=True)
+        self.streams = Streams(self.service, "peer", 0.0, adapter)
         self.output = OutputChecker()
         self.now = 0.0
         self.closed = False
