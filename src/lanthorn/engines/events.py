@@ -26,7 +26,7 @@ SYNC_BATCHES = 4
 
 
 class _Peer:
-    __slots__ = ("conn", "events", "linger", "out", "sock")
+    __slots__ = ("conn", "events", "gone", "linger", "out", "sock")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
@@ -34,6 +34,7 @@ class _Peer:
         self.out: deque[Action | memoryview] = deque()
         self.events = 0  # what the selector watches it for (0: not registered)
         self.linger: kernel.Linger | None = None  # set once our side is shut
+        self.gone = False  # dropped: never woken again
 
 
 class _Reactor:
@@ -110,7 +111,7 @@ class _Reactor:
     def schedule(self, peer: _Peer) -> None:
         """Be woken when the driver asks (its deadline may have moved), or when a
         lingering connection's time is up."""
-        if self.peers.get(peer.sock.fileno()) is peer:
+        if not peer.gone:
             linger = peer.linger
             self.timers.wake(peer, linger.until if linger is not None else peer.conn.deadline)
 
@@ -175,7 +176,8 @@ class _Reactor:
         (housekeeping asks it again)."""
         if peer.conn.reading:
             self.watch(peer, selectors.EVENT_READ)
-            self.unread.discard(peer)
+            if self.unread:
+                self.unread.discard(peer)
         else:
             self.watch(peer, 0)
             self.unread.add(peer)
@@ -194,6 +196,7 @@ class _Reactor:
         fd = peer.sock.fileno()
         if self.peers.pop(fd, None) is None:
             return
+        peer.gone = True
         if peer.events:
             self.selector.unregister(peer.sock)
         self.timers.forget(peer)
@@ -266,7 +269,7 @@ class _Reactor:
                     self.read(peer)
             now = monotonic()
             for peer in self.timers.due(now):
-                if self.peers.get(peer.sock.fileno()) is peer:
+                if not peer.gone:
                     self.check(peer, now)
             if now - swept >= kernel.HOUSEKEEPING_S:
                 swept = now

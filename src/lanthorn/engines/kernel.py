@@ -52,7 +52,8 @@ class Timers(Generic[K]):
         self._floor = 0.0
 
     def wake(self, key: K, at: float) -> None:
-        at = max(at, self._floor)
+        if at < self._floor:  # noqa: PLR1730 - the hot path: no call
+            at = self._floor
         known = self._at.get(key)
         if known is None or at < known:
             self._at[key] = at
