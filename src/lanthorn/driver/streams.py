@@ -175,13 +175,17 @@ class Streams:
 
     def shutdown(self) -> list[Action]:
         """Graceful stop: GOAWAY now (RFC 9113 §6.8); close once open streams finish.
-        May be called again: GOAWAY is sent once, and an idle connection closes."""
+        May be called again: GOAWAY is sent once, and an idle connection closes.
+        WebSockets get their 1001 first: GOAWAY never precedes a frame on a stream it
+        lets finish (RFC 9113 §6.8 allows it, but some clients' stacks, h2's among
+        them, refuse every frame after it)."""
         if self._closing:
             return []
         if self._tunnels:
             self._tunnels.close(monotonic())  # 1001 on every WebSocket
-            if not self._writing:
-                self._pump()  # the CLOSE frames go before GOAWAY (else the next batch)
+            if self._writing:
+                return []  # the CLOSE frames, then GOAWAY, go after this batch (_answer)
+            self._pump()
         goaway = self._adapter.output() + self._goaway()
         if self._quiet:
             return self._close(goaway)
@@ -251,13 +255,15 @@ class Streams:
 
     def _answer(self, now: float, just_written: bool) -> list[Action]:
         had_sending = bool(self._sending)
+        service = self._service
+        ending = service.draining or self._refused
+        if ending and not self._goaway_sent and self._tunnels:
+            self._tunnels.close(now)  # 1001 on every WebSocket, before GOAWAY
         if self._waiting or (self._deferred and self._open_files < _OPEN_FILES):
             self._decide(now)
         moved = self._pump() if self._sending else 0
         adapter = self._adapter
         data = adapter.output()
-        service = self._service
-        ending = service.draining or self._refused
         if ending and not self._goaway_sent:
             data += self._goaway()
         limits = service.limits
