@@ -33,7 +33,6 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
 from lanthorn.config import Limits
-from lanthorn.core.request import Request
 from lanthorn.core.response import ResponsePlan
 from lanthorn.errors import ProtocolError
 from lanthorn.protocol import fieldblocks, requestfields
@@ -47,6 +46,7 @@ from lanthorn.protocol.events import (
     TunnelRequested,
 )
 from lanthorn.protocol.frameguard import PER_DATA_FRAME, FrameGuard
+from lanthorn.protocol.incoming import Incoming
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 _SERVER_OPEN = h2.connection.ConnectionState.SERVER_OPEN
@@ -92,17 +92,6 @@ def _date_field(date: bytes) -> bytes:
 
 # Resets a client may send beyond the streams it let finish before it is cut off.
 _RESET_ALLOWANCE = 100
-
-
-class _Incoming:
-    """A request whose head has arrived and whose END_STREAM has not."""
-
-    __slots__ = ("body_bytes", "request", "since")
-
-    def __init__(self, request: Request | None, since: float) -> None:
-        self.request = request  # None once the stream has been answered with an error
-        self.since = since
-        self.body_bytes = 0
 
 
 class Http2:
@@ -154,7 +143,7 @@ class Http2:
         # Field blocks are refused past the advertised size as their octets arrive.
         self._guard = FrameGuard(header_list, now, len(PREFACE))
         self._encoded = conn.encoder = _Encoded()  # type: ignore[assignment]
-        self._incoming: dict[int, _Incoming] = {}
+        self._incoming = Incoming()
         # Open tunnels' streams; None when extended CONNECT is not offered.
         self._tunnels: set[int] | None = set() if tunnels else None
         self._events: list[Event] = []
@@ -169,7 +158,7 @@ class Http2:
     @property
     def in_message(self) -> bool:
         """Some request has begun (its head arrived) and has not ended."""
-        return any(incoming.request is not None for incoming in self._incoming.values())
+        return self._incoming.in_message
 
     @property
     def buffered(self) -> int:
@@ -179,20 +168,11 @@ class Http2:
     def stalled(self, before: float) -> list[int]:
         """Streams whose request began at or before `before` and has not ended; they
         are forgotten here (the driver answers 408 on them)."""
-        late = [
-            stream_id
-            for stream_id, incoming in self._incoming.items()
-            if incoming.request is not None and incoming.since <= before
-        ]
-        for stream_id in late:
-            self._incoming[stream_id].request = None
-        return late
+        return self._incoming.stalled(before)
 
     def oldest(self) -> float | None:
         """When the oldest unfinished request began, if any."""
-        return min(
-            (i.since for i in self._incoming.values() if i.request is not None), default=None
-        )
+        return self._incoming.oldest()
 
     # --- bytes in -------------------------------------------------------------------------
 
@@ -246,11 +226,10 @@ class Http2:
                 )
                 return
             self._conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            incoming = self._incoming.get(event.stream_id)
-            if incoming is not None and incoming.request is not None:
-                incoming.body_bytes += len(event.data)
-                if incoming.body_bytes > self._limits.max_body_bytes:
-                    self._refuse(event.stream_id, ProtocolError(413, "request body too large"))
+            if not self._incoming.body(
+                event.stream_id, len(event.data), self._limits.max_body_bytes
+            ):
+                self._refuse(event.stream_id, ProtocolError(413, "request body too large"))
             if event.stream_ended is not None:
                 self._end(event.stream_id)
         elif isinstance(event, h2.events.TrailersReceived):
@@ -259,7 +238,7 @@ class Http2:
             # Reset by the client, or by h2 for a frame the stream could not take (DATA
             # on a half-closed stream, say): both are streams the client made us give
             # up, and both count against it ("MadeYouReset", CVE-2025-8671).
-            self._incoming.pop(event.stream_id, None)
+            self._incoming.drop(event.stream_id)
             if self._tunnels:
                 self._tunnels.discard(event.stream_id)
             self._events.append(StreamReset(event.stream_id))
@@ -281,7 +260,7 @@ class Http2:
             self._count_reset()
             return
         except ProtocolError as error:
-            self._incoming[stream_id] = _Incoming(None, self._now)
+            self._incoming.begin(stream_id, None, self._now)
             self._events.append(StreamFailed(stream_id, error))
             return
         if request.method == b"CONNECT":  # extended: requestfields refused plain CONNECT
@@ -292,7 +271,7 @@ class Http2:
             self._tunnels.add(stream_id)
             self._events.append(TunnelRequested(request, stream_id))
             return
-        self._incoming[stream_id] = _Incoming(request, self._now)
+        self._incoming.begin(stream_id, request, self._now)
 
     def _reset_stream(self, stream_id: int, code: ErrorCodes) -> None:
         """RST_STREAM for a stream whose request h2 has already taken — unless a later
@@ -308,13 +287,13 @@ class Http2:
             self._tunnels.discard(stream_id)
             self._events.append(TunnelData(stream_id, b"", True, 0))
             return
-        incoming = self._incoming.pop(stream_id, None)
-        if incoming is not None and incoming.request is not None:
-            self._events.append(RequestReceived(incoming.request, True, stream_id))
+        request = self._incoming.end(stream_id)
+        if request is not None:
+            self._events.append(RequestReceived(request, True, stream_id))
 
     def _refuse(self, stream_id: int, error: ProtocolError) -> None:
         """Answer `error` now; what the client still sends on the stream is discarded."""
-        self._incoming[stream_id].request = None
+        self._incoming.refuse(stream_id)
         self._events.append(StreamFailed(stream_id, error))
 
     def _count_reset(self) -> None:
@@ -390,7 +369,7 @@ class Http2:
     def reset(self, stream_id: int, answered: bool = False) -> None:
         """Abandon a stream we cannot finish (INTERNAL_ERROR) or, `answered`, one whose
         request we answered before it ended (NO_ERROR: RFC 9113 §8.1)."""
-        self._incoming.pop(stream_id, None)
+        self._incoming.drop(stream_id)
         # Unless the client got there first:
         self._reset_stream(
             stream_id, ErrorCodes.NO_ERROR if answered else ErrorCodes.INTERNAL_ERROR
