@@ -43,7 +43,7 @@ def _served(sock: socket.socket) -> int:
 
 
 # Each test is its own client: a source address of its own on loopback, fresh limits.
-FIRST, SECOND, THIRD = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+FIRST, SECOND, THIRD, FOURTH = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
 
 
 def test_a_third_connection_from_one_address_gets_503(capped: Server) -> None:
@@ -68,6 +68,25 @@ def test_a_third_connection_from_one_address_gets_503(capped: Server) -> None:
         if status == 200 or time.monotonic() > deadline:
             break
     assert status == 200
+
+
+def test_closed_http2_connections_are_released(capped: Server) -> None:
+    """Each HTTP/2 connection counts while open and not after: three in turn from one
+    address, then two more over HTTP/1.1 at once, all under --max-conns-per-ip 2."""
+    for _ in range(3):
+        with H2Client(capped.port, source=FOURTH) as client:
+            assert client.wait(client.request("/notes.txt")).status == 200
+    deadline = time.monotonic() + 5
+    while True:  # the server notices the closes within a moment
+        with (
+            rawhttp.connect(capped.port, source=FOURTH) as one,
+            rawhttp.connect(capped.port, source=FOURTH) as two,
+        ):
+            statuses = (_served(one), _served(two))
+        if statuses == (200, 200) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert statuses == (200, 200)
 
 
 def test_past_the_rate_429_with_retry_after_over_both_protocols(capped: Server) -> None:

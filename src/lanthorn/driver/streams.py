@@ -80,6 +80,7 @@ class Streams:
         "_adapter",
         "_batch_by",
         "_closing",
+        "_counted",
         "_deferred",
         "_goaway_sent",
         "_held",
@@ -108,6 +109,7 @@ class Streams:
         # Past the client's connection limit: GOAWAY at once (streams it opened
         # meanwhile get 503), then close.
         self._refused = not admitted
+        self._counted = admitted  # among its client's connections: released by `abort`
         self._held = 0  # bytes held for the client, as the worker's budget knows it
         self._adapter = adapter
         self._waiting: deque[RequestReceived] = deque()
@@ -192,8 +194,13 @@ class Streams:
         return [goaway] if goaway else []
 
     def abort(self) -> None:
+        """The socket is gone: release the client's connection count, open files and
+        the memory accounted."""
         self._close()
         self._account(0)
+        if self._counted:
+            self._counted = False
+            self._service.release(self.peer)
 
     # ---------------------------------------------------------------------------------------
 
