@@ -62,7 +62,9 @@ PURE = {
 # interface, injected; this is its real implementation).
 IO_EXEMPT = frozenset({"lanthorn.core.files"})
 # Engines never import the protocol libraries directly.
-ENGINE_FORBIDDEN = frozenset({"httptools", "h2", "hyperframe", "hpack", "aioquic", "wsproto"})
+ENGINE_FORBIDDEN = frozenset(
+    {"httptools", "h2", "hyperframe", "hpack", "aioquic", "qh3", "wsproto", "websockets"}
+)
 
 
 def module_name(path: Path) -> str:

@@ -89,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tls-key", metavar="PEM", help="private key, if not in the certificate file")
     p.add_argument("--tls-min", choices=TLS_VERSIONS, help="oldest TLS version (default 1.2)")
+    p.add_argument(
+        "--http3",
+        action="store_true",
+        default=None,
+        help="also HTTP/3 over QUIC on the same port, UDP (with --tls-cert; asyncio, 1 worker)",
+    )
     p.add_argument("--user", metavar="NAME", help="run as this user once the ports are bound")
     p.add_argument("--max-conns-per-ip", type=int, metavar="N", help="connections per client")
     p.add_argument("--rate-limit", metavar="RATE[/s|/m]", help="requests per client (429 past)")
@@ -170,6 +176,7 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "tls_cert": ("server", "tls_cert"),
     "tls_key": ("server", "tls_key"),
     "tls_min": ("server", "tls_min"),
+    "http3": ("server", "http3"),
     "user": ("server", "user"),
     "max_conns_per_ip": ("limits", "max_conns_per_ip"),
     "rate_limit": ("limits", "rate_limit"),

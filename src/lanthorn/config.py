@@ -160,6 +160,8 @@ class ServerConfig:
     tls_key: str | None = None  # PEM private key, when not in the certificate file
     tls_min: str = "1.2"  # the oldest TLS version accepted: "1.2" or "1.3"
     user: str | None = None  # switch to this user once the ports are bound (started as root)
+    # HTTP/3 over QUIC on the same port number, UDP (RFC 9114). So far: asyncio, one worker.
+    http3: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -173,6 +175,14 @@ class ServerConfig:
             raise ConfigError("tls_key needs tls_cert")
         if self.tls_min not in TLS_VERSIONS:
             raise ConfigError(f"tls_min {self.tls_min!r} is not one of {', '.join(TLS_VERSIONS)}")
+        if self.http3:
+            if not self.tls_cert:
+                raise ConfigError("http3 needs tls_cert: QUIC is always encrypted")
+            if self.model != "asyncio" or self.workers != 1:
+                raise ConfigError(
+                    "http3 runs on the asyncio model with one worker so far "
+                    f"(not {self.model} with {self.workers})"
+                )
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,7 @@ class Streams:
                 return []  # the CLOSE frames, then GOAWAY, go after this batch (_answer)
             self._pump()
         goaway = self._adapter.output() + self._goaway()
-        if self._quiet:
+        if self._quiet(monotonic()):
             return self._close(goaway)
         return [goaway] if goaway else []
 
@@ -218,10 +218,10 @@ class Streams:
         self._account(self._adapter.buffered + batch)
         return out
 
-    @property
-    def _quiet(self) -> bool:
-        """Idle, and no tunnel open: the connection may close."""
-        return self.idle and not self._tunnels
+    def _quiet(self, now: float) -> bool:
+        """Idle, no tunnel open, and all that was sent has left (QUIC: acknowledged, or
+        closing would lose it): the connection may close."""
+        return self.idle and not self._tunnels and self._adapter.flushed(now)
 
     def _account(self, held: int) -> None:
         """Tell the worker's budget what this connection holds now: the batch being
@@ -287,7 +287,7 @@ class Streams:
                 limits.keepalive_timeout_s if self._served else limits.header_timeout_s
             )
         self._reschedule()
-        if (ending or adapter.peer_done) and self._quiet:
+        if (ending or adapter.peer_done) and self._quiet(now):
             return self._close(data)
         return [data] if data else []
 
@@ -452,7 +452,7 @@ class Streams:
         for stream_id in self._tunnels.expired(now):  # no answer to a PING: gone
             self._forget(stream_id)
             self._adapter.reset(stream_id)
-        if (self._sending and now >= self._send_by) or (self._quiet and now >= self._idle_by):
+        if (self._sending and now >= self._send_by) or (self._quiet(now) and now >= self._idle_by):
             # Windows never reopened, or nothing to do for too long: GOAWAY, then close.
             return self._close(self._adapter.output() + self._goaway())
         return self._answer(now, False)

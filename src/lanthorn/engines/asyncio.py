@@ -22,7 +22,7 @@ from typing import cast
 
 from lanthorn.clock import monotonic
 from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connect, discard
-from lanthorn.engines import kernel
+from lanthorn.engines import datagrams, kernel
 from lanthorn.engines.listeners import peer_host, tune
 
 
@@ -365,13 +365,13 @@ class _Server:
         self._room = asyncio.Event()
         self._room.set()
         self._backoff = kernel.AcceptBackoff()
-        self.timers: kernel.Timers[_Protocol] = kernel.Timers()
+        self.timers: kernel.Timers[_Protocol | datagrams.Endpoint] = kernel.Timers()
         self.unread: set[_Protocol] = set()  # held unread: housekeeping asks them again
         self._alarm: asyncio.TimerHandle | None = None
         self._alarm_at = math.inf
         self._stopping = asyncio.Event()
 
-    def wake(self, protocol: _Protocol, at: float) -> None:
+    def wake(self, protocol: _Protocol | datagrams.Endpoint, at: float) -> None:
         """Wake `protocol` at `at` (or sooner): the loop's one timer is re-armed when
         this is the earliest."""
         self.timers.wake(protocol, at)
@@ -439,7 +439,10 @@ class _Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        tasks = [asyncio.ensure_future(self.accept(s)) for s in self.listeners]
+        streams = [s for s in self.listeners if s.type == socket.SOCK_STREAM]
+        udp = [s for s in self.listeners if s.type == socket.SOCK_DGRAM]
+        tasks = [asyncio.ensure_future(self.accept(s)) for s in streams]
+        endpoints = await datagrams.open_endpoints(udp, self.service, self.wake)
         sweeper = asyncio.ensure_future(self.housekeeping())
         on_ready()
         await self._stopping.wait()
@@ -447,15 +450,21 @@ class _Server:
         # response; whatever is left when the grace period ends is cut.
         for task in tasks:
             task.cancel()
-        for listener in self.listeners:
+        for listener in streams:
             listener.close()
         self.service.drain(monotonic())
         for protocol in list(self.connections):
             protocol.shutdown()
-        while self.connections and monotonic() < self.service.stop_at:
+        for endpoint in endpoints:
+            endpoint.shutdown()
+        while (
+            self.connections or any(e.active for e in endpoints)
+        ) and monotonic() < self.service.stop_at:
             await asyncio.sleep(0.05)
         for protocol in list(self.connections):
             protocol.abort()
+        for endpoint in endpoints:
+            endpoint.close()
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import socket
@@ -24,6 +25,13 @@ def engine(model: str) -> EngineRun:
     module = importlib.import_module(f"lanthorn.engines.{model}")
     run: EngineRun = module.run
     return run
+
+
+def alt_svc(config: Config, port: int) -> Config:
+    """Every response advertises HTTP/3 on the port (RFC 7838), so browsers switch."""
+    header = f'Alt-Svc: h3=":{port}"; ma=86400'
+    site = dataclasses.replace(config.site, headers=(*config.site.headers, header))
+    return dataclasses.replace(config, site=site)
 
 
 def serve(config: Config) -> None:
@@ -54,10 +62,14 @@ def serve(config: Config) -> None:
     try:
         if server.workers == 1:
             sockets = listening.bind(server.host, server.port)
+            if server.http3:
+                config = alt_svc(config, sockets[0].getsockname()[1])
+                sockets += listening.datagrams(sockets)
             service = Service(config, tls, Service.admission_for(config, table))
             watch.start(service)
             become(server.user)  # the ports are bound and the log is open
-            run(sockets, service, lambda: announce(listening.addresses(sockets)))
+            streams = [s for s in sockets if s.type == socket.SOCK_STREAM]
+            run(sockets, service, lambda: announce(listening.addresses(streams)))
         else:
 
             def worker_main(

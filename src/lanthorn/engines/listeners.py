@@ -57,6 +57,26 @@ def bind(
     return sockets
 
 
+def datagrams(sockets: list[socket.socket]) -> list[socket.socket]:
+    """A UDP socket (for QUIC) beside each listening TCP socket: the same address and
+    port number, non-blocking."""
+    bound: list[socket.socket] = []
+    for tcp in sockets:
+        udp = socket.socket(tcp.family, socket.SOCK_DGRAM)
+        try:
+            if tcp.family == socket.AF_INET6:
+                udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            udp.bind(tcp.getsockname()[:2])
+            udp.setblocking(False)
+        except OSError as exc:
+            udp.close()
+            for other in bound:
+                other.close()
+            raise OSError(f"cannot listen on UDP {tcp.getsockname()[:2]}: {exc.strerror}") from None
+        bound.append(udp)
+    return bound
+
+
 def addresses(sockets: list[socket.socket]) -> list[tuple[str, int]]:
     return [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in sockets]
 

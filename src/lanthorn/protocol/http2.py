@@ -165,6 +165,10 @@ class Http2:
         """Input bytes held until a frame or header block is whole."""
         return self._guard.buffered
 
+    def flushed(self, now: float) -> bool:
+        """What `output` gave is the engine's to write: nothing is held here."""
+        return True
+
     def stalled(self, before: float) -> list[int]:
         """Streams whose request began at or before `before` and has not ended; they
         are forgotten here (the driver answers 408 on them)."""

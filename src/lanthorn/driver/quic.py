@@ -1,0 +1,189 @@
+"""One worker's QUIC connections (RFC 9000) on its UDP socket: datagrams in, each routed
+by its destination connection ID to the connection it belongs to, whose HTTP/3 streams
+the same stream driver as HTTP/2's answers (`Streams` over the `Http3` adapter);
+datagrams out.
+
+An engine with a UDP path calls `received(data, address, now)` for each datagram and
+`expired(now)` once `deadline` has passed; after either, `take()` gives what to send.
+
+A datagram for no known connection opens one only if it is a QUIC v1 Initial packet in
+a datagram of at least 1200 bytes — a client pads its first flight (RFC 9000 §14.1), so
+a spoofed small datagram never makes the server answer with more than it was sent — and
+while the worker is under --max-connections. A long-header packet of another version
+gets Version Negotiation (§6); anything else for no known connection is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from qh3._hazmat import Buffer
+from qh3.quic.configuration import QuicConfiguration
+from qh3.quic.connection import NetworkAddress, QuicConnection
+from qh3.quic.packet import (
+    QuicHeader,
+    QuicPacketType,
+    QuicProtocolVersion,
+    encode_quic_version_negotiation,
+    pull_quic_header,
+)
+
+from lanthorn.driver.context import Service
+from lanthorn.driver.contract import CLOSE, Action
+from lanthorn.driver.streams import Streams
+from lanthorn.protocol.http3 import ALPN, Http3
+
+MIN_INITIAL = 1200  # RFC 9000 §14.1: the smallest datagram that carries an Initial
+_CID_LENGTH = 8
+_VERSIONS: list[int] = [QuicProtocolVersion.VERSION_1]
+# qh3 logs a client's ordinary CONNECTION_CLOSE as a warning: only its errors are news.
+logging.getLogger("quic").setLevel(logging.ERROR)
+
+
+def _host(address: NetworkAddress) -> str:
+    return str(address[0]) if isinstance(address, tuple) and address else "-"
+
+
+class _Connection:
+    __slots__ = ("adapter", "cids", "streams")
+
+    def __init__(self, adapter: Http3, streams: Streams) -> None:
+        self.adapter = adapter
+        self.streams = streams
+        self.cids: set[bytes] = set()
+
+
+class QuicServer:
+    __slots__ = ("_config", "_connections", "_out", "_routes", "_service")
+
+    def __init__(self, service: Service, cert: str, key: str | None) -> None:
+        self._service = service
+        limits = service.limits
+        config = QuicConfiguration(
+            is_client=False,
+            alpn_protocols=ALPN,
+            connection_id_length=_CID_LENGTH,
+            idle_timeout=limits.keepalive_timeout_s,
+            # qh3's HTTP/3 announces H3_DATAGRAM, which needs this (RFC 9297 §2.1.1).
+            max_datagram_frame_size=65536,
+            probe_datagram_size=False,
+        )
+        config.load_cert_chain(cert, key)
+        self._config = config
+        self._routes: dict[bytes, _Connection] = {}
+        self._connections: set[_Connection] = set()
+        self._out: list[tuple[bytes, NetworkAddress]] = []
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    @property
+    def deadline(self) -> float:
+        """The earliest of the connections' QUIC timers and drivers' deadlines."""
+        earliest = math.inf
+        for connection in self._connections:
+            timer = connection.adapter.timer()
+            if timer is not None:
+                earliest = min(earliest, timer)
+            earliest = min(earliest, connection.streams.deadline)
+        return earliest
+
+    def received(self, data: bytes, address: NetworkAddress, now: float) -> None:
+        try:
+            header = pull_quic_header(Buffer(data=data), host_cid_length=_CID_LENGTH)
+        except ValueError:
+            return  # not QUIC
+        connection = self._routes.get(header.destination_cid)
+        if connection is None:
+            connection = self._open(data, header, address, now)
+            if connection is None:
+                return
+        connection.adapter.address = address  # the latest path (migration, RFC 9000 §9)
+        self._carry_out(connection, connection.streams.feed(data, now), now)
+
+    def expired(self, now: float) -> None:
+        for connection in list(self._connections):
+            adapter = connection.adapter
+            timer = adapter.timer()
+            if timer is not None and timer <= now:
+                adapter.tick(now)
+            streams = connection.streams
+            actions = streams.expired(now) if streams.deadline <= now else []
+            self._carry_out(connection, actions, now)
+
+    def shutdown(self, now: float) -> None:
+        """Graceful stop: GOAWAY on every connection; each closes once its streams end."""
+        for connection in list(self._connections):
+            self._carry_out(connection, connection.streams.shutdown(), now)
+
+    def close(self) -> None:
+        """The end: every connection is closed at once (CONNECTION_CLOSE is sent)."""
+        for connection in list(self._connections):
+            connection.adapter.close()
+            self._out += connection.adapter.datagrams(0.0)
+            self._forget(connection)
+
+    def take(self) -> list[tuple[bytes, NetworkAddress]]:
+        out, self._out = self._out, []
+        return out
+
+    def _open(
+        self, data: bytes, header: QuicHeader, address: NetworkAddress, now: float
+    ) -> _Connection | None:
+        if header.version is not None and header.version not in _VERSIONS:
+            if len(data) >= MIN_INITIAL:  # answer only what could be a client's first flight
+                negotiation = encode_quic_version_negotiation(
+                    source_cid=header.destination_cid,
+                    destination_cid=header.source_cid,
+                    supported_versions=_VERSIONS,
+                )
+                self._out.append((negotiation, address))
+            return None
+        if (
+            header.packet_type != QuicPacketType.INITIAL
+            or len(data) < MIN_INITIAL
+            or len(self._connections) >= self._service.limits.max_connections
+        ):
+            return None
+        quic = QuicConnection(
+            configuration=self._config,
+            original_destination_connection_id=header.destination_cid,
+        )
+        peer = _host(address)
+        adapter = Http3(self._service.limits, quic, address)
+        streams = Streams(self._service, peer, now, adapter, self._service.admit(peer))
+        connection = _Connection(adapter, streams)
+        self._connections.add(connection)
+        self._route(connection, header.destination_cid)
+        self._route(connection, quic.host_cid)
+        return connection
+
+    def _route(self, connection: _Connection, cid: bytes) -> None:
+        connection.cids.add(cid)
+        self._routes[cid] = connection
+
+    def _carry_out(self, connection: _Connection, actions: list[Action], now: float) -> None:
+        """What the driver answered (for QUIC, only CLOSE matters: its frames are already
+        on the QUIC streams), the connection IDs issued and retired, and the datagrams."""
+        adapter = connection.adapter
+        for cid in adapter.issued:
+            self._route(connection, cid)
+        for cid in adapter.retired:
+            connection.cids.discard(cid)
+            self._routes.pop(cid, None)
+        adapter.issued.clear()
+        adapter.retired.clear()
+        if CLOSE in actions:
+            adapter.close()
+        self._out += adapter.datagrams(now)
+        if CLOSE in actions or adapter.terminated:
+            self._forget(connection)
+
+    def _forget(self, connection: _Connection) -> None:
+        if connection in self._connections:
+            self._connections.discard(connection)
+            for cid in connection.cids:
+                if self._routes.get(cid) is connection:
+                    del self._routes[cid]
+            connection.streams.abort()

@@ -1,0 +1,272 @@
+"""HTTP/3 adapter (RFC 9114) over qh3: datagrams → per-stream events, plans → frames on
+QUIC streams. The same shape as the HTTP/2 adapter (`multiplexed.StreamAdapter`), so the
+stream driver, its pump, timers and limits serve both.
+
+qh3 (aioquic's fork with a compiled QUIC core) does QUIC (RFC 9000/9001/9002) and QPACK
+(RFC 9204); it was chosen over aioquic by `python -m lanthorn.bench.quiclib`: the same
+server code costs about a third of the CPU per request. Request field sections are
+checked by `requestfields` as HTTP/2's are (a malformed one resets its stream with
+H3_MESSAGE_ERROR, RFC 9114 §4.1.2), and the limits are the same (414, 431, 413, 408).
+
+Datagrams do not go out through `output()` (always empty): the QUIC driver takes them
+from the connection after each call (`datagrams`). A body is queued onto a QUIC stream
+only while little of that stream is still waiting for its first transmission
+(`window`): QUIC's flow control and congestion control decide when it leaves, and the
+pump comes back when the client's ACKs arrive.
+"""
+
+from __future__ import annotations
+
+from qh3.h3.connection import ErrorCode, FrameType, H3Connection, encode_frame
+from qh3.h3.events import DataReceived, H3Event, HeadersReceived
+from qh3.h3.events import StreamReset as H3StreamReset
+from qh3.quic import events as quic_events
+from qh3.quic.connection import NetworkAddress, QuicConnection, QuicConnectionError
+
+from lanthorn.config import Limits
+from lanthorn.core.response import ResponsePlan
+from lanthorn.errors import ProtocolError
+from lanthorn.protocol import requestfields
+from lanthorn.protocol.events import (
+    Event,
+    ProtocolFailed,
+    RequestReceived,
+    StreamFailed,
+    StreamReset,
+)
+from lanthorn.protocol.incoming import Incoming
+
+ALPN = ["h3"]
+# How much of one stream's body may wait in QUIC's send buffer, and of all streams'.
+STREAM_BUFFER = 64 * 1024
+CONNECTION_BUFFER = 256 * 1024
+_SERVER = (b"server", b"lanthorn")
+
+
+def _varint(value: int) -> bytes:
+    """A QUIC variable-length integer (RFC 9000 §16)."""
+    if value < 0x40:
+        return bytes((value,))
+    if value < 0x4000:
+        return (value | 0x4000).to_bytes(2, "big")
+    if value < 0x40000000:
+        return (value | 0x80000000).to_bytes(4, "big")
+    return (value | 0xC000000000000000).to_bytes(8, "big")
+
+
+class Http3:
+    """One QUIC connection's HTTP/3 (server side)."""
+
+    __slots__ = (
+        "_events",
+        "_h3",
+        "_highest",
+        "_incoming",
+        "_limits",
+        "_now",
+        "_pending",
+        "_quic",
+        "address",
+        "issued",
+        "peer_done",
+        "retired",
+        "terminated",
+    )
+
+    abuse = ""  # QUIC's own limits end abusive connections (qh3 closes them itself)
+    buffered = 0  # qh3 holds partial frames and field sections, within its bounds
+
+    def __init__(self, limits: Limits, quic: QuicConnection, address: NetworkAddress) -> None:
+        self._limits = limits
+        self._quic = quic
+        self._h3 = H3Connection(quic)
+        self._incoming = Incoming()
+        self._events: list[Event] = []
+        self._pending: list[Event] = []  # from timers, for the next `receive`
+        self._now = 0.0
+        # Connection IDs the connection issued and retired since last asked: the QUIC
+        # driver routes datagrams by them.
+        self.issued: list[bytes] = []
+        self.retired: list[bytes] = []
+        self._highest = -4  # the highest request stream taken (for GOAWAY)
+        self.address = address  # where the latest datagram came from (paths may change)
+        self.peer_done = False  # the client sent GOAWAY or closed: no new streams
+        self.terminated = False  # the QUIC connection is over
+
+    @property
+    def in_message(self) -> bool:
+        return self._incoming.in_message
+
+    def flushed(self, now: float) -> bool:
+        """Nothing waits to be sent, and nothing sent waits for the client's ACK."""
+        if self.terminated:
+            return True
+        try:
+            return self._quic.get_send_buffer_size() == 0 and not self._quic.should_wait_for_ack(
+                now
+            )
+        except QuicConnectionError:
+            return True
+
+    def stalled(self, before: float) -> list[int]:
+        return self._incoming.stalled(before)
+
+    def oldest(self) -> float | None:
+        return self._incoming.oldest()
+
+    # --- datagrams in ---------------------------------------------------------------------
+
+    def receive(self, data: bytes, now: float) -> list[Event]:
+        """One datagram from `address` → events (with any that QUIC's timers caused)."""
+        events, self._pending = self._pending, []
+        try:
+            self._quic.receive_datagram(data, self.address, now)
+        except QuicConnectionError:
+            self.terminated = self.peer_done = True
+            return events
+        self._drain(events, now)
+        return events
+
+    def tick(self, now: float) -> None:
+        """QUIC's timers are due (`timer`): loss detection, ACK delay, the idle timeout."""
+        try:
+            self._quic.handle_timer(now)
+        except QuicConnectionError:
+            self.terminated = self.peer_done = True
+            return
+        self._drain(self._pending, now)
+
+    def _drain(self, events: list[Event], now: float) -> None:
+        self._events = events
+        self._now = now
+        quic = self._quic
+        while (event := quic.next_event()) is not None:
+            if isinstance(event, quic_events.ConnectionIdIssued):
+                self.issued.append(event.connection_id)
+            elif isinstance(event, quic_events.ConnectionIdRetired):
+                self.retired.append(event.connection_id)
+            elif isinstance(event, quic_events.ConnectionTerminated):
+                self.terminated = self.peer_done = True
+                if event.error_code:
+                    events.append(ProtocolFailed(ProtocolError(400, event.reason_phrase)))
+                continue
+            for h3_event in self._h3.handle_event(event):
+                self._translate(h3_event)
+
+    def _translate(self, event: H3Event) -> None:
+        if isinstance(event, HeadersReceived):
+            self._begin(event.stream_id, event.headers)
+            if event.stream_ended:
+                self._end(event.stream_id)
+        elif isinstance(event, DataReceived):
+            limit = self._limits.max_body_bytes
+            if not self._incoming.body(event.stream_id, len(event.data), limit):
+                self._incoming.refuse(event.stream_id)
+                self._events.append(
+                    StreamFailed(event.stream_id, ProtocolError(413, "request body too large"))
+                )
+            if event.stream_ended:
+                self._end(event.stream_id)
+        elif isinstance(event, H3StreamReset):
+            self._incoming.drop(event.stream_id)
+            self._events.append(StreamReset(event.stream_id))
+
+    def _begin(self, stream_id: int, fields: list[tuple[bytes, bytes]]) -> None:
+        if stream_id <= self._highest:
+            return  # trailers of a request already begun (RFC 9114 §4.1)
+        self._highest = stream_id
+        try:
+            request = requestfields.request(fields, self._limits, "3")
+        except requestfields.Malformed:
+            self._quic.reset_stream(stream_id, ErrorCode.H3_MESSAGE_ERROR)
+            return
+        except ProtocolError as error:
+            self._incoming.begin(stream_id, None, self._now)
+            self._events.append(StreamFailed(stream_id, error))
+            return
+        if request.method == b"CONNECT":  # extended CONNECT (RFC 9220) is not offered yet
+            self._quic.reset_stream(stream_id, ErrorCode.H3_MESSAGE_ERROR)
+            return
+        self._incoming.begin(stream_id, request, self._now)
+
+    def _end(self, stream_id: int) -> None:
+        request = self._incoming.end(stream_id)
+        if request is not None:
+            self._events.append(RequestReceived(request, True, stream_id))
+
+    # --- plans out ------------------------------------------------------------------------
+
+    def respond(self, stream_id: int, plan: ResponsePlan, end_stream: bool, date: bytes) -> bool:
+        """HEADERS for `plan`; False if the stream can no longer take them."""
+        fields = [(b":status", b"%d" % plan.status), _SERVER, *plan.headers, (b"date", date)]
+        try:
+            self._h3.send_headers(stream_id, fields, end_stream=end_stream)
+        except (QuicConnectionError, ValueError, AssertionError):  # stream or connection gone
+            return False
+        return True
+
+    def accept(self, stream_id: int, fields: list[tuple[bytes, bytes]], date: bytes) -> bool:
+        """Tunnels (RFC 9220) are not offered over HTTP/3 yet: never called."""
+        return False
+
+    def acknowledge(self, stream_id: int, flow: int) -> None:
+        """QUIC's flow control is qh3's: nothing to reopen by hand."""
+
+    def window(self, stream_id: int) -> int:
+        """How much more of the stream's body may be queued now."""
+        return max(0, STREAM_BUFFER - self._quic.get_send_buffer_size(stream_id))
+
+    def connection_window(self) -> int:
+        return max(0, CONNECTION_BUFFER - self._quic.get_send_buffer_size())
+
+    def send(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
+        try:
+            self._h3.send_data(stream_id, data, end_stream=end_stream)
+        except (QuicConnectionError, ValueError, AssertionError):  # stream or connection gone
+            return False
+        return True
+
+    def reset(self, stream_id: int, answered: bool = False) -> None:
+        """Abandon a stream we cannot finish (H3_INTERNAL_ERROR) or, `answered`, stop
+        reading one whose request we answered before it ended (H3_NO_ERROR, §4.1)."""
+        self._incoming.drop(stream_id)
+        try:
+            if answered:
+                self._quic.stop_stream(stream_id, ErrorCode.H3_NO_ERROR)
+            else:
+                self._quic.reset_stream(stream_id, ErrorCode.H3_INTERNAL_ERROR)
+        except (QuicConnectionError, ValueError):  # already gone
+            return
+
+    def goaway(self) -> bytes:
+        """GOAWAY on the control stream (RFC 9114 §5.2): requests above the last one
+        taken are not processed. It leaves with the connection's datagrams."""
+        control = self._h3._local_control_stream_id  # qh3 opens it; it has no GOAWAY call
+        if control is not None and not self.terminated:
+            frame = encode_frame(FrameType.GOAWAY, _varint(self._highest + 4))
+            try:
+                self._quic.send_stream_data(control, frame)
+            except QuicConnectionError:  # closed meanwhile: nothing to say
+                self.terminated = self.peer_done = True
+        return b""
+
+    def output(self) -> bytes:
+        return b""  # datagrams leave through the QUIC driver
+
+    def datagrams(self, now: float) -> list[tuple[bytes, NetworkAddress]]:
+        try:
+            return self._quic.datagrams_to_send(now)
+        except QuicConnectionError:  # closed (by the peer, or a qh3 limit): it is over
+            self.terminated = self.peer_done = True
+            return []
+
+    def timer(self) -> float | None:
+        """When QUIC's own timers (loss detection, idle, ACK delay) are due."""
+        return self._quic.get_timer()
+
+    def close(self) -> None:
+        """End the connection (CONNECTION_CLOSE, H3_NO_ERROR)."""
+        try:
+            self._quic.close(error_code=ErrorCode.H3_NO_ERROR)
+        except QuicConnectionError:
+            self.terminated = True

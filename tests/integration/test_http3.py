@@ -1,0 +1,168 @@
+"""HTTP/3 over QUIC (RFC 9114) with `--http3`: the same site on the same port over UDP,
+the same answers as over TCP (the same core decides), advertised with Alt-Svc; real
+clients: ngtcp2's `gtlsclient` (Debian's ngtcp2-client) and a client on qh3."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import certs
+from tests.conftest import LARGE_SIZE
+from tests.integration import rawhttp
+from tests.integration.conftest import lanthorn
+from tests.integration.h3client import H3Client
+from tests.servers import Server
+
+# Fields that differ by protocol or by moment.
+_VARYING = {"connection", "keep-alive", "date"}
+
+
+@pytest.fixture(scope="module")
+def pki(scratch: Path) -> tuple[Path, Path]:
+    directory = scratch / "h3-pki"
+    directory.mkdir(exist_ok=True)
+    _, cert, key = certs.make(directory)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def server(site: Path, scratch: Path, pki: tuple[Path, Path]) -> Iterator[Server]:
+    cert, key = pki
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--http3", "--access-log", "-")
+    with Server(site, *args, tmp=scratch) as srv:
+        yield srv
+    assert "Traceback" not in srv.output(), srv.output()
+
+
+def _https1(port: int, method: str, path: str, headers: list[tuple[str, str]]) -> rawhttp.Response:
+    """The same request over HTTP/1.1 on TLS."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+    extra = "".join(f"{n}: {v}\r\n" for n, v in headers)
+    head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra}\r\n"
+    with context.wrap_socket(rawhttp.connect(port), server_hostname="localhost") as sock:
+        sock.sendall(head.encode())
+        return rawhttp.read_response(sock, bytearray(), head_only=method == "HEAD")
+
+
+CASES = [
+    ("GET", "/", []),
+    ("HEAD", "/", []),
+    ("GET", "/styles.css", [("accept-encoding", "br, gzip")]),
+    ("GET", "/large.bin", [("range", "bytes=100-199")]),
+    ("GET", "/large.bin", [("range", "bytes=99999999-")]),
+    ("GET", "/index.html", [("if-none-match", "*")]),
+    ("GET", "/sub", []),
+    ("GET", "/missing", []),
+    ("GET", "/escape.txt", []),
+    ("OPTIONS", "/", []),
+    ("DELETE", "/notes.txt", []),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), CASES)
+def test_same_answer_as_over_tcp(
+    server: Server, method: str, path: str, headers: list[tuple[str, str]]
+) -> None:
+    one = _https1(server.port, method, path, headers)
+    client = H3Client(server.port)
+    try:
+        fields = [(n.encode(), v.encode()) for n, v in headers]
+        three = client.wait(client.request(path, method, fields))
+    finally:
+        client.close()
+    assert three.status == one.status
+    got = {k.decode(): v.decode() for k, v in three.headers.items() if not k.startswith(b":")}
+    assert "date" in got
+    want = {k: v for k, v in one.headers.items() if k not in _VARYING}
+    assert {k: v for k, v in got.items() if k not in _VARYING} == want
+    assert three.body == one.body
+
+
+def test_tcp_answers_advertise_http3(server: Server) -> None:
+    one = _https1(server.port, "GET", "/", [])
+    assert one.headers["alt-svc"] == f'h3=":{server.port}"; ma=86400'
+
+
+def test_many_streams_and_a_large_file_on_one_connection(server: Server, site: Path) -> None:
+    client = H3Client(server.port)
+    try:
+        ids = [client.request("/notes.txt") for _ in range(30)]
+        assert {client.wait(i).status for i in ids} == {200}
+        large = client.get("/large.bin")
+    finally:
+        client.close()
+    assert large.status == 200 and len(large.body) == LARGE_SIZE
+    digest = hashlib.sha256((site / "large.bin").read_bytes()).hexdigest()
+    assert hashlib.sha256(large.body).hexdigest() == digest
+
+
+def test_gtlsclient_fetches_the_page(server: Server, site: Path, tmp_path: Path) -> None:
+    gtlsclient = shutil.which("gtlsclient")
+    assert gtlsclient, "gtlsclient is missing: `make test` installs it (ngtcp2-client)"
+    url = f"https://127.0.0.1:{server.port}/index.html"
+    result = subprocess.run(
+        [gtlsclient, "--exit-on-all-streams-close", "--download", str(tmp_path),
+         "127.0.0.1", str(server.port), url],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "index.html").read_bytes() == (site / "index.html").read_bytes()
+    deadline = time.monotonic() + 5  # the access log is flushed about once a second
+    while '"GET /index.html HTTP/3" 200' not in server.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert '"GET /index.html HTTP/3" 200' in server.output()
+
+
+def test_hostile_datagrams_are_dropped_and_the_server_goes_on(server: Server) -> None:
+    """Garbage, truncated and oversized datagrams, and an Initial of an unknown version
+    (answered with Version Negotiation, RFC 9000 §6): nothing breaks."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        for datagram in (b"", b"\x00", os.urandom(40), os.urandom(1400), b"\xc0" + os.urandom(8)):
+            sock.sendto(datagram, ("127.0.0.1", server.port))
+        unknown = b"\xc0" + b"\x0a\x0a\x0a\x0a" + b"\x08" + os.urandom(8) + b"\x08" + os.urandom(8)
+        sock.sendto(unknown.ljust(1200, b"\0"), ("127.0.0.1", server.port))
+        negotiation, _ = sock.recvfrom(2048)
+        assert negotiation[1:5] == b"\0\0\0\0"  # version 0: Version Negotiation
+        assert b"\x00\x00\x00\x01" in negotiation[5:]  # offers QUIC v1
+    client = H3Client(server.port)
+    try:
+        assert client.get("/notes.txt").status == 200
+    finally:
+        client.close()
+
+
+def test_sigterm_lets_an_http3_download_finish(
+    site: Path, scratch: Path, pki: tuple[Path, Path]
+) -> None:
+    cert, key = pki
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--http3")
+    with Server(site, *args, tmp=scratch) as server:
+        client = H3Client(server.port)
+        stream = client.request("/large.bin")
+        server.signal(signal.SIGTERM)
+        response = client.wait(stream)
+        assert response.status == 200 and len(response.body) == LARGE_SIZE
+        client.close()
+        assert server.proc.wait(15) == 0
+
+
+def test_http3_is_refused_where_it_cannot_run() -> None:
+    no_tls = lanthorn("--http3", "--port", "0")
+    assert no_tls.returncode == 2 and b"http3 needs tls_cert" in no_tls.stderr
+    events = lanthorn("--http3", "--tls-cert", "x.pem", "--model", "events", "--port", "0")
+    assert events.returncode == 2 and b"asyncio model with one worker" in events.stderr
