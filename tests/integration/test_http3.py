@@ -166,3 +166,21 @@ def test_http3_is_refused_where_it_cannot_run() -> None:
     assert no_tls.returncode == 2 and b"http3 needs tls_cert" in no_tls.stderr
     events = lanthorn("--http3", "--tls-cert", "x.pem", "--model", "events", "--port", "0")
     assert events.returncode == 2 and b"asyncio model with one worker" in events.stderr
+
+
+def test_a_client_that_changes_address_keeps_its_download(server: Server, site: Path) -> None:
+    """A NAT rebinding mid-download (RFC 9000 §9): the client's datagrams come from a new
+    port; the connection follows it, and the file arrives whole."""
+    client = H3Client(server.port)
+    try:
+        assert client.get("/notes.txt").status == 200
+        stream = client.request("/large.bin")
+        client.step()  # some of it arrives on the old path
+        assert len(client.responses[stream].body) < LARGE_SIZE  # not all of it
+        client.rebind()
+        response = client.wait(stream)
+        assert client.get("/notes.txt").status == 200  # and the connection goes on
+    finally:
+        client.close()
+    digest = hashlib.sha256((site / "large.bin").read_bytes()).hexdigest()
+    assert response.status == 200 and hashlib.sha256(response.body).hexdigest() == digest
