@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="also HTTP/3 over QUIC on the same port, UDP (with --tls-cert; asyncio, 1 worker)",
     )
+    p.add_argument(
+        "--quic-retry",
+        action="store_true",
+        default=None,
+        help="QUIC address validation: a Retry before any connection state (Initial floods)",
+    )
     p.add_argument("--user", metavar="NAME", help="run as this user once the ports are bound")
     p.add_argument("--max-conns-per-ip", type=int, metavar="N", help="connections per client")
     p.add_argument("--rate-limit", metavar="RATE[/s|/m]", help="requests per client (429 past)")
@@ -177,6 +183,7 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "tls_key": ("server", "tls_key"),
     "tls_min": ("server", "tls_min"),
     "http3": ("server", "http3"),
+    "quic_retry": ("server", "quic_retry"),
     "user": ("server", "user"),
     "max_conns_per_ip": ("limits", "max_conns_per_ip"),
     "rate_limit": ("limits", "rate_limit"),

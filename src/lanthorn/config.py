@@ -162,6 +162,7 @@ class ServerConfig:
     user: str | None = None  # switch to this user once the ports are bound (started as root)
     # HTTP/3 over QUIC on the same port number, UDP (RFC 9114). So far: asyncio, one worker.
     http3: bool = False
+    quic_retry: bool = False  # QUIC address validation: Retry before any connection state
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

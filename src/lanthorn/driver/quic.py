@@ -11,12 +11,22 @@ a datagram of at least 1200 bytes — a client pads its first flight (RFC 9000 �
 a spoofed small datagram never makes the server answer with more than it was sent — and
 while the worker is under --max-connections. A long-header packet of another version
 gets Version Negotiation (§6); anything else for no known connection is dropped.
+
+With `--quic-retry` (address validation, RFC 9000 §8.1), an Initial without a token
+gets a Retry, smaller than what it was sent, and only an Initial that returns a valid
+token opens a connection: a flood from spoofed addresses costs an HMAC per datagram and
+no state. Tokens are HMAC-SHA256 over the client's address, a time and the connection
+IDs, valid for TOKEN_S.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import math
+import os
+import struct
 
 from qh3._hazmat import Buffer
 from qh3.quic.configuration import QuicConfiguration
@@ -25,6 +35,7 @@ from qh3.quic.packet import (
     QuicHeader,
     QuicPacketType,
     QuicProtocolVersion,
+    encode_quic_retry,
     encode_quic_version_negotiation,
     pull_quic_header,
 )
@@ -35,6 +46,7 @@ from lanthorn.driver.streams import Streams
 from lanthorn.protocol.http3 import ALPN, Http3
 
 MIN_INITIAL = 1200  # RFC 9000 §14.1: the smallest datagram that carries an Initial
+TOKEN_S = 10.0  # how long a Retry token stays valid
 _CID_LENGTH = 8
 _VERSIONS: list[int] = [QuicProtocolVersion.VERSION_1]
 # qh3 logs a client's ordinary CONNECTION_CLOSE as a warning: only its errors are news.
@@ -54,11 +66,47 @@ class _Connection:
         self.cids: set[bytes] = set()
 
 
+class RetryTokens:
+    """Stateless address-validation tokens (RFC 9000 §8.1.2): the address a Retry went
+    to, when, and the connection IDs the connection must be opened with, under an HMAC
+    with a key of this process."""
+
+    __slots__ = ("_key",)
+
+    _TAG = 16
+
+    def __init__(self) -> None:
+        self._key = os.urandom(32)
+
+    def make(self, address: NetworkAddress, original: bytes, retry: bytes, now: float) -> bytes:
+        body = struct.pack("!dB", now, len(original)) + original + bytes([len(retry)]) + retry
+        return body + self._tag(address, body)
+
+    def check(
+        self, address: NetworkAddress, token: bytes, now: float
+    ) -> tuple[bytes, bytes] | None:
+        """(original destination ID, retry source ID), or None: forged, old, elsewhere."""
+        body, tag = token[: -self._TAG], token[-self._TAG :]
+        if len(body) < 10 or not hmac.compare_digest(tag, self._tag(address, body)):
+            return None
+        issued, length = struct.unpack_from("!dB", body)
+        original = body[9 : 9 + length]
+        retry = body[10 + length :]
+        if not 0 <= now - issued <= TOKEN_S or len(retry) != body[9 + length]:
+            return None
+        return original, retry
+
+    def _tag(self, address: NetworkAddress, body: bytes) -> bytes:
+        where = f"{address[0]}|{address[1]}|".encode()
+        return hmac.new(self._key, where + body, hashlib.sha256).digest()[: self._TAG]
+
+
 class QuicServer:
-    __slots__ = ("_config", "_connections", "_out", "_routes", "_service")
+    __slots__ = ("_config", "_connections", "_out", "_retry", "_routes", "_service")
 
     def __init__(self, service: Service, cert: str, key: str | None) -> None:
         self._service = service
+        self._retry = RetryTokens() if service.config.server.quic_retry else None
         limits = service.limits
         config = QuicConfiguration(
             is_client=False,
@@ -146,9 +194,19 @@ class QuicServer:
             or len(self._connections) >= self._service.limits.max_connections
         ):
             return None
+        original, retried = header.destination_cid, None
+        if self._retry is not None:
+            if not header.token:
+                self._send_retry(header, address, now)
+                return None
+            checked = self._retry.check(address, header.token, now)
+            if checked is None:
+                return None  # forged, expired, or from another address: dropped
+            original, retried = checked
         quic = QuicConnection(
             configuration=self._config,
-            original_destination_connection_id=header.destination_cid,
+            original_destination_connection_id=original,
+            retry_source_connection_id=retried,
         )
         peer = _host(address)
         adapter = Http3(self._service.limits, quic, address)
@@ -158,6 +216,19 @@ class QuicServer:
         self._route(connection, header.destination_cid)
         self._route(connection, quic.host_cid)
         return connection
+
+    def _send_retry(self, header: QuicHeader, address: NetworkAddress, now: float) -> None:
+        assert self._retry is not None and header.version is not None
+        source = os.urandom(_CID_LENGTH)
+        token = self._retry.make(address, header.destination_cid, source, now)
+        retry = encode_quic_retry(
+            version=header.version,
+            source_cid=source,
+            destination_cid=header.source_cid,
+            original_destination_cid=header.destination_cid,
+            retry_token=token,
+        )
+        self._out.append((retry, address))
 
     def _route(self, connection: _Connection, cid: bytes) -> None:
         connection.cids.add(cid)
