@@ -14,7 +14,9 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "lanthorn"
 
 PACKAGE_LAYERS = ("core", "protocol", "driver", "engines")
 # Top-level modules every layer may use (they do no I/O of their own at import).
-BASE = frozenset({"lanthorn.config", "lanthorn.errors", "lanthorn.clock", "lanthorn.logs"})
+BASE = frozenset(
+    {"lanthorn.config", "lanthorn.errors", "lanthorn.clock", "lanthorn.logs", "lanthorn.timers"}
+)
 # What the user runs: above every layer, may import anything.
 APP = frozenset(
     {"lanthorn", "lanthorn.__main__", "lanthorn.cli", "lanthorn.bench", "lanthorn.toolkit"}

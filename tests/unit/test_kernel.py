@@ -13,11 +13,11 @@ from lanthorn.driver import LINGER_BYTES, LINGER_S, FileBody
 from lanthorn.engines.kernel import (
     AcceptBackoff,
     Linger,
-    Timers,
     Verdict,
     overdue,
     send_file,
 )
+from lanthorn.timers import Timers
 
 
 def test_timers_come_due_in_order_once_each() -> None:

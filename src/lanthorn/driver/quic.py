@@ -44,6 +44,7 @@ from lanthorn.driver.context import Service
 from lanthorn.driver.contract import CLOSE, Action
 from lanthorn.driver.streams import Streams
 from lanthorn.protocol.http3 import ALPN, Http3
+from lanthorn.timers import Timers
 
 MIN_INITIAL = 1200  # RFC 9000 §14.1: the smallest datagram that carries an Initial
 TOKEN_S = 10.0  # how long a Retry token stays valid
@@ -102,7 +103,7 @@ class RetryTokens:
 
 
 class QuicServer:
-    __slots__ = ("_config", "_connections", "_out", "_retry", "_routes", "_service")
+    __slots__ = ("_config", "_connections", "_out", "_retry", "_routes", "_service", "_timers")
 
     def __init__(self, service: Service, cert: str, key: str | None) -> None:
         self._service = service
@@ -121,6 +122,8 @@ class QuicServer:
         self._config = config
         self._routes: dict[bytes, _Connection] = {}
         self._connections: set[_Connection] = set()
+        # When each connection is next due: its QUIC timer or its driver's deadline.
+        self._timers: Timers[_Connection] = Timers()
         self._out: list[tuple[bytes, NetworkAddress]] = []
 
     def __len__(self) -> int:
@@ -129,13 +132,8 @@ class QuicServer:
     @property
     def deadline(self) -> float:
         """The earliest of the connections' QUIC timers and drivers' deadlines."""
-        earliest = math.inf
-        for connection in self._connections:
-            timer = connection.adapter.timer()
-            if timer is not None:
-                earliest = min(earliest, timer)
-            earliest = min(earliest, connection.streams.deadline)
-        return earliest
+        at = self._timers.next_at()
+        return math.inf if at is None else at
 
     def received(self, data: bytes, address: NetworkAddress, now: float) -> None:
         try:
@@ -151,7 +149,9 @@ class QuicServer:
         self._carry_out(connection, connection.streams.feed(data, now), now)
 
     def expired(self, now: float) -> None:
-        for connection in list(self._connections):
+        for connection in self._timers.due(now):
+            if connection not in self._connections:
+                continue
             adapter = connection.adapter
             timer = adapter.timer()
             if timer is not None and timer <= now:
@@ -250,10 +250,19 @@ class QuicServer:
         self._out += adapter.datagrams(now)
         if CLOSE in actions or adapter.terminated:
             self._forget(connection)
+            return
+        timer = adapter.timer()
+        due = (
+            connection.streams.deadline
+            if timer is None
+            else min(timer, connection.streams.deadline)
+        )
+        self._timers.wake(connection, due)
 
     def _forget(self, connection: _Connection) -> None:
         if connection in self._connections:
             self._connections.discard(connection)
+            self._timers.forget(connection)
             for cid in connection.cids:
                 if self._routes.get(cid) is connection:
                     del self._routes[cid]

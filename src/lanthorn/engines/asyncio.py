@@ -24,6 +24,7 @@ from lanthorn.clock import monotonic
 from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connect, discard
 from lanthorn.engines import datagrams, kernel
 from lanthorn.engines.listeners import peer_host, tune
+from lanthorn.timers import Timers
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -365,7 +366,7 @@ class _Server:
         self._room = asyncio.Event()
         self._room.set()
         self._backoff = kernel.AcceptBackoff()
-        self.timers: kernel.Timers[_Protocol | datagrams.Endpoint] = kernel.Timers()
+        self.timers: Timers[_Protocol | datagrams.Endpoint] = Timers()
         self.unread: set[_Protocol] = set()  # held unread: housekeeping asks them again
         self._alarm: asyncio.TimerHandle | None = None
         self._alarm_at = math.inf

@@ -19,6 +19,7 @@ from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connec
 from lanthorn.engines import kernel
 from lanthorn.engines.listeners import peer_host, tune
 from lanthorn.engines.stopping import StopFlag
+from lanthorn.timers import Timers
 
 READ_BYTES = 65536
 # Batches one connection may write back to back before the others get a turn.
@@ -45,7 +46,7 @@ class _Reactor:
         self.peers: dict[int, _Peer] = {}
         self.accepting = False
         self.backoff = kernel.AcceptBackoff()
-        self.timers: kernel.Timers[_Peer] = kernel.Timers()
+        self.timers: Timers[_Peer] = Timers()
         self.unread: set[_Peer] = set()  # not watched: the driver wants no input
 
     def set_accepting(self, accepting: bool) -> None:

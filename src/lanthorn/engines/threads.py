@@ -30,8 +30,9 @@ from collections.abc import Callable
 from lanthorn.clock import monotonic
 from lanthorn.driver import CLOSE, Action, Connection, Service, discard
 from lanthorn.engines import blocking
-from lanthorn.engines.kernel import HOUSEKEEPING_S, AcceptBackoff, Linger, Timers, Verdict, overdue
+from lanthorn.engines.kernel import HOUSEKEEPING_S, AcceptBackoff, Linger, Verdict, overdue
 from lanthorn.engines.stopping import StopFlag
+from lanthorn.timers import Timers
 
 log = logging.getLogger("lanthorn")
 
