@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 from pathlib import Path
@@ -83,3 +84,15 @@ def make(directory: Path) -> tuple[Path, Path, Path]:
         )
     )
     return ca_path, cert_path, key_path
+
+
+def spki_sha256(cert: Path) -> str:
+    """The base64 SHA-256 of the certificate's public key, as Chromium's
+    `--ignore-certificate-errors-spki-list` takes it."""
+    public = x509.load_pem_x509_certificate(cert.read_bytes()).public_key()
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(der)
+    return base64.b64encode(digest.finalize()).decode()

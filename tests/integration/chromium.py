@@ -47,14 +47,14 @@ class Page:
 
 
 @contextlib.contextmanager
-def launch(profile: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """Chromium, headless, and the port of its DevTools endpoint. Certificates are not
-    checked: the tests' servers use their own."""
+def launch(profile: Path, *flags: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Chromium, headless, with `flags`, and the port of its DevTools endpoint.
+    Certificates are not checked: the tests' servers use their own."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is missing: `make test` installs it (apt-get install chromium)"
     proc = subprocess.Popen(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
-         "--ignore-certificate-errors", f"--user-data-dir={profile}", "about:blank"],
+         "--ignore-certificate-errors", f"--user-data-dir={profile}", *flags, "about:blank"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -1,6 +1,7 @@
 """HTTP/3 over QUIC (RFC 9114) with `--http3`: the same site on the same port over UDP,
 the same answers as over TCP (the same core decides), advertised with Alt-Svc; real
-clients: ngtcp2's `gtlsclient` (Debian's ngtcp2-client) and a client on qh3."""
+clients: ngtcp2's `gtlsclient` (Debian's ngtcp2-client), a client on aioquic (h3client)
+and headless Chromium forced onto QUIC."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ import pytest
 
 from tests import certs
 from tests.conftest import LARGE_SIZE
-from tests.integration import rawhttp
+from tests.integration import chromium, rawhttp
 from tests.integration.conftest import lanthorn
 from tests.integration.h3client import H3Client
 from tests.servers import Server
 
+WWW = Path(__file__).resolve().parents[2] / "www"
 # Fields that differ by protocol or by moment.
 _VARYING = {"connection", "keep-alive", "date"}
 
@@ -122,9 +124,9 @@ def test_gtlsclient_fetches_the_page(server: Server, site: Path, tmp_path: Path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "index.html").read_bytes() == (site / "index.html").read_bytes()
     deadline = time.monotonic() + 5  # the access log is flushed about once a second
-    while '"GET /index.html HTTP/3" 200' not in server.output() and time.monotonic() < deadline:
+    while '"GET /index.html HTTP/3.0" 200' not in server.output() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert '"GET /index.html HTTP/3" 200' in server.output()
+    assert '"GET /index.html HTTP/3.0" 200' in server.output()
 
 
 def test_hostile_datagrams_are_dropped_and_the_server_goes_on(server: Server) -> None:
@@ -216,3 +218,33 @@ def test_quic_retry_validates_addresses_before_any_state(
         assert result.returncode == 0, result.stderr[-2000:]
         assert b"Retry" in result.stderr  # it was asked to come back with a token
         assert (tmp_path / "index.html").read_bytes() == (site / "index.html").read_bytes()
+
+
+def test_chromium_loads_the_demo_site_over_quic(tmp_path: Path, scratch: Path) -> None:
+    """Headless Chromium forced onto QUIC for the origin (it takes a certificate it does
+    not trust over QUIC only by its key): the page, its stylesheet, script and image all
+    come over HTTP/3, and the script runs."""
+    _, cert, key = certs.make(tmp_path)
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--http3", "--access-log", "-")
+    with Server(WWW, *args, tmp=scratch) as srv:
+        flags = (
+            f"--origin-to-force-quic-on=127.0.0.1:{srv.port}",
+            f"--ignore-certificate-errors-spki-list={certs.spki_sha256(cert)}",
+        )
+        with (
+            chromium.launch(tmp_path / "profile", *flags) as (_, devtools),
+            chromium.open_page(devtools, srv.url("/")) as page,
+        ):
+            page.until("location.protocol === 'https:' && document.readyState === 'complete'")
+            page.until("document.body.innerText.includes('JavaScript ran')")
+            protocols = page.evaluate(
+                "performance.getEntriesByType('navigation').concat("
+                "performance.getEntriesByType('resource')).map(e => [e.name, e.nextHopProtocol])"
+            )
+            assert len(protocols) >= 4 and all(p == "h3" for _, p in protocols), protocols
+        deadline = time.monotonic() + 10  # the access log is flushed about once a second
+        while srv.output().count('HTTP/3.0" 200') < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for asset in ("/", "/css/site.css", "/js/app.js", "/img/lanthorn.png"):
+            assert f'"GET {asset} HTTP/3.0" 200 ' in srv.output()
+    assert "Traceback" not in srv.output()

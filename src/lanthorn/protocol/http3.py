@@ -66,6 +66,7 @@ class Http3:
         "_now",
         "_pending",
         "_quic",
+        "_sending",
         "address",
         "issued",
         "peer_done",
@@ -84,6 +85,7 @@ class Http3:
         self._events: list[Event] = []
         self._pending: list[Event] = []  # from timers, for the next `receive`
         self._now = 0.0
+        self._sending: set[int] = set()  # streams whose bodies may wait in QUIC's buffers
         # Connection IDs the connection issued and retired since last asked: the QUIC
         # driver routes datagrams by them.
         self.issued: list[bytes] = []
@@ -101,12 +103,8 @@ class Http3:
         """Nothing waits to be sent, and nothing sent waits for the client's ACK."""
         if self.terminated:
             return True
-        try:
-            return self._quic.get_send_buffer_size() == 0 and not self._quic.should_wait_for_ack(
-                now
-            )
-        except QuicConnectionError:
-            return True
+        quic = self._quic
+        return quic._loss.bytes_in_flight == 0 and not any(map(self._unsent, quic._streams))
 
     def stalled(self, before: float) -> list[int]:
         return self._incoming.stalled(before)
@@ -176,7 +174,7 @@ class Http3:
             return  # trailers of a request already begun (RFC 9114 §4.1)
         self._highest = stream_id
         try:
-            request = requestfields.request(fields, self._limits, "3")
+            request = requestfields.request(fields, self._limits, "3.0")
         except requestfields.Malformed:
             self._quic.reset_stream(stream_id, ErrorCode.H3_MESSAGE_ERROR)
             return
@@ -214,12 +212,27 @@ class Http3:
 
     def window(self, stream_id: int) -> int:
         """How much more of the stream's body may be queued now."""
-        return max(0, STREAM_BUFFER - self._quic.get_send_buffer_size(stream_id))
+        return max(0, STREAM_BUFFER - self._unsent(stream_id))
 
     def connection_window(self) -> int:
-        return max(0, CONNECTION_BUFFER - self._quic.get_send_buffer_size())
+        unsent = 0
+        for stream_id in list(self._sending):
+            if waiting := self._unsent(stream_id):
+                unsent += waiting
+            else:
+                self._sending.discard(stream_id)
+        return max(0, CONNECTION_BUFFER - unsent)
+
+    def _unsent(self, stream_id: int) -> int:
+        """Bytes of the stream waiting to be sent (first sends and retransmissions).
+        qh3 1.9 has no call for it: its stream's send ranges are read directly."""
+        stream = self._quic._streams.get(stream_id)
+        if stream is None:
+            return 0
+        return sum(stop - start for start, stop in stream.sender._pending)
 
     def send(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
+        self._sending.add(stream_id)
         try:
             self._h3.send_data(stream_id, data, end_stream=end_stream)
         except (QuicConnectionError, ValueError, AssertionError):  # stream or connection gone
