@@ -93,7 +93,14 @@ def _parser() -> argparse.ArgumentParser:
         "--http3",
         action="store_true",
         default=None,
-        help="also HTTP/3 over QUIC on the same port, UDP (with --tls-cert; asyncio, 1 worker)",
+        help="insist on HTTP/3 (it is on wherever TLS is, on the asyncio model)",
+    )
+    p.add_argument(
+        "--no-http3",
+        dest="http3",
+        action="store_false",
+        default=None,
+        help="no HTTP/3 over QUIC (UDP) beside HTTPS",
     )
     p.add_argument(
         "--quic-retry",

@@ -21,6 +21,7 @@ from typing import Any
 from lanthorn.errors import ConfigError
 
 MODELS = ("asyncio", "events", "threads", "single")
+QUIC_MODELS = ("asyncio",)  # the models with a UDP path for HTTP/3
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 TLS_VERSIONS = ("1.2", "1.3")
 
@@ -160,8 +161,9 @@ class ServerConfig:
     tls_key: str | None = None  # PEM private key, when not in the certificate file
     tls_min: str = "1.2"  # the oldest TLS version accepted: "1.2" or "1.3"
     user: str | None = None  # switch to this user once the ports are bound (started as root)
-    # HTTP/3 over QUIC on the same port number, UDP (RFC 9114). So far: asyncio, one worker.
-    http3: bool = False
+    # HTTP/3 over QUIC on the same port number, UDP (RFC 9114). None: wherever TLS is
+    # served by a model with a UDP path (as Caddy does); True insists; False: never.
+    http3: bool | None = None
     quic_retry: bool = False  # QUIC address validation: Retry before any connection state
 
     def __post_init__(self) -> None:
@@ -179,11 +181,17 @@ class ServerConfig:
         if self.http3:
             if not self.tls_cert:
                 raise ConfigError("http3 needs tls_cert: QUIC is always encrypted")
-            if self.model != "asyncio" or self.workers != 1:
+            if self.model not in QUIC_MODELS:
                 raise ConfigError(
-                    "http3 runs on the asyncio model with one worker so far "
-                    f"(not {self.model} with {self.workers})"
+                    f"http3 needs the {' or '.join(QUIC_MODELS)} model (not {self.model})"
                 )
+        if self.quic and self.workers > 255:
+            raise ConfigError("HTTP/3 serves up to 255 workers (a connection ID byte names one)")
+
+    @property
+    def quic(self) -> bool:
+        """HTTP/3 is served: TLS is, by a model that can, and it was not turned off."""
+        return bool(self.tls_cert) and self.http3 is not False and self.model in QUIC_MODELS
 
 
 @dataclass(frozen=True)

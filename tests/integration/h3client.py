@@ -16,6 +16,13 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted
 
 
+def _udp() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class _H3(H3Connection):
     """aioquic's HTTP/3 also checks Content-Length against the body of a HEAD's answer,
     which has none (RFC 9110 §9.3.2, §8.6): not on the streams in `heads`."""
@@ -31,7 +38,12 @@ class _H3(H3Connection):
 class Response:
     status: int = 0
     headers: dict[bytes, bytes] = field(default_factory=dict)
-    body: bytes = b""
+    received: bytearray = field(default_factory=bytearray)
+
+    @property
+    def body(self) -> bytes:
+        return bytes(self.received)
+
     ended: bool = False
 
 
@@ -42,8 +54,7 @@ class H3Client:
             server_name="localhost", max_datagram_frame_size=65536,
         )  # fmt: skip
         self.address = (host, port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = _udp()
         self.timeout = timeout
         self.quic = QuicConnection(configuration=config)
         self.quic.connect(self.address, now=time.monotonic())
@@ -85,15 +96,20 @@ class H3Client:
     def rebind(self) -> None:
         """Move to a new local port, as a NAT rebinding does (the connection migrates)."""
         old = self.sock
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = _udp()
         old.close()
+        # Its next packet comes from the new port (a PING, if nothing else was due).
+        self.quic.send_ping(0)
+        self._send()
 
     def step(self) -> None:
         """Take what has arrived (or wait a moment for it), and answer it."""
         self._step(time.monotonic() + 0.2)
 
     def _step(self, deadline: float) -> None:
+        """Wait for datagrams (until QUIC's timer or `deadline`), take every one that has
+        arrived, then answer: a client slower than the server must not let the socket
+        overflow, or the losses shrink the server's congestion window."""
         timer = self.quic.get_timer()
         wait = deadline - time.monotonic()
         if timer is not None:
@@ -102,9 +118,17 @@ class H3Client:
         try:
             data, _ = self.sock.recvfrom(65536)
         except TimeoutError:
-            self.quic.handle_timer(time.monotonic())
+            if timer is not None and timer <= time.monotonic():
+                self.quic.handle_timer(time.monotonic())
         else:
             self.quic.receive_datagram(data, self.address, time.monotonic())
+            self.sock.setblocking(False)
+            for _ in range(256):
+                try:
+                    data, _ = self.sock.recvfrom(65536)
+                except BlockingIOError:
+                    break
+                self.quic.receive_datagram(data, self.address, time.monotonic())
         self._events()
         self._send()
 
@@ -123,7 +147,7 @@ class H3Client:
                     response.status = int(response.headers[b":status"])
                     response.ended = h3_event.stream_ended
                 elif isinstance(h3_event, DataReceived):
-                    response.body += h3_event.data
+                    response.received += h3_event.data
                     response.ended = h3_event.stream_ended
 
     def _send(self) -> None:

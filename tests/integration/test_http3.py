@@ -166,8 +166,71 @@ def test_sigterm_lets_an_http3_download_finish(
 def test_http3_is_refused_where_it_cannot_run() -> None:
     no_tls = lanthorn("--http3", "--port", "0")
     assert no_tls.returncode == 2 and b"http3 needs tls_cert" in no_tls.stderr
-    events = lanthorn("--http3", "--tls-cert", "x.pem", "--model", "events", "--port", "0")
-    assert events.returncode == 2 and b"asyncio model with one worker" in events.stderr
+    threads = lanthorn("--http3", "--tls-cert", "x.pem", "--model", "threads", "--port", "0")
+    assert threads.returncode == 2 and b"http3 needs the asyncio model" in threads.stderr
+
+
+def _udp_port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_https_serves_http3_unless_turned_off(
+    site: Path, scratch: Path, pki: tuple[Path, Path]
+) -> None:
+    """HTTP/3 comes with TLS on its own (as with Caddy); --no-http3 leaves UDP alone; a
+    model without a UDP path says so at start-up and serves HTTPS over TCP."""
+    cert, key = pki
+    tls = ("--tls-cert", str(cert), "--tls-key", str(key))
+    with Server(site, *tls, tmp=scratch) as srv:
+        client = H3Client(srv.port)
+        try:
+            assert client.get("/notes.txt").status == 200
+        finally:
+            client.close()
+        assert "HTTP/3 on UDP too" in srv.output()
+    with Server(site, *tls, "--no-http3", tmp=scratch) as srv:
+        assert "alt-svc" not in _https1(srv.port, "GET", "/", []).headers
+        assert _udp_port_free(srv.port)
+    with Server(site, *tls, "--model", "threads", tmp=scratch) as srv:
+        assert "alt-svc" not in _https1(srv.port, "GET", "/", []).headers
+        assert _udp_port_free(srv.port)
+        assert "HTTP/3 is off: the threads model has no UDP path" in srv.output()
+
+
+def test_clients_that_move_between_workers_keep_their_downloads(
+    site: Path, scratch: Path, pki: tuple[Path, Path]
+) -> None:
+    """-w 2: each worker has a UDP socket on the port and the kernel picks one by the
+    client's address, so a client that changes port lands on either worker. Eight moves
+    in one download: the worker that gets a datagram of the other's connection hands it
+    over (by the connection ID's first byte), and the file arrives whole. (Without the
+    handover, all eight moves would have to land on the owner: 1 chance in 256.)"""
+    cert, key = pki
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "-w", "2", "--access-log", "-")
+    digest = hashlib.sha256((site / "large.bin").read_bytes()).hexdigest()
+    with Server(site, *args, tmp=scratch) as srv:
+        for _ in range(2):
+            client = H3Client(srv.port)
+            try:
+                stream = client.request("/large.bin")
+                response = client.responses[stream]
+                moves, deadline = 0, time.monotonic() + 30
+                while not response.ended and time.monotonic() < deadline:
+                    client.step()
+                    if moves < 8 and len(response.received) > (moves + 1) * LARGE_SIZE // 10:
+                        client.rebind()
+                        moves += 1
+                assert response.ended and moves == 8
+                assert client.get("/notes.txt").status == 200  # the connection goes on
+            finally:
+                client.close()
+            assert hashlib.sha256(response.body).hexdigest() == digest
+    assert "Traceback" not in srv.output()
 
 
 def test_a_client_that_changes_address_keeps_its_download(server: Server, site: Path) -> None:

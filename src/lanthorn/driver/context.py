@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import ssl
+from dataclasses import dataclass, field
 
 from lanthorn.clock import DateCache
 from lanthorn.config import Config
@@ -32,6 +34,18 @@ class Changes:
         self.latest = (self.latest[0] + 1, paths)
 
 
+@dataclass(frozen=True)
+class Worker:
+    """Which worker of the server this process is, and what all its workers share."""
+
+    row: int = 0  # 0 .. count-1; QUIC connection IDs begin with it
+    count: int = 1
+    group: int = field(default_factory=os.getpid)  # the supervisor's pid: names the mesh
+    # The key of what any worker must accept from another (QUIC Retry tokens), made once
+    # per server before the workers fork.
+    secret: bytes = field(default_factory=lambda: os.urandom(32))
+
+
 class Service:
     """What every connection of one worker shares: the site, limits, clocks and logs."""
 
@@ -40,8 +54,10 @@ class Service:
         config: Config,
         tls: ssl.SSLContext | None = None,
         admission: Admission | None = None,
+        worker: Worker | None = None,
     ) -> None:
         self.config = config
+        self.worker = worker if worker is not None else Worker()
         self.limits = config.limits
         # Per-client limits; a prefork worker gets its view of the server's shared table.
         self.admission = admission if admission is not None else Service.admission_for(config)

@@ -16,7 +16,15 @@ With `--quic-retry` (address validation, RFC 9000 §8.1), an Initial without a t
 gets a Retry, smaller than what it was sent, and only an Initial that returns a valid
 token opens a connection: a flood from spoofed addresses costs an HMAC per datagram and
 no state. Tokens are HMAC-SHA256 over the client's address, a time and the connection
-IDs, valid for TOKEN_S.
+IDs, valid for TOKEN_S, under a key every worker of the server shares.
+
+With several workers (`-w N`), each has its own UDP socket on the port (SO_REUSEPORT):
+the kernel picks one by the client's address and port, so a connection's datagrams keep
+reaching the worker that opened it until the client's address changes (a NAT rebinding,
+a migration, RFC 9000 §9). Every connection ID a worker issues begins with its row (a
+byte), so the worker that then gets the datagram knows whose it is: a 1-RTT or Handshake
+packet for a connection of another row is handed over (`forwards()`, through the
+engine's mesh of worker sockets) and answered by its owner, from the same port.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import logging
 import math
 import os
 import struct
+from typing import Any
 
 from qh3._hazmat import Buffer
 from qh3.quic.configuration import QuicConfiguration
@@ -40,7 +49,7 @@ from qh3.quic.packet import (
     pull_quic_header,
 )
 
-from lanthorn.driver.context import Service
+from lanthorn.driver.context import Service, Worker
 from lanthorn.driver.contract import CLOSE, Action
 from lanthorn.driver.streams import Streams
 from lanthorn.protocol.http3 import ALPN, Http3
@@ -50,12 +59,39 @@ MIN_INITIAL = 1200  # RFC 9000 §14.1: the smallest datagram that carries an Ini
 TOKEN_S = 10.0  # how long a Retry token stays valid
 _CID_LENGTH = 8
 _VERSIONS: list[int] = [QuicProtocolVersion.VERSION_1]
+# Packets whose destination connection ID the server issued (Initial and 0-RTT packets
+# carry one the client chose).
+_OURS = frozenset((QuicPacketType.ONE_RTT, QuicPacketType.HANDSHAKE))
 # qh3 logs a client's ordinary CONNECTION_CLOSE as a warning: only its errors are news.
 logging.getLogger("quic").setLevel(logging.ERROR)
 
 
 def _host(address: NetworkAddress) -> str:
     return str(address[0]) if isinstance(address, tuple) and address else "-"
+
+
+class TaggedConnection(QuicConnection):
+    """A server connection whose connection IDs all begin with `tag` (its worker's row).
+    qh3 draws them itself: each is re-drawn right after qh3 makes it, before any is
+    sent (the first in __init__, the others in _replenish_connection_ids)."""
+
+    def __init__(self, tag: int, **kwargs: Any) -> None:
+        self._tag = bytes((tag,))
+        super().__init__(**kwargs)
+        self.host_cid = self._local_initial_source_connection_id = self._retag()
+
+    def _replenish_connection_ids(self) -> None:
+        super()._replenish_connection_ids()
+        self._retag()
+
+    def _retag(self) -> bytes:
+        numbers = self._host_cid_seq_map
+        for issued in self._host_cids:
+            if not issued.cid.startswith(self._tag):
+                numbers.pop(issued.cid, None)
+                issued.cid = self._tag + issued.cid[1:]
+                numbers[issued.cid] = issued.sequence_number
+        return self._host_cids[0].cid
 
 
 class _Connection:
@@ -76,8 +112,8 @@ class RetryTokens:
 
     _TAG = 16
 
-    def __init__(self) -> None:
-        self._key = os.urandom(32)
+    def __init__(self, secret: bytes) -> None:
+        self._key = hmac.new(secret, b"quic retry tokens", hashlib.sha256).digest()
 
     def make(self, address: NetworkAddress, original: bytes, retry: bytes, now: float) -> bytes:
         body = struct.pack("!dB", now, len(original)) + original + bytes([len(retry)]) + retry
@@ -103,11 +139,22 @@ class RetryTokens:
 
 
 class QuicServer:
-    __slots__ = ("_config", "_connections", "_out", "_retry", "_routes", "_service", "_timers")
+    __slots__ = (
+        "_config",
+        "_connections",
+        "_forwards",
+        "_out",
+        "_retry",
+        "_routes",
+        "_service",
+        "_timers",
+        "_worker",
+    )
 
     def __init__(self, service: Service, cert: str, key: str | None) -> None:
         self._service = service
-        self._retry = RetryTokens() if service.config.server.quic_retry else None
+        self._worker: Worker = service.worker
+        self._retry = RetryTokens(self._worker.secret) if service.config.server.quic_retry else None
         limits = service.limits
         config = QuicConfiguration(
             is_client=False,
@@ -125,6 +172,8 @@ class QuicServer:
         # When each connection is next due: its QUIC timer or its driver's deadline.
         self._timers: Timers[_Connection] = Timers()
         self._out: list[tuple[bytes, NetworkAddress]] = []
+        # Datagrams for connections of other workers: (their row, datagram, from).
+        self._forwards: list[tuple[int, bytes, NetworkAddress]] = []
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -135,13 +184,20 @@ class QuicServer:
         at = self._timers.next_at()
         return math.inf if at is None else at
 
-    def received(self, data: bytes, address: NetworkAddress, now: float) -> None:
+    def received(
+        self, data: bytes, address: NetworkAddress, now: float, forwarded: bool = False
+    ) -> None:
+        """A datagram from `address` (`forwarded`: by another worker, which got it)."""
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=_CID_LENGTH)
         except ValueError:
             return  # not QUIC
-        connection = self._routes.get(header.destination_cid)
+        cid = header.destination_cid
+        connection = self._routes.get(cid)
         if connection is None:
+            if not forwarded and header.packet_type in _OURS and self._elsewhere(cid):
+                self._forwards.append((cid[0], data, address))
+                return
             connection = self._open(data, header, address, now)
             if connection is None:
                 return
@@ -176,6 +232,16 @@ class QuicServer:
         out, self._out = self._out, []
         return out
 
+    def forwards(self) -> list[tuple[int, bytes, NetworkAddress]]:
+        """Datagrams that belong to another worker's connections, with its row."""
+        out, self._forwards = self._forwards, []
+        return out
+
+    def _elsewhere(self, cid: bytes) -> bool:
+        """`cid` is one that another worker of this server issued."""
+        worker = self._worker
+        return len(cid) == _CID_LENGTH and cid[0] != worker.row and cid[0] < worker.count
+
     def _open(
         self, data: bytes, header: QuicHeader, address: NetworkAddress, now: float
     ) -> _Connection | None:
@@ -203,7 +269,8 @@ class QuicServer:
             if checked is None:
                 return None  # forged, expired, or from another address: dropped
             original, retried = checked
-        quic = QuicConnection(
+        quic = TaggedConnection(
+            self._worker.row,
             configuration=self._config,
             original_destination_connection_id=original,
             retry_source_connection_id=retried,
@@ -219,7 +286,7 @@ class QuicServer:
 
     def _send_retry(self, header: QuicHeader, address: NetworkAddress, now: float) -> None:
         assert self._retry is not None and header.version is not None
-        source = os.urandom(_CID_LENGTH)
+        source = bytes((self._worker.row,)) + os.urandom(_CID_LENGTH - 1)
         token = self._retry.make(address, header.destination_cid, source, now)
         retry = encode_quic_retry(
             version=header.version,

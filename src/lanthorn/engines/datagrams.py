@@ -1,6 +1,13 @@
 """HTTP/3's UDP path, on the asyncio engine: each UDP socket's datagrams go to a QUIC
 driver of its own (driver/quic), what it answers goes out, and it is woken at its
-deadline through the engine's timer heap."""
+deadline through the engine's timer heap.
+
+With several workers, each also has a mesh socket: an abstract Unix datagram socket
+named by the server and its row. A datagram the kernel gave to this worker for a
+connection of another (its client's address changed) is sent to that worker's mesh
+socket with the address it came from and which UDP socket took it; the owner answers it
+from its own socket on the same port. A handover that cannot be made at once (the owner
+is gone, or its queue is full) is dropped, as the network may drop any datagram."""
 
 from __future__ import annotations
 
@@ -8,22 +15,88 @@ import asyncio
 import functools
 import math
 import socket
+import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from lanthorn.clock import monotonic
 from lanthorn.driver import Service
+from lanthorn.driver.context import Worker
 
 if TYPE_CHECKING:  # qh3 is loaded only when HTTP/3 is on (open_endpoints)
     from lanthorn.driver.quic import QuicServer
 
 Wake = Callable[["Endpoint", float], None]
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
+
+
+_HANDOVER = struct.Struct("!BBBH")  # UDP socket index, address arity, host length, port
+_IPV6 = struct.Struct("!II")  # flow info, scope id
+
+
+def mesh_name(worker: Worker, row: int) -> str:
+    """The abstract Unix socket of worker `row` of the server `worker` belongs to."""
+    return f"\0lanthorn-quic-{worker.group}-{row}"
+
+
+def handover(index: int, address: tuple[str | object, ...], data: bytes) -> bytes:
+    """A datagram for another worker: which UDP socket took it, where it came from."""
+    host = str(address[0]).encode()
+    head = _HANDOVER.pack(index, len(address), len(host), int(cast(int, address[1])))
+    extra = _IPV6.pack(*cast(tuple[int, int], address[2:4])) if len(address) == 4 else b""
+    return head + host + extra + data
+
+
+def taken_over(message: bytes) -> tuple[int, tuple[str | int, ...], bytes]:
+    """(UDP socket index, client address, datagram) from `handover`; ValueError if cut."""
+    if len(message) < _HANDOVER.size:
+        raise ValueError("short handover")
+    index, arity, length, port = _HANDOVER.unpack_from(message)
+    start = _HANDOVER.size + length
+    host = message[_HANDOVER.size : start].decode()
+    if arity == 4:
+        flow, scope = _IPV6.unpack_from(message, start)
+        return index, (host, port, flow, scope), message[start + _IPV6.size :]
+    return index, (host, port), message[start:]
+
+
+class Mesh(asyncio.DatagramProtocol):
+    """This worker's mesh socket: datagrams handed over to it, and handovers out."""
+
+    def __init__(self, worker: Worker, sock: socket.socket, endpoints: list[Endpoint]) -> None:
+        self._worker = worker
+        self._sock = sock
+        self._endpoints = endpoints
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        try:
+            index, address, datagram = taken_over(data)
+        except (ValueError, struct.error, UnicodeDecodeError):
+            return
+        if index < len(self._endpoints):
+            self._endpoints[index].receive(datagram, address, forwarded=True)
+
+    def send(self, row: int, index: int, address: tuple[str | object, ...], data: bytes) -> None:
+        try:
+            self._sock.sendto(handover(index, address, data), mesh_name(self._worker, row))
+        except OSError:
+            return  # the owner is gone or behind: the datagram is lost, as on any path
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
 
 class Endpoint(asyncio.DatagramProtocol):
-    def __init__(self, quic: QuicServer, wake: Wake) -> None:
+    def __init__(self, quic: QuicServer, wake: Wake, index: int) -> None:
         self._quic = quic
         self._wake = wake
+        self._index = index  # which of the worker's UDP sockets (the same in every worker)
+        self.mesh: Mesh | None = None
         self._transport: asyncio.DatagramTransport | None = None
 
     @property
@@ -35,7 +108,10 @@ class Endpoint(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        self._quic.received(data, addr, monotonic())
+        self.receive(data, addr)
+
+    def receive(self, data: bytes, addr: tuple[str | object, ...], forwarded: bool = False) -> None:
+        self._quic.received(data, addr, monotonic(), forwarded)
         self._flush()
 
     def error_received(self, exc: Exception) -> None:
@@ -55,12 +131,17 @@ class Endpoint(asyncio.DatagramProtocol):
         self._flush()
         if self._transport is not None:
             self._transport.close()
+        if self.mesh is not None:
+            self.mesh.close()
 
     def _flush(self) -> None:
         transport = self._transport
         if transport is not None and not transport.is_closing():
             for data, address in self._quic.take():
                 transport.sendto(data, address)
+        for row, data, address in self._quic.forwards():
+            if self.mesh is not None:
+                self.mesh.send(row, self._index, address, data)
         deadline = self._quic.deadline
         if deadline < math.inf:
             self._wake(self, deadline)
@@ -77,11 +158,20 @@ async def open_endpoints(
     cert, key = service.config.server.tls_cert, service.config.server.tls_key
     assert cert is not None  # the config refuses http3 without it
     loop = asyncio.get_running_loop()
-    endpoints = [Endpoint(QuicServer(service, cert, key), wake) for _ in sockets]
+    endpoints = [Endpoint(QuicServer(service, cert, key), wake, i) for i in range(len(sockets))]
     for sock, endpoint in zip(sockets, endpoints, strict=True):
         await loop.create_datagram_endpoint(functools.partial(_same, endpoint), sock=sock)
+    worker = service.worker
+    if worker.count > 1:
+        inbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        inbox.bind(mesh_name(worker, worker.row))
+        inbox.setblocking(False)
+        mesh = Mesh(worker, inbox, endpoints)
+        await loop.create_datagram_endpoint(functools.partial(_same, mesh), sock=inbox)
+        for endpoint in endpoints:
+            endpoint.mesh = mesh
     return endpoints
 
 
-def _same(endpoint: Endpoint) -> Endpoint:
-    return endpoint
+def _same(protocol: _P) -> _P:
+    return protocol

@@ -8,8 +8,9 @@ import logging
 import socket
 from collections.abc import Callable
 
-from lanthorn.config import Config
+from lanthorn.config import QUIC_MODELS, Config
 from lanthorn.driver import Service
+from lanthorn.driver.context import Worker
 from lanthorn.engines import listeners as listening
 from lanthorn.engines import watch
 from lanthorn.engines.identity import account, become
@@ -27,9 +28,13 @@ def engine(model: str) -> EngineRun:
     return run
 
 
-def alt_svc(config: Config, port: int) -> Config:
-    """Every response advertises HTTP/3 on the port (RFC 7838), so browsers switch."""
-    header = f'Alt-Svc: h3=":{port}"; ma=86400'
+def alt_svc(config: Config, sockets: list[socket.socket]) -> Config:
+    """With UDP sockets among `sockets`, every response advertises HTTP/3 on their port
+    (RFC 7838), so browsers switch."""
+    ports = [s.getsockname()[1] for s in sockets if s.type == socket.SOCK_DGRAM]
+    if not ports:
+        return config
+    header = f'Alt-Svc: h3=":{ports[0]}"; ma=86400'
     site = dataclasses.replace(config.site, headers=(*config.site.headers, header))
     return dataclasses.replace(config, site=site)
 
@@ -42,17 +47,26 @@ def serve(config: Config) -> None:
     if server.user is not None:
         account(server.user)  # an unknown user fails before binding too
     table = Service.client_table(config)  # per-client limits, shared by the workers
+    # Which worker is which, and the key they share (drawn here, before they fork).
+    group = Worker(count=server.workers)
     scheme = "http" if tls is None else "https"
+    if tls is not None and not server.quic and server.http3 is None:
+        log.info(
+            "HTTP/3 is off: the %s model has no UDP path (%s has)",
+            server.model,
+            " and ".join(QUIC_MODELS),
+        )
 
     def announce(addresses: list[tuple[str, int]]) -> None:
         for host, port in addresses:
             log.info(
-                "serving %s at %s (model %s, %d worker%s)",
+                "serving %s at %s (model %s, %d worker%s%s)",
                 config.site.root,
                 listening.url(host, port, scheme),
                 server.model,
                 server.workers,
                 "" if server.workers == 1 else "s",
+                ", HTTP/3 on UDP too" if server.quic else "",
             )
         if server.ready_file:
             listening.write_ready_file(
@@ -62,10 +76,10 @@ def serve(config: Config) -> None:
     try:
         if server.workers == 1:
             sockets = listening.bind(server.host, server.port)
-            if server.http3:
-                config = alt_svc(config, sockets[0].getsockname()[1])
+            if server.quic:
                 sockets += listening.datagrams(sockets)
-            service = Service(config, tls, Service.admission_for(config, table))
+            admission = Service.admission_for(config, table)
+            service = Service(alt_svc(config, sockets), tls, admission, group)
             watch.start(service)
             become(server.user)  # the ports are bound and the log is open
             streams = [s for s in sockets if s.type == socket.SOCK_STREAM]
@@ -75,7 +89,9 @@ def serve(config: Config) -> None:
             def worker_main(
                 sockets: list[socket.socket], ready: Callable[[], None], row: int
             ) -> None:
-                service = Service(config, tls, Service.admission_for(config, table, row))
+                admission = Service.admission_for(config, table, row)
+                worker = dataclasses.replace(group, row=row)
+                service = Service(alt_svc(config, sockets), tls, admission, worker)
                 watch.start(service)
                 become(server.user)
                 run(sockets, service, ready)

@@ -57,13 +57,17 @@ def bind(
     return sockets
 
 
-def datagrams(sockets: list[socket.socket]) -> list[socket.socket]:
+def datagrams(sockets: list[socket.socket], *, reuse_port: bool = False) -> list[socket.socket]:
     """A UDP socket (for QUIC) beside each listening TCP socket: the same address and
     port number, non-blocking."""
     bound: list[socket.socket] = []
     for tcp in sockets:
+        if tcp.type != socket.SOCK_STREAM:
+            continue
         udp = socket.socket(tcp.family, socket.SOCK_DGRAM)
         try:
+            if reuse_port:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if tcp.family == socket.AF_INET6:
                 udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             udp.bind(tcp.getsockname()[:2])

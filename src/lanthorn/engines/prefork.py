@@ -3,8 +3,12 @@
 The supervisor binds the addresses first (to learn the port when it is 0) and keeps
 those sockets bound but not listening, which reserves the port. Each worker opens its own
 listening socket on it with SO_REUSEPORT, so the kernel spreads new connections across
-workers (nginx `reuseport`). A worker that dies is replaced; SIGTERM/SIGINT is passed to
-every worker, which drain within the grace period; stragglers are killed after it.
+workers (nginx `reuseport`). With HTTP/3, each worker also opens a UDP socket on the
+port the same way; the supervisor holds none (a bound UDP socket in the group would get
+its share of datagrams), and connections that move between workers' sockets are handed
+over by connection ID (driver/quic, engines/datagrams). A worker that dies is
+replaced; SIGTERM/SIGINT is passed to every worker, which drain within the grace
+period; stragglers are killed after it.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class Supervisor:
                     for host, port in addresses
                     for s in listening.bind(host, port, reuse_port=True)
                 ]
+                if self.config.server.quic:
+                    socks += listening.datagrams(socks, reuse_port=True)
 
                 def ready() -> None:
                     os.write(ready_w, b"1")
@@ -80,6 +86,9 @@ class Supervisor:
         # Bound but not listening: the port is ours, every connection goes to a worker.
         reserved = listening.bind(server.host, server.port, reuse_port=True, listen=False)
         addresses = listening.addresses(reserved)
+        if server.quic:  # a UDP port taken by another program fails here, not in each worker
+            for sock in listening.datagrams(reserved, reuse_port=True):
+                sock.close()
 
         def stop(signum: int, frame: FrameType | None) -> None:
             self.stopping = True
