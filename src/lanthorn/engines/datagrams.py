@@ -2,12 +2,14 @@
 driver of its own (driver/quic), what it answers goes out, and it is woken at its
 deadline through the engine's timer heap.
 
-With several workers, each also has a mesh socket: an abstract Unix datagram socket
-named by the server and its row. A datagram the kernel gave to this worker for a
-connection of another (its client's address changed) is sent to that worker's mesh
-socket with the address it came from and which UDP socket took it; the owner answers it
-from its own socket on the same port. A handover that cannot be made at once (the owner
-is gone, or its queue is full) is dropped, as the network may drop any datagram."""
+With several workers, they are joined by a mesh: a Unix datagram socket pair per
+worker, made before they fork (so no other process can reach it); a worker reads its
+own pair's receiving end and writes to the others' sending ends. A datagram the kernel
+gave to this worker for a connection of another (its client's address changed) is
+handed over with the address it came from and which UDP socket took it; the owner
+answers it from its own socket on the same port. A handover that cannot be made at
+once (the owner is gone, or its queue is full) is dropped, as the network may drop any
+datagram."""
 
 from __future__ import annotations
 
@@ -34,9 +36,15 @@ _HANDOVER = struct.Struct("!BBBH")  # UDP socket index, address arity, host leng
 _IPV6 = struct.Struct("!II")  # flow info, scope id
 
 
-def mesh_name(worker: Worker, row: int) -> str:
-    """The abstract Unix socket of worker `row` of the server `worker` belongs to."""
-    return f"\0lanthorn-quic-{worker.group}-{row}"
+def mesh(count: int) -> tuple[tuple[socket.socket, socket.socket], ...]:
+    """A (receive, send) pair per worker, non-blocking: made before the workers fork."""
+    pairs = []
+    for _ in range(count):
+        inbox, outbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        inbox.setblocking(False)
+        outbox.setblocking(False)
+        pairs.append((inbox, outbox))
+    return tuple(pairs)
 
 
 def handover(index: int, address: tuple[str | object, ...], data: bytes) -> bytes:
@@ -63,9 +71,8 @@ def taken_over(message: bytes) -> tuple[int, tuple[str | int, ...], bytes]:
 class Mesh(asyncio.DatagramProtocol):
     """This worker's mesh socket: datagrams handed over to it, and handovers out."""
 
-    def __init__(self, worker: Worker, sock: socket.socket, endpoints: list[Endpoint]) -> None:
-        self._worker = worker
-        self._sock = sock
+    def __init__(self, worker: Worker, endpoints: list[Endpoint]) -> None:
+        self._outboxes = [outbox for _, outbox in worker.mesh]
         self._endpoints = endpoints
         self._transport: asyncio.BaseTransport | None = None
 
@@ -82,7 +89,7 @@ class Mesh(asyncio.DatagramProtocol):
 
     def send(self, row: int, index: int, address: tuple[str | object, ...], data: bytes) -> None:
         try:
-            self._sock.sendto(handover(index, address, data), mesh_name(self._worker, row))
+            self._outboxes[row].send(handover(index, address, data))
         except OSError:
             return  # the owner is gone or behind: the datagram is lost, as on any path
 
@@ -162,14 +169,12 @@ async def open_endpoints(
     for sock, endpoint in zip(sockets, endpoints, strict=True):
         await loop.create_datagram_endpoint(functools.partial(_same, endpoint), sock=sock)
     worker = service.worker
-    if worker.count > 1:
-        inbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        inbox.bind(mesh_name(worker, worker.row))
-        inbox.setblocking(False)
-        mesh = Mesh(worker, inbox, endpoints)
-        await loop.create_datagram_endpoint(functools.partial(_same, mesh), sock=inbox)
+    if worker.mesh:
+        joined = Mesh(worker, endpoints)
+        inbox = worker.mesh[worker.row][0]
+        await loop.create_datagram_endpoint(functools.partial(_same, joined), sock=inbox)
         for endpoint in endpoints:
-            endpoint.mesh = mesh
+            endpoint.mesh = joined
     return endpoints
 
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from lanthorn.config import QUIC_MODELS, Config
 from lanthorn.driver import Service
 from lanthorn.driver.context import Worker
+from lanthorn.engines import datagrams, watch
 from lanthorn.engines import listeners as listening
-from lanthorn.engines import watch
 from lanthorn.engines.identity import account, become
 from lanthorn.engines.prefork import Supervisor
 from lanthorn.engines.tlscontext import server_context
@@ -48,7 +48,8 @@ def serve(config: Config) -> None:
         account(server.user)  # an unknown user fails before binding too
     table = Service.client_table(config)  # per-client limits, shared by the workers
     # Which worker is which, and the key they share (drawn here, before they fork).
-    group = Worker(count=server.workers)
+    pairs = datagrams.mesh(server.workers) if server.quic and server.workers > 1 else ()
+    group = Worker(count=server.workers, mesh=pairs)
     scheme = "http" if tls is None else "https"
     if tls is not None and not server.quic and server.http3 is None:
         log.info(
