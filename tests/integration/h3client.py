@@ -13,7 +13,8 @@ from aioquic.h3.connection import H3_ALPN, H3Connection, H3Stream
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted
+from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, StreamReset
+from aioquic.tls import SessionTicket
 
 
 def _udp() -> socket.socket:
@@ -39,29 +40,39 @@ class Response:
     status: int = 0
     headers: dict[bytes, bytes] = field(default_factory=dict)
     received: bytearray = field(default_factory=bytearray)
+    ended: bool = False
+    reset: int | None = None  # the server reset the stream with this error code
 
     @property
     def body(self) -> bytes:
         return bytes(self.received)
 
-    ended: bool = False
-
 
 class H3Client:
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+    """`ticket`: resume a session (a ticket from `tickets` of an earlier client); what
+    is requested before the first `step` then goes out as 0-RTT early data."""
+
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        timeout: float = 10.0,
+        ticket: SessionTicket | None = None,
+    ) -> None:
         config = QuicConfiguration(
             is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE,
-            server_name="localhost", max_datagram_frame_size=65536,
+            server_name="localhost", max_datagram_frame_size=65536, session_ticket=ticket,
         )  # fmt: skip
         self.address = (host, port)
         self.sock = _udp()
         self.timeout = timeout
-        self.quic = QuicConnection(configuration=config)
+        self.tickets: list[SessionTicket] = []  # what the server issued
+        self.handshake: HandshakeCompleted | None = None
+        self.quic = QuicConnection(configuration=config, session_ticket_handler=self.tickets.append)
         self.quic.connect(self.address, now=time.monotonic())
         self.h3 = _H3(self.quic)
         self.h3.heads = set()
         self.responses: dict[int, Response] = {}
-        self.handshake_done = False
         self.terminated: ConnectionTerminated | None = None
 
     def request(
@@ -135,9 +146,12 @@ class H3Client:
     def _events(self) -> None:
         while (event := self.quic.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
-                self.handshake_done = True
+                self.handshake = event
             elif isinstance(event, ConnectionTerminated):
                 self.terminated = event
+            elif isinstance(event, StreamReset) and event.stream_id in self.responses:
+                reset = self.responses[event.stream_id]
+                reset.reset, reset.ended = event.error_code, True
             for h3_event in self.h3.handle_event(event):
                 response = self.responses.get(getattr(h3_event, "stream_id", -1))
                 if response is None:

@@ -311,3 +311,92 @@ def test_chromium_loads_the_demo_site_over_quic(tmp_path: Path, scratch: Path) -
         for asset in ("/", "/css/site.css", "/js/app.js", "/img/lanthorn.png"):
             assert f'"GET {asset} HTTP/3.0" 200 ' in srv.output()
     assert "Traceback" not in srv.output()
+
+
+def test_resumption_and_early_data_across_workers(
+    site: Path, scratch: Path, pki: tuple[Path, Path]
+) -> None:
+    """-w 2: a session ticket one worker issued resumes a connection on either (each new
+    client's port makes the kernel pick one; the workers share their tickets). What is
+    requested with it goes as 0-RTT early data: a GET is served from it, a POST gets
+    425 Too Early (its replay could do harm) and is served once the handshake is done."""
+    cert, key = pki
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "-w", "2", "--access-log", "-")
+    with Server(site, *args, tmp=scratch) as srv:
+        first = H3Client(srv.port)
+        try:
+            assert first.get("/notes.txt").status == 200
+            while not first.tickets:
+                first.step()
+            assert first.handshake is not None and not first.handshake.session_resumed
+        finally:
+            first.close()
+        ticket = first.tickets[-1]
+        for _ in range(6):  # 1 chance in 64 that all land on the issuer
+            client = H3Client(srv.port, ticket=ticket)
+            try:
+                get = client.request("/notes.txt")
+                post = client.request("/notes.txt", method="POST")
+                assert client.wait(get).status == 200
+                assert client.wait(post).status == 425
+                assert client.handshake is not None
+                assert client.handshake.session_resumed and client.handshake.early_data_accepted
+                assert client.wait(client.request("/notes.txt", method="POST")).status == 405
+                while not client.tickets:  # a ticket is used once: the next one
+                    client.step()
+                ticket = client.tickets[-1]
+            finally:
+                client.close()
+        deadline = time.monotonic() + 10  # the access log is flushed about once a second
+        while srv.output().count("425") < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert srv.output().count('"POST /notes.txt HTTP/3.0" 425 ') == 6
+
+
+def test_handshakes_and_idle_connections_are_bounded_in_time(
+    site: Path, scratch: Path, pki: tuple[Path, Path]
+) -> None:
+    """Under --max-connections 1: a client that starts a handshake and goes quiet holds
+    its place only until --header-timeout; one that finishes and goes idle, only until
+    --keepalive-timeout (QUIC's idle timeout)."""
+    cert, key = pki
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--max-connections", "1",
+            "--header-timeout", "1", "--keepalive-timeout", "1")  # fmt: skip
+    with Server(site, *args, tmp=scratch) as srv:
+        quiet = H3Client(srv.port)
+        quiet.request("/notes.txt")  # its first flight goes out; it reads nothing back
+        blocked = H3Client(srv.port, timeout=0.5)
+        with pytest.raises(TimeoutError):
+            blocked.get("/notes.txt")  # no room
+        blocked.sock.close()
+        time.sleep(1.2)
+        idle = H3Client(srv.port)
+        assert idle.get("/notes.txt").status == 200  # the quiet one is gone
+        time.sleep(1.5)  # (the idle one says nothing either)
+        late = H3Client(srv.port)
+        assert late.get("/notes.txt").status == 200
+        late.close()
+        quiet.sock.close()
+        idle.sock.close()
+
+
+def test_requests_beyond_max_streams_are_rejected_unprocessed(
+    site: Path, scratch: Path, pki: tuple[Path, Path]
+) -> None:
+    """--max-streams 4: at most four requests in progress per connection; one more is
+    reset with H3_REQUEST_REJECTED (RFC 9114 §4.1.1: not processed, safe to retry),
+    and the connection goes on."""
+    cert, key = pki
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--max-streams", "4")
+    with Server(site, *args, tmp=scratch) as srv:
+        client = H3Client(srv.port)
+        try:
+            streams = [client.request("/large.bin") for _ in range(12)]
+            responses = [client.wait(stream) for stream in streams]
+            served = [r for r in responses if r.reset is None]
+            rejected = [r for r in responses if r.reset == 0x10B]  # H3_REQUEST_REJECTED
+            assert len(served) + len(rejected) == 12 and len(served) >= 4 and rejected
+            assert all(r.status == 200 and len(r.received) == LARGE_SIZE for r in served)
+            assert client.get("/notes.txt").status == 200
+        finally:
+            client.close()

@@ -18,6 +18,7 @@ from lanthorn.config import Config, ServerConfig
 from lanthorn.driver import Service
 from lanthorn.driver.context import Worker
 from lanthorn.driver.quic import QuicServer, TaggedConnection
+from lanthorn.driver.tickets import SessionTickets
 from lanthorn.engines.datagrams import handover, taken_over
 from tests import certs
 
@@ -44,7 +45,7 @@ def test_every_connection_id_of_a_worker_begins_with_its_row(pki: tuple[Path, Pa
     client = _client()
     first = client.datagrams_to_send(now=0.0)[0][0]
     server = TaggedConnection(
-        7, configuration=config, original_destination_connection_id=first[6:14]
+        7, 16, configuration=config, original_destination_connection_id=first[6:14]
     )
     server.receive_datagram(first, CLIENT, now=0.0)
     issued: list[bytes] = [server.host_cid]
@@ -63,13 +64,15 @@ def test_every_connection_id_of_a_worker_begins_with_its_row(pki: tuple[Path, Pa
     assert done
     assert len(issued) >= 2  # the first, and the spares the client may switch to
     assert all(cid[0] == 7 and len(cid) == 8 for cid in issued), issued
+    assert client._remote_max_streams_bidi == 16  # the request streams it may open
 
 
 def _server(pki: tuple[Path, Path], row: int, count: int) -> QuicServer:
     cert, key = pki
     config = Config(server=ServerConfig(tls_cert=str(cert), tls_key=str(key)))
     worker = dataclasses.replace(Worker(count=count), row=row)
-    return QuicServer(Service(config, worker=worker), str(cert), str(key))
+    tickets = SessionTickets(share=count > 1)
+    return QuicServer(Service(config, worker=worker), str(cert), str(key), tickets)
 
 
 def _short(cid: bytes) -> bytes:

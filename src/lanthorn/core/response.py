@@ -26,6 +26,7 @@ REASONS: dict[int, bytes] = {
     413: b"Content Too Large",
     414: b"URI Too Long",
     416: b"Range Not Satisfiable",
+    425: b"Too Early",  # RFC 8470 §5.2: a request in early data the server will not risk
     426: b"Upgrade Required",
     429: b"Too Many Requests",
     431: b"Request Header Fields Too Large",

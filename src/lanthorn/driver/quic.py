@@ -18,6 +18,11 @@ token opens a connection: a flood from spoofed addresses costs an HMAC per datag
 no state. Tokens are HMAC-SHA256 over the client's address, a time and the connection
 IDs, valid for TOKEN_S, under a key every worker of the server shares.
 
+A connection whose handshake is not done within --header-timeout is dropped (silently:
+its address may not be the client's); QUIC's idle timeout is --keepalive-timeout.
+Session tickets (resumption, 0-RTT) are kept by `tickets.SessionTickets`, which every
+worker shares.
+
 With several workers (`-w N`), each has its own UDP socket on the port (SO_REUSEPORT):
 the kernel picks one by the client's address and port, so a connection's datagrams keep
 reaching the worker that opened it until the client's address changes (a NAT rebinding,
@@ -52,6 +57,7 @@ from qh3.quic.packet import (
 from lanthorn.driver.context import Service, Worker
 from lanthorn.driver.contract import CLOSE, Action
 from lanthorn.driver.streams import Streams
+from lanthorn.driver.tickets import SessionTickets
 from lanthorn.protocol.http3 import ALPN, Http3
 from lanthorn.timers import Timers
 
@@ -71,14 +77,19 @@ def _host(address: NetworkAddress) -> str:
 
 
 class TaggedConnection(QuicConnection):
-    """A server connection whose connection IDs all begin with `tag` (its worker's row).
+    """A server connection whose connection IDs all begin with `tag` (its worker's row),
+    offering `max_streams` request streams.
     qh3 draws them itself: each is re-drawn right after qh3 makes it, before any is
     sent (the first in __init__, the others in _replenish_connection_ids)."""
 
-    def __init__(self, tag: int, **kwargs: Any) -> None:
+    def __init__(self, tag: int, max_streams: int, **kwargs: Any) -> None:
         self._tag = bytes((tag,))
         super().__init__(**kwargs)
         self.host_cid = self._local_initial_source_connection_id = self._retag()
+        # The request streams the client may open at first (its transport parameter);
+        # qh3 has no setting for it. (Http3 bounds those in progress.)
+        streams = self._local_max_streams_bidi
+        streams.value = streams.sent = max_streams
 
     def _replenish_connection_ids(self) -> None:
         super()._replenish_connection_ids()
@@ -95,12 +106,13 @@ class TaggedConnection(QuicConnection):
 
 
 class _Connection:
-    __slots__ = ("adapter", "cids", "streams")
+    __slots__ = ("adapter", "cids", "handshake_by", "streams")
 
-    def __init__(self, adapter: Http3, streams: Streams) -> None:
+    def __init__(self, adapter: Http3, streams: Streams, handshake_by: float) -> None:
         self.adapter = adapter
         self.streams = streams
         self.cids: set[bytes] = set()
+        self.handshake_by = handshake_by  # a handshake not done by then is dropped
 
 
 class RetryTokens:
@@ -147,12 +159,16 @@ class QuicServer:
         "_retry",
         "_routes",
         "_service",
+        "_tickets",
         "_timers",
         "_worker",
     )
 
-    def __init__(self, service: Service, cert: str, key: str | None) -> None:
+    def __init__(
+        self, service: Service, cert: str, key: str | None, tickets: SessionTickets
+    ) -> None:
         self._service = service
+        self._tickets = tickets
         self._worker: Worker = service.worker
         self._retry = RetryTokens(self._worker.secret) if service.config.server.quic_retry else None
         limits = service.limits
@@ -209,6 +225,9 @@ class QuicServer:
             if connection not in self._connections:
                 continue
             adapter = connection.adapter
+            if not adapter.confirmed and now >= connection.handshake_by:
+                self._forget(connection)  # silently: the address may not be the client's
+                continue
             timer = adapter.timer()
             if timer is not None and timer <= now:
                 adapter.tick(now)
@@ -271,14 +290,17 @@ class QuicServer:
             original, retried = checked
         quic = TaggedConnection(
             self._worker.row,
+            self._service.limits.max_streams,
             configuration=self._config,
+            session_ticket_fetcher=self._tickets.fetch,
+            session_ticket_handler=self._tickets.issued,
             original_destination_connection_id=original,
             retry_source_connection_id=retried,
         )
         peer = _host(address)
         adapter = Http3(self._service.limits, quic, address)
         streams = Streams(self._service, peer, now, adapter, self._service.admit(peer))
-        connection = _Connection(adapter, streams)
+        connection = _Connection(adapter, streams, now + self._service.limits.header_timeout_s)
         self._connections.add(connection)
         self._route(connection, header.destination_cid)
         self._route(connection, quic.host_cid)
@@ -318,12 +340,11 @@ class QuicServer:
         if CLOSE in actions or adapter.terminated:
             self._forget(connection)
             return
-        timer = adapter.timer()
-        due = (
-            connection.streams.deadline
-            if timer is None
-            else min(timer, connection.streams.deadline)
-        )
+        due = connection.streams.deadline
+        if (timer := adapter.timer()) is not None:
+            due = min(due, timer)
+        if not adapter.confirmed:
+            due = min(due, connection.handshake_by)
         self._timers.wake(connection, due)
 
     def _forget(self, connection: _Connection) -> None:

@@ -245,7 +245,7 @@ class Streams:
             elif type(event) is StreamReset:
                 self._forget(event.stream_id)
             elif type(event) is StreamFailed:
-                self._refuse(event.stream_id, event.error.status)
+                self._refuse(event.stream_id, event.error.status, event.request)
             elif type(event) is ProtocolFailed:
                 # h2 has queued GOAWAY with the error code; nothing else is owed.
                 if adapter.abuse:
@@ -253,12 +253,12 @@ class Streams:
                 return self._close(adapter.output())
         return None
 
-    def _refuse(self, stream_id: int, status: int) -> None:
+    def _refuse(self, stream_id: int, status: int, request: Request | None = None) -> None:
         self._worked = True
         plan = self._service.site.errors[status]
         stamp = wall()
         sent = self._start(stream_id, None, plan, self._service.dates.value(stamp))
-        self._service.record(self.peer, None, plan.status, sent, stamp)
+        self._service.record(self.peer, request, plan.status, sent, stamp)
 
     def _answer(self, now: float, just_written: bool) -> list[Action]:
         had_sending = bool(self._sending)

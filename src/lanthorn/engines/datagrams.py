@@ -7,9 +7,10 @@ worker, made before they fork (so no other process can reach it); a worker reads
 own pair's receiving end and writes to the others' sending ends. A datagram the kernel
 gave to this worker for a connection of another (its client's address changed) is
 handed over with the address it came from and which UDP socket took it; the owner
-answers it from its own socket on the same port. A handover that cannot be made at
-once (the owner is gone, or its queue is full) is dropped, as the network may drop any
-datagram."""
+answers it from its own socket on the same port. The session tickets a worker issues
+go to every other worker the same way, so a client resumes (and sends 0-RTT) wherever
+the kernel puts it. A message that cannot be sent at once (the worker is gone, or its
+queue is full) is dropped, as the network may drop any datagram."""
 
 from __future__ import annotations
 
@@ -27,11 +28,15 @@ from lanthorn.driver.context import Worker
 
 if TYPE_CHECKING:  # qh3 is loaded only when HTTP/3 is on (open_endpoints)
     from lanthorn.driver.quic import QuicServer
+    from lanthorn.driver.tickets import SessionTickets
 
 Wake = Callable[["Endpoint", float], None]
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 
+# What a mesh message carries: its first byte.
+_DATAGRAM = b"\x00"  # a datagram handed over (`handover`)
+_TICKET = b"\x01"  # a session ticket another worker issued (driver/tickets.encode)
 _HANDOVER = struct.Struct("!BBBH")  # UDP socket index, address arity, host length, port
 _IPV6 = struct.Struct("!II")  # flow info, scope id
 
@@ -69,29 +74,50 @@ def taken_over(message: bytes) -> tuple[int, tuple[str | int, ...], bytes]:
 
 
 class Mesh(asyncio.DatagramProtocol):
-    """This worker's mesh socket: datagrams handed over to it, and handovers out."""
+    """This worker's end of the mesh: datagrams handed over to it and session tickets
+    the others issued come in; handovers and this worker's tickets go out."""
 
-    def __init__(self, worker: Worker, endpoints: list[Endpoint]) -> None:
+    def __init__(self, worker: Worker, endpoints: list[Endpoint], tickets: SessionTickets) -> None:
+        self._row = worker.row
         self._outboxes = [outbox for _, outbox in worker.mesh]
         self._endpoints = endpoints
+        self._tickets = tickets
         self._transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
 
     def datagram_received(self, data: bytes, addr: object) -> None:
+        kind, message = data[:1], data[1:]
+        if kind == _TICKET:
+            self._tickets.learn(message)
+            return
         try:
-            index, address, datagram = taken_over(data)
+            index, address, datagram = taken_over(message)
         except (ValueError, struct.error, UnicodeDecodeError):
             return
         if index < len(self._endpoints):
             self._endpoints[index].receive(datagram, address, forwarded=True)
 
-    def send(self, row: int, index: int, address: tuple[str | object, ...], data: bytes) -> None:
+    def hand_over(
+        self, row: int, index: int, address: tuple[str | object, ...], data: bytes
+    ) -> None:
+        self._send(row, _DATAGRAM + handover(index, address, data))
+
+    def share(self) -> None:
+        """The tickets this worker issued, to every other worker."""
+        shared = self._tickets.shared
+        while shared:
+            message = _TICKET + shared.pop()
+            for row in range(len(self._outboxes)):
+                if row != self._row:
+                    self._send(row, message)
+
+    def _send(self, row: int, message: bytes) -> None:
         try:
-            self._outboxes[row].send(handover(index, address, data))
+            self._outboxes[row].send(message)
         except OSError:
-            return  # the owner is gone or behind: the datagram is lost, as on any path
+            return  # the worker is gone or behind: lost, as any datagram may be
 
     def close(self) -> None:
         if self._transport is not None:
@@ -146,9 +172,10 @@ class Endpoint(asyncio.DatagramProtocol):
         if transport is not None and not transport.is_closing():
             for data, address in self._quic.take():
                 transport.sendto(data, address)
-        for row, data, address in self._quic.forwards():
-            if self.mesh is not None:
-                self.mesh.send(row, self._index, address, data)
+        if self.mesh is not None:
+            for row, data, address in self._quic.forwards():
+                self.mesh.hand_over(row, self._index, address, data)
+            self.mesh.share()
         deadline = self._quic.deadline
         if deadline < math.inf:
             self._wake(self, deadline)
@@ -160,17 +187,22 @@ async def open_endpoints(
     """An endpoint on each UDP socket (none: HTTP/3 is off)."""
     if not sockets:
         return []
-    from lanthorn.driver.quic import QuicServer  # (here: qh3 only when HTTP/3 is on)
+    # (Imported here: qh3 is loaded only when HTTP/3 is on.)
+    from lanthorn.driver.quic import QuicServer
+    from lanthorn.driver.tickets import SessionTickets
 
     cert, key = service.config.server.tls_cert, service.config.server.tls_key
     assert cert is not None  # the config refuses http3 without it
     loop = asyncio.get_running_loop()
-    endpoints = [Endpoint(QuicServer(service, cert, key), wake, i) for i in range(len(sockets))]
+    worker = service.worker
+    tickets = SessionTickets(share=bool(worker.mesh))
+    endpoints = [
+        Endpoint(QuicServer(service, cert, key, tickets), wake, i) for i in range(len(sockets))
+    ]
     for sock, endpoint in zip(sockets, endpoints, strict=True):
         await loop.create_datagram_endpoint(functools.partial(_same, endpoint), sock=sock)
-    worker = service.worker
     if worker.mesh:
-        joined = Mesh(worker, endpoints)
+        joined = Mesh(worker, endpoints, tickets)
         inbox = worker.mesh[worker.row][0]
         await loop.create_datagram_endpoint(functools.partial(_same, joined), sock=inbox)
         for endpoint in endpoints:

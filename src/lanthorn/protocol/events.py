@@ -68,13 +68,16 @@ class ProtocolFailed:
 
 class StreamFailed:
     """One stream's request broke a limit (HTTP/2): answer `error.status` on it; the
-    connection goes on."""
+    connection goes on. `request`: the request refused, when its head was whole."""
 
-    __slots__ = ("error", "stream_id")
+    __slots__ = ("error", "request", "stream_id")
 
-    def __init__(self, stream_id: int, error: ProtocolError) -> None:
+    def __init__(
+        self, stream_id: int, error: ProtocolError, request: Request | None = None
+    ) -> None:
         self.stream_id = stream_id
         self.error = error
+        self.request = request
 
 
 class StreamReset:

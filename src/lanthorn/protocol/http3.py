@@ -7,6 +7,14 @@ qh3 (aioquic's fork with a compiled QUIC core) does QUIC (RFC 9000/9001/9002) an
 server code costs about a third of the CPU per request. Request field sections are
 checked by `requestfields` as HTTP/2's are (a malformed one resets its stream with
 H3_MESSAGE_ERROR, RFC 9114 §4.1.2), and the limits are the same (414, 431, 413, 408).
+At most `max_streams` requests are in progress at once: one more is refused with
+H3_REQUEST_REJECTED (§4.1.1, §8.1), which tells the client it was not processed. (QUIC's
+own stream credit is no bound: qh3 doubles it as streams are opened, closed or not.)
+
+A request that arrives before the handshake is confirmed came in 0-RTT early data,
+which an attacker can replay (RFC 9114 §10.9, RFC 9001 §9.2): only safe methods are
+served from it; any other gets 425 Too Early (RFC 8470 §5.2), and the client sends it
+again once the handshake is done.
 
 Datagrams do not go out through `output()` (always empty): the QUIC driver takes them
 from the connection after each call (`datagrams`). A body is queued onto a QUIC stream
@@ -24,6 +32,7 @@ from qh3.quic import events as quic_events
 from qh3.quic.connection import NetworkAddress, QuicConnection, QuicConnectionError
 
 from lanthorn.config import Limits
+from lanthorn.core.request import Request
 from lanthorn.core.response import ResponsePlan
 from lanthorn.errors import ProtocolError
 from lanthorn.protocol import requestfields
@@ -37,6 +46,9 @@ from lanthorn.protocol.events import (
 from lanthorn.protocol.incoming import Incoming
 
 ALPN = ["h3"]
+# Methods served from 0-RTT early data: safe ones (RFC 9110 §9.2.1), which a replay
+# cannot make do anything twice.
+EARLY_METHODS = frozenset((b"GET", b"HEAD", b"OPTIONS"))
 # How much of one stream's body may wait in QUIC's send buffer, and of all streams'.
 STREAM_BUFFER = 64 * 1024
 CONNECTION_BUFFER = 256 * 1024
@@ -58,6 +70,7 @@ class Http3:
     """One QUIC connection's HTTP/3 (server side)."""
 
     __slots__ = (
+        "_active",
         "_events",
         "_h3",
         "_highest",
@@ -66,8 +79,10 @@ class Http3:
         "_now",
         "_pending",
         "_quic",
+        "_resetting",
         "_sending",
         "address",
+        "confirmed",
         "issued",
         "peer_done",
         "retired",
@@ -86,6 +101,9 @@ class Http3:
         self._pending: list[Event] = []  # from timers, for the next `receive`
         self._now = 0.0
         self._sending: set[int] = set()  # streams whose bodies may wait in QUIC's buffers
+        self._active: set[int] = set()  # requests begun and not yet answered in full
+        self._resetting: set[int] = set()  # streams reset or stopped, until that is sent
+        self.confirmed = False  # the handshake is complete: no more early data
         # Connection IDs the connection issued and retired since last asked: the QUIC
         # driver routes datagrams by them.
         self.issued: list[bytes] = []
@@ -143,6 +161,8 @@ class Http3:
                 self.issued.append(event.connection_id)
             elif isinstance(event, quic_events.ConnectionIdRetired):
                 self.retired.append(event.connection_id)
+            elif isinstance(event, quic_events.HandshakeCompleted):
+                self.confirmed = True
             elif isinstance(event, quic_events.ConnectionTerminated):
                 self.terminated = self.peer_done = True
                 if event.error_code:
@@ -167,25 +187,47 @@ class Http3:
                 self._end(event.stream_id)
         elif isinstance(event, H3StreamReset):
             self._incoming.drop(event.stream_id)
+            self._active.discard(event.stream_id)
             self._events.append(StreamReset(event.stream_id))
 
     def _begin(self, stream_id: int, fields: list[tuple[bytes, bytes]]) -> None:
         if stream_id <= self._highest:
             return  # trailers of a request already begun (RFC 9114 §4.1)
         self._highest = stream_id
+        if len(self._active) >= self._limits.max_streams:
+            self._refuse(stream_id, ErrorCode.H3_REQUEST_REJECTED)
+            return
         try:
             request = requestfields.request(fields, self._limits, "3.0")
         except requestfields.Malformed:
-            self._quic.reset_stream(stream_id, ErrorCode.H3_MESSAGE_ERROR)
+            self._refuse(stream_id, ErrorCode.H3_MESSAGE_ERROR)
             return
         except ProtocolError as error:
-            self._incoming.begin(stream_id, None, self._now)
-            self._events.append(StreamFailed(stream_id, error))
+            self._fail(stream_id, error)
             return
         if request.method == b"CONNECT":  # extended CONNECT (RFC 9220) is not offered yet
-            self._quic.reset_stream(stream_id, ErrorCode.H3_MESSAGE_ERROR)
+            self._refuse(stream_id, ErrorCode.H3_MESSAGE_ERROR)
             return
+        if not self.confirmed and request.method not in EARLY_METHODS:
+            self._fail(stream_id, ProtocolError(425, "not in early data"), request)
+            return
+        self._active.add(stream_id)
         self._incoming.begin(stream_id, request, self._now)
+
+    def _fail(self, stream_id: int, error: ProtocolError, request: Request | None = None) -> None:
+        """Answer `error.status` on the stream (`request`, if whole, is not served)."""
+        self._active.add(stream_id)
+        self._incoming.begin(stream_id, None, self._now)
+        self._events.append(StreamFailed(stream_id, error, request))
+
+    def _refuse(self, stream_id: int, code: int) -> None:
+        """Reset the stream both ways: no answer, and nothing more read."""
+        self._resetting.add(stream_id)
+        try:
+            self._quic.reset_stream(stream_id, code)
+            self._quic.stop_stream(stream_id, code)
+        except (QuicConnectionError, ValueError):  # already gone
+            return
 
     def _end(self, stream_id: int) -> None:
         request = self._incoming.end(stream_id)
@@ -197,6 +239,8 @@ class Http3:
     def respond(self, stream_id: int, plan: ResponsePlan, end_stream: bool, date: bytes) -> bool:
         """HEADERS for `plan`; False if the stream can no longer take them."""
         fields = [(b":status", b"%d" % plan.status), _SERVER, *plan.headers, (b"date", date)]
+        if end_stream:
+            self._active.discard(stream_id)
         try:
             self._h3.send_headers(stream_id, fields, end_stream=end_stream)
         except (QuicConnectionError, ValueError, AssertionError):  # stream or connection gone
@@ -233,6 +277,8 @@ class Http3:
 
     def send(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
         self._sending.add(stream_id)
+        if end_stream:
+            self._active.discard(stream_id)
         try:
             self._h3.send_data(stream_id, data, end_stream=end_stream)
         except (QuicConnectionError, ValueError, AssertionError):  # stream or connection gone
@@ -243,6 +289,8 @@ class Http3:
         """Abandon a stream we cannot finish (H3_INTERNAL_ERROR) or, `answered`, stop
         reading one whose request we answered before it ended (H3_NO_ERROR, §4.1)."""
         self._incoming.drop(stream_id)
+        self._active.discard(stream_id)
+        self._resetting.add(stream_id)
         try:
             if answered:
                 self._quic.stop_stream(stream_id, ErrorCode.H3_NO_ERROR)
@@ -268,10 +316,30 @@ class Http3:
 
     def datagrams(self, now: float) -> list[tuple[bytes, NetworkAddress]]:
         try:
-            return self._quic.datagrams_to_send(now)
+            out = self._quic.datagrams_to_send(now)
+            if self._resetting and self._requeue():
+                out += self._quic.datagrams_to_send(now)
         except QuicConnectionError:  # closed (by the peer, or a qh3 limit): it is over
             self.terminated = self.peer_done = True
             return []
+        return out
+
+    def _requeue(self) -> bool:
+        """qh3 1.9.4 drops a stream from its send queue, for good, when a packet fills
+        up as that stream's RESET_STREAM or STOP_SENDING is written: the frame would
+        never leave and the client would wait on the stream. Such streams are put back
+        (True if any was)."""
+        quic = self._quic
+        queue = quic._streams_queue
+        again = False
+        for stream_id in list(self._resetting):
+            stream = quic._streams.get(stream_id)
+            if stream is None or not (stream.sender.reset_pending or stream.receiver.stop_pending):
+                self._resetting.discard(stream_id)
+            elif stream not in queue:
+                queue.append(stream)
+                again = True
+        return again
 
     def timer(self) -> float | None:
         """When QUIC's own timers (loss detection, idle, ACK delay) are due."""
