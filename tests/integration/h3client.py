@@ -76,19 +76,30 @@ class H3Client:
         self.terminated: ConnectionTerminated | None = None
 
     def request(
-        self, path: str, method: str = "GET", headers: list[tuple[bytes, bytes]] | None = None
+        self,
+        path: str,
+        method: str = "GET",
+        headers: list[tuple[bytes, bytes]] | None = None,
+        end: bool = True,
     ) -> int:
+        """Send a request (`end` False: the stream stays open, for `send_data`)."""
         stream_id = self.quic.get_next_available_stream_id()
-        fields = [
-            (b":method", method.encode()), (b":scheme", b"https"),
-            (b":authority", b"localhost"), (b":path", path.encode()), *(headers or []),
-        ]  # fmt: skip
+        given = headers or []
+        pseudo = [(b":method", method.encode()), (b":path", path.encode())]
+        pseudo += [(name, value) for name, value in given if name.startswith(b":")]
+        if not any(name == b":scheme" for name, _ in pseudo):
+            pseudo += [(b":scheme", b"https"), (b":authority", b"localhost")]
+        fields = pseudo + [(name, value) for name, value in given if not name.startswith(b":")]
         if method == "HEAD":
             self.h3.heads.add(stream_id)
-        self.h3.send_headers(stream_id, fields, end_stream=True)
+        self.h3.send_headers(stream_id, fields, end_stream=end)
         self.responses[stream_id] = Response()
         self._send()
         return stream_id
+
+    def send_data(self, stream_id: int, data: bytes, end: bool = False) -> None:
+        self.h3.send_data(stream_id, data, end_stream=end)
+        self._send()
 
     def get(self, path: str) -> Response:
         return self.wait(self.request(path))

@@ -1,4 +1,5 @@
-"""Files past 2 GiB are streamed (sendfile), never read into memory."""
+"""Files past 2 GiB are streamed (sendfile; over HTTP/3, window by window), never read
+into memory."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import certs
 from tests.integration import rawhttp
+from tests.integration.h3client import H3Client
 from tests.servers import Server
 
 SIZE = 2**31 + 5 * 2**20 + 123  # past every 32-bit boundary
@@ -66,3 +69,31 @@ def test_huge_file_streams_whole(model: str, huge_root: Path, scratch: Path) -> 
                 expected.update(chunk)
         assert digest.hexdigest() == expected.hexdigest()
         assert peak_rss < 200 * 1024  # never the file in memory
+
+
+def test_huge_file_over_http3(huge_root: Path, scratch: Path, tmp_path: Path) -> None:
+    """HTTP/3: the length, ranges across the 2 GiB boundary and at the end, and the
+    first 32 MiB of the whole file with the server's memory flat (QUIC takes the body
+    window by window)."""
+    _, cert, key = certs.make(tmp_path)
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--access-log", "off")
+    with Server(huge_root, *args, tmp=scratch) as srv:
+        client = H3Client(srv.port, timeout=30)
+        try:
+            head = client.wait(client.request("/huge.bin", method="HEAD"))
+            assert head.headers[b"content-length"] == str(SIZE).encode()
+            middle = [(b"range", b"bytes=%d-%d" % (2**31 - 4, 2**31 + 1))]
+            across = client.wait(client.request("/huge.bin", headers=middle))
+            assert across.status == 206 and across.body == b"\0MID\0\0"
+            tail = [(b"range", b"bytes=-%d" % len(TAIL))]
+            assert client.wait(client.request("/huge.bin", headers=tail)).body == TAIL
+            whole = client.responses[client.request("/huge.bin")]
+            peak_rss = 0
+            while len(whole.received) < 32 << 20 and not whole.ended:
+                client.step()
+                peak_rss = max(peak_rss, _rss_kib(srv.proc.pid))
+            assert whole.status == 200 and len(whole.received) >= 32 << 20
+            assert whole.received.count(0) == len(whole.received)  # (the file's start)
+        finally:
+            client.close()
+    assert peak_rss < 200 * 1024

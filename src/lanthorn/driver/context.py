@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import socket
 import ssl
 from dataclasses import dataclass, field
 
@@ -41,9 +40,10 @@ class Worker:
 
     row: int = 0  # 0 .. count-1; QUIC connection IDs begin with it
     count: int = 1
-    # With several workers serving HTTP/3, a (receive, send) datagram socket pair per
-    # row, made before they fork: what one worker passes to another (engines/datagrams).
-    mesh: tuple[tuple[socket.socket, socket.socket], ...] = ()
+    # With several workers serving HTTP/3, the file descriptors of a (receive, send)
+    # datagram socket pair per row, made before they fork: what one worker passes to
+    # another (engines/datagrams).
+    mesh: tuple[tuple[int, int], ...] = ()
     # The key of what any worker must accept from another (QUIC Retry tokens), made once
     # per server before the workers fork.
     secret: bytes = field(default_factory=lambda: os.urandom(32))

@@ -298,7 +298,8 @@ class QuicServer:
             retry_source_connection_id=retried,
         )
         peer = _host(address)
-        adapter = Http3(self._service.limits, quic, address)
+        service = self._service
+        adapter = Http3(service.limits, quic, address, tunnels=bool(service.endpoints))
         streams = Streams(self._service, peer, now, adapter, self._service.admit(peer))
         connection = _Connection(adapter, streams, now + self._service.limits.header_timeout_s)
         self._connections.add(connection)

@@ -41,15 +41,20 @@ _HANDOVER = struct.Struct("!BBBH")  # UDP socket index, address arity, host leng
 _IPV6 = struct.Struct("!II")  # flow info, scope id
 
 
-def mesh(count: int) -> tuple[tuple[socket.socket, socket.socket], ...]:
-    """A (receive, send) pair per worker, non-blocking: made before the workers fork."""
+def mesh(count: int) -> tuple[tuple[int, int], ...]:
+    """A (receive, send) pair per worker, non-blocking, as file descriptors that stay
+    open for the server's life: made before the workers fork."""
     pairs = []
     for _ in range(count):
         inbox, outbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         inbox.setblocking(False)
         outbox.setblocking(False)
-        pairs.append((inbox, outbox))
+        pairs.append((inbox.detach(), outbox.detach()))
     return tuple(pairs)
+
+
+def _socket(fd: int) -> socket.socket:
+    return socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM, fileno=fd)
 
 
 def handover(index: int, address: tuple[str | object, ...], data: bytes) -> bytes:
@@ -79,7 +84,7 @@ class Mesh(asyncio.DatagramProtocol):
 
     def __init__(self, worker: Worker, endpoints: list[Endpoint], tickets: SessionTickets) -> None:
         self._row = worker.row
-        self._outboxes = [outbox for _, outbox in worker.mesh]
+        self._outboxes = [_socket(outbox) for _, outbox in worker.mesh]
         self._endpoints = endpoints
         self._tickets = tickets
         self._transport: asyncio.BaseTransport | None = None
@@ -203,7 +208,7 @@ async def open_endpoints(
         await loop.create_datagram_endpoint(functools.partial(_same, endpoint), sock=sock)
     if worker.mesh:
         joined = Mesh(worker, endpoints, tickets)
-        inbox = worker.mesh[worker.row][0]
+        inbox = _socket(worker.mesh[worker.row][0])
         await loop.create_datagram_endpoint(functools.partial(_same, joined), sock=inbox)
         for endpoint in endpoints:
             endpoint.mesh = joined

@@ -16,6 +16,14 @@ which an attacker can replay (RFC 9114 §10.9, RFC 9001 §9.2): only safe method
 served from it; any other gets 425 Too Early (RFC 8470 §5.2), and the client sends it
 again once the handshake is done.
 
+Tunnels (RFC 9220): when built with `tunnels`, the adapter offers
+SETTINGS_ENABLE_CONNECT_PROTOCOL, reports an extended CONNECT as `TunnelRequested` and
+what the client sends on its stream as `TunnelData`, as HTTP/2's does. QUIC's stream
+credit is qh3's and grows as data arrives, so a tunnel cannot hold its client back by
+flow control: a client more than TUNNEL_AHEAD bytes ahead of what the driver has
+acknowledged (its echoes unread, say) has the stream reset with H3_EXCESSIVE_LOAD
+(RFC 9114 §8.1) instead of being buffered for.
+
 Datagrams do not go out through `output()` (always empty): the QUIC driver takes them
 from the connection after each call (`datagrams`). A body is queued onto a QUIC stream
 only while little of that stream is still waiting for its first transmission
@@ -25,7 +33,7 @@ pump comes back when the client's ACKs arrive.
 
 from __future__ import annotations
 
-from qh3.h3.connection import ErrorCode, FrameType, H3Connection, encode_frame
+from qh3.h3.connection import ErrorCode, FrameType, H3Connection, Setting, encode_frame
 from qh3.h3.events import DataReceived, H3Event, HeadersReceived
 from qh3.h3.events import StreamReset as H3StreamReset
 from qh3.quic import events as quic_events
@@ -42,6 +50,8 @@ from lanthorn.protocol.events import (
     RequestReceived,
     StreamFailed,
     StreamReset,
+    TunnelData,
+    TunnelRequested,
 )
 from lanthorn.protocol.incoming import Incoming
 
@@ -53,6 +63,7 @@ EARLY_METHODS = frozenset((b"GET", b"HEAD", b"OPTIONS"))
 STREAM_BUFFER = 64 * 1024
 CONNECTION_BUFFER = 256 * 1024
 _SERVER = (b"server", b"lanthorn")
+TUNNEL_AHEAD = 1024 * 1024  # a tunnel's unacknowledged input past which it is reset
 
 
 def _varint(value: int) -> bytes:
@@ -64,6 +75,20 @@ def _varint(value: int) -> bytes:
     if value < 0x40000000:
         return (value | 0x80000000).to_bytes(4, "big")
     return (value | 0xC000000000000000).to_bytes(8, "big")
+
+
+class _H3(H3Connection):
+    """qh3's HTTP/3, offering extended CONNECT when `connect` (it has no setting for it)."""
+
+    def __init__(self, quic: QuicConnection, connect: bool) -> None:
+        self._connect = connect  # (read by __init__, which sends the SETTINGS)
+        super().__init__(quic)
+
+    def _get_local_settings(self) -> dict[int, int]:
+        settings = super()._get_local_settings()
+        if self._connect:
+            settings[Setting.ENABLE_CONNECT_PROTOCOL] = 1  # RFC 9220 §3
+        return settings
 
 
 class Http3:
@@ -81,6 +106,7 @@ class Http3:
         "_quic",
         "_resetting",
         "_sending",
+        "_tunnels",
         "address",
         "confirmed",
         "issued",
@@ -92,10 +118,14 @@ class Http3:
     abuse = ""  # QUIC's own limits end abusive connections (qh3 closes them itself)
     buffered = 0  # qh3 holds partial frames and field sections, within its bounds
 
-    def __init__(self, limits: Limits, quic: QuicConnection, address: NetworkAddress) -> None:
+    def __init__(
+        self, limits: Limits, quic: QuicConnection, address: NetworkAddress, tunnels: bool = False
+    ) -> None:
         self._limits = limits
         self._quic = quic
-        self._h3 = H3Connection(quic)
+        self._h3 = _H3(quic, tunnels)
+        # Open tunnels' streams → input not yet acknowledged; None: not offered.
+        self._tunnels: dict[int, int] | None = {} if tunnels else None
         self._incoming = Incoming()
         self._events: list[Event] = []
         self._pending: list[Event] = []  # from timers, for the next `receive`
@@ -177,6 +207,9 @@ class Http3:
             if event.stream_ended:
                 self._end(event.stream_id)
         elif isinstance(event, DataReceived):
+            if self._tunnels is not None and event.stream_id in self._tunnels:
+                self._tunnel_data(event.stream_id, event.data, event.stream_ended)
+                return
             limit = self._limits.max_body_bytes
             if not self._incoming.body(event.stream_id, len(event.data), limit):
                 self._incoming.refuse(event.stream_id)
@@ -188,6 +221,8 @@ class Http3:
         elif isinstance(event, H3StreamReset):
             self._incoming.drop(event.stream_id)
             self._active.discard(event.stream_id)
+            if self._tunnels is not None:
+                self._tunnels.pop(event.stream_id, None)
             self._events.append(StreamReset(event.stream_id))
 
     def _begin(self, stream_id: int, fields: list[tuple[bytes, bytes]]) -> None:
@@ -205,14 +240,34 @@ class Http3:
         except ProtocolError as error:
             self._fail(stream_id, error)
             return
-        if request.method == b"CONNECT":  # extended CONNECT (RFC 9220) is not offered yet
-            self._refuse(stream_id, ErrorCode.H3_MESSAGE_ERROR)
-            return
         if not self.confirmed and request.method not in EARLY_METHODS:
             self._fail(stream_id, ProtocolError(425, "not in early data"), request)
             return
         self._active.add(stream_id)
+        if request.method == b"CONNECT":  # extended: requestfields refused plain CONNECT
+            if self._tunnels is None:  # RFC 9220 §3: not offered, so malformed
+                self._active.discard(stream_id)
+                self._refuse(stream_id, ErrorCode.H3_MESSAGE_ERROR)
+                return
+            self._tunnels[stream_id] = 0
+            self._events.append(TunnelRequested(request, stream_id))
+            return
         self._incoming.begin(stream_id, request, self._now)
+
+    def _tunnel_data(self, stream_id: int, data: bytes, ended: bool) -> None:
+        assert self._tunnels is not None
+        owed = self._tunnels[stream_id] + len(data)
+        if owed > TUNNEL_AHEAD:
+            del self._tunnels[stream_id]
+            self._active.discard(stream_id)
+            self._refuse(stream_id, ErrorCode.H3_EXCESSIVE_LOAD)
+            self._events.append(StreamReset(stream_id))
+            return
+        if ended:
+            del self._tunnels[stream_id]
+        else:
+            self._tunnels[stream_id] = owed
+        self._events.append(TunnelData(stream_id, data, ended, len(data)))
 
     def _fail(self, stream_id: int, error: ProtocolError, request: Request | None = None) -> None:
         """Answer `error.status` on the stream (`request`, if whole, is not served)."""
@@ -230,6 +285,10 @@ class Http3:
             return
 
     def _end(self, stream_id: int) -> None:
+        if self._tunnels is not None and stream_id in self._tunnels:  # FIN on its HEADERS
+            del self._tunnels[stream_id]
+            self._events.append(TunnelData(stream_id, b"", True, 0))
+            return
         request = self._incoming.end(stream_id)
         if request is not None:
             self._events.append(RequestReceived(request, True, stream_id))
@@ -248,11 +307,19 @@ class Http3:
         return True
 
     def accept(self, stream_id: int, fields: list[tuple[bytes, bytes]], date: bytes) -> bool:
-        """Tunnels (RFC 9220) are not offered over HTTP/3 yet: never called."""
-        return False
+        """A 2xx for an extended CONNECT: the tunnel is open (RFC 9220 §3); False if the
+        stream is gone."""
+        head = [(b":status", b"200"), _SERVER, *fields, (b"date", date)]
+        try:
+            self._h3.send_headers(stream_id, head)
+        except (QuicConnectionError, ValueError, AssertionError):
+            return False
+        return True
 
     def acknowledge(self, stream_id: int, flow: int) -> None:
-        """QUIC's flow control is qh3's: nothing to reopen by hand."""
+        """A tunnel's input has been taken in (QUIC's credit is qh3's: only counted)."""
+        if self._tunnels is not None and stream_id in self._tunnels:
+            self._tunnels[stream_id] -= flow
 
     def window(self, stream_id: int) -> int:
         """How much more of the stream's body may be queued now."""
