@@ -39,7 +39,7 @@ pytest: $(DEPS)
 ## what they find is kept in .fuzz/ (corpus/<target>, crash-* inputs). `make test` runs
 ## the same targets for a few seconds each (tests/fuzz/test_fuzz.py).
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := http1 http2 streams paths ranges conditional encodings websocket
+FUZZ_TARGETS := http1 http2 streams paths ranges conditional encodings websocket http3
 
 fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
 

@@ -19,6 +19,9 @@ import h2.connection
 import h2.errors
 import h2.settings
 from hyperframe.frame import Frame as H2Frame
+from qh3.h3.connection import H3Connection
+from qh3.quic.configuration import QuicConfiguration
+from qh3.quic.connection import QuicConnection
 from websockets.frames import Opcode
 
 from tests.fuzz.targets.frames import PREFACE
@@ -268,6 +271,81 @@ def websocket() -> dict[str, bytes]:
             for name, data in streams.items() for mode in (0, 3)}  # fmt: skip
 
 
+def _h3_writes(build: Callable[[H3Connection, QuicConnection], None]) -> bytes:
+    """The http3 target's ops for what qh3's client HTTP/3 layer writes when `build`
+    drives it (its SETTINGS and QPACK streams first), cut to the ops' 255-byte writes."""
+    ops = bytearray()
+
+    class Recorder(QuicConnection):
+        def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+            record(stream_id, data, end_stream)
+
+    def record(stream_id: int, data: bytes, end_stream: bool) -> None:
+        request = stream_id % 4 == 0
+        index = (stream_id if request else stream_id - 2) // 4
+        for start in range(0, max(len(data), 1), 255):
+            chunk = data[start : start + 255]
+            last = start + 255 >= len(data)
+            op = 0 if request else 1
+            if request and end_stream and last:
+                op |= 0x80
+            ops.extend((op, index, len(chunk)))
+            ops.extend(chunk)
+
+    quic = Recorder(configuration=QuicConfiguration(is_client=True, alpn_protocols=["h3"]))
+    quic.connect(("127.0.0.1", 443), now=0.0)
+    h3 = H3Connection(quic)
+    build(h3, quic)
+    return bytes(ops)
+
+
+TICK = b"\x02\x14"  # one second passes
+SHUTDOWN = b"\x05"
+
+
+def h3_sessions() -> dict[str, bytes]:
+    Build = Callable[[H3Connection, QuicConnection], None]
+
+    def request(path: bytes, method: bytes = b"GET", end: bool = True, **extra: bytes) -> Build:
+        def build(h3: H3Connection, quic: QuicConnection) -> None:
+            stream = 0
+            fields = [(b":method", method), (b":scheme", b"https"),
+                      (b":authority", b"localhost"), (b":path", path),
+                      *((k.replace("_", "-").encode(), v) for k, v in extra.items())]  # fmt: skip
+            h3.send_headers(stream, fields, end_stream=end)
+            if method == b"POST":
+                h3.send_data(stream, b"x" * 150, end_stream=True)
+
+        return build
+
+    def several(h3: H3Connection, quic: QuicConnection) -> None:
+        paths = (b"/a.txt", b"/big.bin", b"/", b"/nope")
+        for stream, path in zip((0, 4, 8, 12), paths, strict=True):
+            fields = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"localhost"),
+                      (b":path", path), (b"range", b"bytes=0-9")]  # fmt: skip
+            h3.send_headers(stream, fields, end_stream=True)
+
+    def tunnel(h3: H3Connection, quic: QuicConnection) -> None:
+        stream = 0
+        h3.send_headers(stream, [
+            (b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"https"),
+            (b":authority", b"localhost"), (b":path", b"/ws"), (b"sec-websocket-version", b"13"),
+        ])  # fmt: skip
+        h3.send_data(stream, _masked(Opcode.TEXT, b"hello"), end_stream=False)
+        h3.send_data(stream, _masked(Opcode.CLOSE, b"\x03\xe8"), end_stream=True)
+
+    return {
+        "get": _h3_writes(request(b"/a.txt")),
+        "head-if-none-match": _h3_writes(request(b"/a.txt", b"HEAD", if_none_match=b"*")),
+        "several-ranges": _h3_writes(several) + TICK,
+        "post-too-large": _h3_writes(request(b"/a.txt", b"POST", end=False)),
+        "unfinished-then-time": _h3_writes(request(b"/big.bin", end=False)) + TICK * 6,
+        "download-then-shutdown": _h3_writes(request(b"/big.bin")) + SHUTDOWN + TICK * 3,
+        "websocket-tunnel": _h3_writes(tunnel) + TICK,
+        "reset-and-stop": _h3_writes(several) + b"\x03\x01\x0c\x04\x02\x00" + TICK,
+    }
+
+
 SEEDS: dict[str, Callable[[], dict[str, bytes]]] = {
     "http1": http1,
     "http2": h2_sessions,
@@ -277,6 +355,7 @@ SEEDS: dict[str, Callable[[], dict[str, bytes]]] = {
     "conditional": conditional,
     "encodings": encodings,
     "websocket": websocket,
+    "http3": h3_sessions,
 }
 
 

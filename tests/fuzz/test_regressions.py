@@ -103,6 +103,22 @@ FOUND = [
     # the valid fragment too, which it delivered when the bytes came apart. Fixed: the
     # frames before the invalid one are delivered, then the socket fails with 1007.
     ("websocket", "AWIBAQGBA6sBVgAAgYNtVnMAbokXyAQDBA=="),
+    # http3: a HEADERS frame whose QPACK field section qh3's decoder rejects with its
+    # DecoderStreamError, which qh3 neither catches nor turns into an HTTP/3 error: it
+    # reached the driver's guard (a logged traceback, the connection cut without a word).
+    # Fixed: the adapter closes the connection with QPACK_DECOMPRESSION_FAILED.
+    (
+        "http3",
+        "AQABAAEAEwQRAYABAAAGgAQAAAdAZDMBIQEBAAMNAQgBAAECAQABAwEAAAAAOAE2AADPLwC5XYdJyHo/h/BY0HJ1"
+        "Kn/XnZ2dnZ2dnZ2dnZ2dnZ2dnZ2dnZ2dnVCGoOQdE50JUQMvd3MvCEFIt4LGg5OpUrdy2IMerwIxMwAADQALgYUB"
+        "AgMEaWdvaG6AAAoACIiCAQIDBALqAhQ=",
+    ),
+    # http3: a SETTINGS frame cut inside a value: qh3's BufferReadError escaped the same
+    # way. Fixed: the connection is closed with H3_FRAME_ERROR.
+    (
+        "http3",
+        "AQABAAEAEwQRAYABAAAGgAQAAAdAZDMBIV5eXl5eXl5eXl5eXl5eXl5eXl5eAQEAAAaABAAAB0BkMwEhE50JUYYUAhQ=",
+    ),
 ]
 
 

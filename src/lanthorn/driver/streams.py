@@ -170,7 +170,7 @@ class Streams:
         try:
             out = self._expire(now)
         except Exception:
-            log_error.exception("HTTP/2 connection from %s failed", self.peer)
+            log_error.exception("%s connection from %s failed", self._adapter.protocol, self.peer)
             return self._close()
         self._account(sum(len(action) for action in out if type(action) is bytes))
         return out
@@ -212,7 +212,7 @@ class Streams:
                     return failed
             out = self._answer(now, just_written)
         except Exception:  # a bug (ours or h2's) costs this connection, never the server
-            log_error.exception("HTTP/2 connection from %s failed", self.peer)
+            log_error.exception("%s connection from %s failed", self._adapter.protocol, self.peer)
             return self._close()
         batch = sum(len(action) for action in out if type(action) is bytes)
         self._account(self._adapter.buffered + batch)

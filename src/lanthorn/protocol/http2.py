@@ -97,6 +97,7 @@ _RESET_ALLOWANCE = 100
 class Http2:
     """One HTTP/2 connection's frame parser and serialiser (server side)."""
 
+    protocol = "HTTP/2"
     __slots__ = (
         "_conn",
         "_encoded",

@@ -33,6 +33,7 @@ pump comes back when the client's ACKs arrive.
 
 from __future__ import annotations
 
+from qh3._hazmat import BufferReadError, DecoderStreamError, EncoderStreamError
 from qh3.h3.connection import ErrorCode, FrameType, H3Connection, Setting, encode_frame
 from qh3.h3.events import DataReceived, H3Event, HeadersReceived
 from qh3.h3.events import StreamReset as H3StreamReset
@@ -115,6 +116,7 @@ class Http3:
         "terminated",
     )
 
+    protocol = "HTTP/3"
     abuse = ""  # QUIC's own limits end abusive connections (qh3 closes them itself)
     buffered = 0  # qh3 holds partial frames and field sections, within its bounds
 
@@ -198,8 +200,27 @@ class Http3:
                 if event.error_code:
                     events.append(ProtocolFailed(ProtocolError(400, event.reason_phrase)))
                 continue
-            for h3_event in self._h3.handle_event(event):
+            try:
+                h3_events = self._h3.handle_event(event)
+            except (DecoderStreamError, EncoderStreamError):  # errors qh3 lets through
+                self._failed(ErrorCode.QPACK_DECOMPRESSION_FAILED, "QPACK decoding failed")
+                return
+            except BufferReadError:
+                self._failed(ErrorCode.H3_FRAME_ERROR, "a frame cut short")
+                return
+            for h3_event in h3_events:
                 self._translate(h3_event)
+
+    def _failed(self, code: int, why: str) -> None:
+        """What qh3 could not parse and did not report as an HTTP/3 error (a QPACK field
+        section it cannot decode, a frame cut short): the connection is closed with the
+        error RFC 9114 §8.1 / RFC 9204 §6 name, as qh3 does for the errors it catches."""
+        self.peer_done = True
+        self._events.append(ProtocolFailed(ProtocolError(400, why)))
+        try:
+            self._quic.close(error_code=code, reason_phrase=why)
+        except QuicConnectionError:
+            self.terminated = True
 
     def _translate(self, event: H3Event) -> None:
         if isinstance(event, HeadersReceived):

@@ -12,6 +12,8 @@ from lanthorn.protocol.events import Event
 
 
 class StreamAdapter(Protocol):
+    protocol: str  # its name in the server's log: "HTTP/2", "HTTP/3"
+
     @property
     def in_message(self) -> bool:
         """Some request has begun and has not ended (tunnels are not requests)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 NAMES = (
     "http1", "http2", "streams", "paths", "ranges", "conditional", "encodings", "websocket",
+    "http3",
 )  # fmt: skip
 
 
