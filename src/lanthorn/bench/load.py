@@ -26,6 +26,7 @@ class Result:
     command: str
     latency_p50_s: float = 0.0
     latency_p99_s: float = 0.0
+    handshake_s: float = 0.0  # h3 (h3load.handshakes): the median of new connections
 
 
 def require(tool: str, package: str) -> str:
