@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEPS   := $(VENV)/.deps-stamp
-TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps gtlsclient
-APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl chromium procps ngtcp2-client
+TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps gtlsclient caddy
+APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl chromium procps ngtcp2-client \
+          caddy
 
 .PHONY: run test check lint typecheck pytest system-tools peers bench clean fuzz autobahn
 
@@ -61,11 +62,13 @@ system-tools:
 	fi
 
 # Other Python servers `lanthorn bench --peer-python` compares against, in their own venv
-# (never lanthorn's dependencies).
+# (never lanthorn's dependencies); hypercorn with its HTTP/3 extra (aioquic) for --tool h3.
+# Rebuilt when this file changes, so a new peer reaches an existing venv.
 PEERS_VENV := .venv-peers
-$(PEERS_VENV)/.stamp:
+PEERS_PIP  := uvicorn starlette aiohttp granian 'hypercorn[h3]'
+$(PEERS_VENV)/.stamp: Makefile
 	$(PYTHON) -m venv $(PEERS_VENV)
-	$(PEERS_VENV)/bin/python -m pip install -q uvicorn starlette aiohttp granian
+	$(PEERS_VENV)/bin/python -m pip install -q $(PEERS_PIP)
 	touch $@
 
 peers: $(PEERS_VENV)/.stamp

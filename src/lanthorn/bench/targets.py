@@ -24,10 +24,21 @@ def pinned(cpu: int | None, argv: list[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *argv]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(udp: bool = False) -> int:
+    """A TCP port free on 127.0.0.1 and, with `udp`, free over UDP too (HTTP/3 servers
+    take the same number)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if not udp:
+            return port
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagrams:
+            try:
+                datagrams.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -41,6 +52,24 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{proc.args!r} did not listen on {port}")
 
 
+def udp_bound(port: int) -> bool:
+    """Something is bound to 127.0.0.1:`port` over UDP (/proc/net/udp). There is
+    nothing to accept, so bound is ready: datagrams wait in its buffer."""
+    local = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as table:
+        return any(line.split()[1] == local for line in list(table)[1:])
+
+
+def wait_udp_bound(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not udp_bound(port):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{proc.args!r} did not bind UDP port {port}")
+        time.sleep(0.05)
+
+
 class Target(Protocol):
     name: str
     port: int
@@ -52,7 +81,7 @@ class Target(Protocol):
     def stop(self) -> None: ...
 
 
-class _Process:
+class Process:
     name = ""
     port = 0
     proc: subprocess.Popen[bytes] | None = None
@@ -81,11 +110,13 @@ class Tls:
 
 
 def make_certificate(work: Path) -> Tls:
-    """A self-signed ECDSA P-256 certificate for 127.0.0.1, made with openssl(1)."""
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1, made with openssl(1). It
+    also names localhost: the SNI gtlsclient sends when given an address, which Caddy
+    picks its certificate by."""
     tls = Tls(work / "bench-cert.pem", work / "bench-key.pem")
     argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
             "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
             "-keyout", str(tls.key), "-out", str(tls.cert)]  # fmt: skip
     try:
         subprocess.run(argv, capture_output=True, check=True, timeout=60)
@@ -96,7 +127,7 @@ def make_certificate(work: Path) -> Tls:
     return tls
 
 
-class Lanthorn(_Process):
+class Lanthorn(Process):
     def __init__(
         self,
         model: str = "asyncio",
@@ -154,7 +185,7 @@ http {{
 """
 
 
-class Nginx(_Process):
+class Nginx(Process):
     """nginx as Debian ships it, one worker, logging off (as lanthorn in the runs);
     `open_file_cache=True` adds the descriptor cache a tuned deployment would turn on;
     `http2=True` makes its port speak HTTP/2 (h2c, or h2 by ALPN with `tls`) for h2load."""
@@ -203,7 +234,7 @@ class Nginx(_Process):
         wait_listening(self.port, self.proc)
 
 
-class HttpServer(_Process):
+class HttpServer(Process):
     """`python -m http.server`: the baseline lanthorn replaces."""
 
     name = "python -m http.server"
@@ -276,23 +307,31 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 """
 
 
-class PythonPeer(_Process):
+class PythonPeer(Process):
     """A Python server from another environment (`--peer-python`): uvicorn + Starlette
-    StaticFiles, aiohttp's static route, or granian serving the same Starlette app.
-    Detected, never required: `available()` says whether that interpreter has it."""
+    StaticFiles, aiohttp's static route, granian serving the same Starlette app, or
+    hypercorn serving it over HTTP/3 too (`--quic-bind`, on the TCP port's number; it
+    needs `tls`). Detected, never required: `available()` says whether that interpreter
+    has it."""
 
     MODULES: ClassVar[dict[str, tuple[str, ...]]] = {
         "uvicorn": ("uvicorn", "starlette"),
         "aiohttp": ("aiohttp",),
         "granian": ("granian", "starlette"),
+        "hypercorn": ("hypercorn", "aioquic", "starlette"),
+    }
+    NAMES: ClassVar[dict[str, str]] = {
+        "uvicorn": "uvicorn+starlette",
+        "aiohttp": "aiohttp",
+        "granian": "granian",
+        "hypercorn": "hypercorn+starlette",
     }
 
-    def __init__(self, kind: str, python: str) -> None:
+    def __init__(self, kind: str, python: str, tls: Tls | None = None) -> None:
         self.kind = kind
         self.python = python
-        self.name = {"uvicorn": "uvicorn+starlette", "aiohttp": "aiohttp", "granian": "granian"}[
-            kind
-        ]
+        self.tls = tls
+        self.name = self.NAMES[kind]
 
     def available(self) -> bool:
         check = "import " + ", ".join(self.MODULES[self.kind])
@@ -304,23 +343,34 @@ class PythonPeer(_Process):
             return False
         return probe.returncode == 0
 
-    def start(self, root: Path, work: Path, cpu: int | None) -> None:
-        self.port = free_port()
+    def _argv(self, root: Path, work: Path) -> list[str]:
         port = str(self.port)
         if self.kind == "aiohttp":
             script = work / "peer_aiohttp.py"
             script.write_text(AIOHTTP_APP.format(root=str(root)))
-            argv = [self.python, str(script), port]
-        else:
-            (work / "peer_starlette.py").write_text(STARLETTE_APP.format(root=str(root)))
-            if self.kind == "uvicorn":
-                argv = [self.python, "-m", "uvicorn", "peer_starlette:app", "--port", port,
-                        "--log-level", "warning", "--no-access-log"]  # fmt: skip
-            else:
-                argv = [self.python, "-m", "granian", "--interface", "asgi", "--port", port,
-                        "--log-level", "warning", "--no-access-log",
-                        "peer_starlette:app"]  # fmt: skip
+            return [self.python, str(script), port]
+        (work / "peer_starlette.py").write_text(STARLETTE_APP.format(root=str(root)))
+        if self.kind == "uvicorn":
+            return [self.python, "-m", "uvicorn", "peer_starlette:app", "--port", port,
+                    "--log-level", "warning", "--no-access-log"]  # fmt: skip
+        if self.kind == "granian":
+            return [self.python, "-m", "granian", "--interface", "asgi", "--port", port,
+                    "--log-level", "warning", "--no-access-log", "peer_starlette:app"]  # fmt: skip
+        assert self.tls is not None, "hypercorn serves HTTP/3 with a certificate only"
+        address = f"127.0.0.1:{port}"  # hypercorn logs no requests unless told to
+        return [self.python, "-m", "hypercorn", "--bind", address, "--quic-bind", address,
+                "--certfile", str(self.tls.cert), "--keyfile", str(self.tls.key),
+                "--log-level", "warning", "peer_starlette:app"]  # fmt: skip
+
+    def start(self, root: Path, work: Path, cpu: int | None) -> None:
+        quic = self.kind == "hypercorn"
+        self.port = free_port(udp=quic)
         self.proc = subprocess.Popen(
-            pinned(cpu, argv), cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            pinned(cpu, self._argv(root, work)),
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_listening(self.port, self.proc)
+        if quic:
+            wait_udp_bound(self.port, self.proc)
