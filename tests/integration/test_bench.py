@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lanthorn.bench import h3load
 from lanthorn.bench.report import SCHEMA
+from lanthorn.bench.targets import Lanthorn, make_certificate
 
 
 def _bench(
@@ -63,7 +65,8 @@ def test_results_json_schema(bench_out: Path) -> None:
         assert result["latency_p99_s"] >= result["latency_p50_s"] > 0
         assert "wrk" in result["command"] and "--latency" in result["command"]
         assert run["server_cpu_s"] > 0 and run["server_peak_rss_bytes"] > 1_000_000
-    ratios = {row["target"]: row["ratio_to_nginx"] for row in document["summary"]}
+    ratios = {row["target"]: row["ratio"] for row in document["summary"]}
+    assert {row["baseline"] for row in document["summary"]} == {"nginx"}
     assert ratios["nginx"] == 1.0 and ratios["lanthorn asyncio"] > 0
 
 
@@ -201,3 +204,73 @@ def test_tls_targets(tool: str, tmp_path: Path) -> None:
     for result in runs.values():
         assert result["errors"] == 0 and result["requests"] > 100
         assert "https://127.0.0.1:" in result["command"]
+
+
+DEMO_INDEX = Path(__file__).resolve().parents[2] / "www" / "index.html"
+
+
+def test_h3_tool(tmp_path: Path) -> None:
+    """HTTP/3: lanthorn (asyncio, --http3) and Caddy, the baseline, each under gtlsclient
+    connections of 300 requests for ~1 s; a model and a peer without HTTP/3 are skipped
+    with a message."""
+    proc = _bench(
+        "--quick", "--tool", "h3", "--requests", "300",
+        "--models", "asyncio,events", "--files", "small", "--peers", "caddy,nginx",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "lanthorn events -w 1 skipped: HTTP/3 is served by asyncio" in proc.stderr
+    assert "peer nginx skipped: no HTTP/3 here" in proc.stderr
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert document["plan"]["tool"] == "h3" and document["plan"]["tls"] is True
+    runs = {run["target"]: run for run in document["runs"]}
+    assert set(runs) == {"lanthorn asyncio", "caddy"}
+    for run in runs.values():
+        result = run["result"]
+        assert result["errors"] == 0 and result["requests"] % 300 == 0 and result["requests"]
+        assert result["bytes_per_s"] == pytest.approx(
+            result["requests_per_s"] * DEMO_INDEX.stat().st_size
+        )
+        assert 0 < result["handshake_s"] < 1
+        assert "gtlsclient" in result["command"] and "-n 300" in result["command"]
+        assert run["server_cpu_s"] > 0
+    summary = {row["target"]: row for row in document["summary"]}
+    assert {row["baseline"] for row in summary.values()} == {"caddy"}
+    assert summary["caddy"]["ratio"] == 1.0 and summary["lanthorn asyncio"]["ratio"] > 0
+    assert summary["lanthorn asyncio"]["server_cpu_us_per_request"] > 0
+    report = (tmp_path / "report.md").read_text()
+    assert "| handshake ms |" in report and "| vs caddy |" in report
+    assert "| small | 1 | lanthorn asyncio |" in report
+
+
+def test_h3load_counts_unanswered_requests_as_errors(tmp_path: Path) -> None:
+    """404s (the file is not there) are no number: every request is an error, and so is
+    every timed handshake whose request was not answered."""
+    root = tmp_path / "root"
+    root.mkdir()
+    target = Lanthorn("asyncio", tls=make_certificate(tmp_path), extra_args=("--http3",))
+    target.start(root, tmp_path, None)
+    try:
+        asked = h3load.Resource(f"https://127.0.0.1:{target.port}/missing.html", 955)
+        result = h3load.h3load(asked, 2, 50, 0.1, None)
+        handshake, failed = h3load.handshakes(asked, None, runs=2)
+    finally:
+        target.stop()
+    assert (result.requests, result.errors, result.requests_per_s) == (0, 100, 0.0)
+    assert (handshake, failed) == (0.0, 2)
+
+
+def test_hypercorn_over_http3_from_the_peers_venv(tmp_path: Path) -> None:
+    """hypercorn[h3] (in .venv-peers, `make peers`) serving Starlette's StaticFiles over
+    HTTP/3 beside lanthorn."""
+    assert PEER_PYTHON.exists(), f"{PEER_PYTHON} is missing: `make peers` creates it"
+    proc = _bench(
+        "--quick", "--tool", "h3", "--requests", "100", "--files", "small",
+        "--peers", "hypercorn", "--peer-python", str(PEER_PYTHON), "--out", str(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    results = {run["target"]: run["result"] for run in runs}
+    assert set(results) == {"lanthorn asyncio", "hypercorn+starlette"}
+    for result in results.values():
+        assert result["errors"] == 0 and result["requests"] >= 100

@@ -2,8 +2,8 @@
 
 lanthorn bench [ROOT] [--models single,threads,events,asyncio] [--workers 1,2]
                [--peers nginx,http.server] [--files small,medium,large]
-               [--conns 10,100,400] [--duration 10s] [--rounds N] [--tool wrk|ab|h2load]
-               [--out DIR] [--quick] [--profile]
+               [--conns 10,100,400] [--duration 10s] [--rounds N]
+               [--tool wrk|ab|h2load|h3] [--requests N] [--out DIR] [--quick] [--profile]
 lanthorn bench --attack NAME[,NAME...]|all ...   (see attack_cli)
 lanthorn bench compare A/results.json B/results.json
 """
@@ -20,14 +20,25 @@ from typing import Any
 
 from lanthorn.bench import attack_cli, report
 from lanthorn.bench.attackers import ATTACKS
-from lanthorn.bench.runner import FILES, PEERS, Plan, Run, execute, measure, scratch
-from lanthorn.bench.targets import Lanthorn
+from lanthorn.bench.runner import FILES, PEERS, Plan, Run, execute, lanthorn, measure, scratch
+from lanthorn.bench.targets import make_certificate
 from lanthorn.config import MODELS
 
 TOOLS = {
     "wrk": ("wrk", "wrk"),
     "ab": ("ab", "apache2-utils"),
     "h2load": ("h2load", "nghttp2-client"),
+    "h3": ("gtlsclient", "ngtcp2-client"),
+}
+# --models, --peers and --conns when not given. HTTP/3: lanthorn's one model that serves
+# it, against Caddy, on one gtlsclient connection.
+DEFAULTS: dict[str, list[Any]] = {
+    "models": ["asyncio", "events", "threads"],
+    "peers": ["nginx"],
+    "conns": [10, 100],
+}
+TOOL_DEFAULTS: dict[str, dict[str, list[Any]]] = {
+    "h3": {"models": ["asyncio"], "peers": ["caddy"], "conns": [1]},
 }
 DEMO_INDEX = Path(__file__).resolve().parents[3] / "www" / "index.html"
 
@@ -54,21 +65,29 @@ def _seconds(text: str) -> float:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lanthorn bench", description=__doc__.split("\n")[0])
     p.add_argument("root", nargs="?", help="serve this directory instead of a generated root")
-    p.add_argument("--models", type=_list(str, MODELS), default=["asyncio", "events", "threads"])
+    p.add_argument("--models", type=_list(str, MODELS), help="asyncio,events,threads (h3: asyncio)")
     p.add_argument("--workers", type=_list(int), default=[1])
-    p.add_argument("--peers", type=_list(str, (*PEERS, "none")), default=["nginx"])
+    p.add_argument(
+        "--peers", type=_list(str, (*PEERS, "none")), help="nginx (caddy with --tool h3)"
+    )
     p.add_argument(
         "--peer-python",
         metavar="PYTHON",
         help="interpreter of a separate venv with uvicorn+starlette / aiohttp / granian",
     )
     p.add_argument("--files", type=_list(str, tuple(FILES)), default=["small", "large"])
-    p.add_argument("--conns", type=_list(int), default=[10, 100])
+    p.add_argument("--conns", type=_list(int), help="10,100 (1 with --tool h3)")
     p.add_argument("--duration", type=_seconds, default=5.0, help="seconds per run (5s)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--tool", choices=tuple(TOOLS), default="wrk")
     p.add_argument(
         "--streams", type=int, default=10, help="h2load: concurrent streams per connection (10)"
+    )
+    p.add_argument(
+        "--requests",
+        type=int,
+        default=10000,
+        help="h3: requests per gtlsclient connection (10000; no more than 100 MiB of answers)",
     )
     p.add_argument(
         "--idle-conns",
@@ -78,7 +97,9 @@ def parser() -> argparse.ArgumentParser:
         help="also measure memory per idle keep-alive connection with N connections",
     )
     p.add_argument(
-        "--tls", action="store_true", help="every target serves HTTPS (self-signed certificate)"
+        "--tls",
+        action="store_true",
+        help="every target serves HTTPS (self-signed certificate; always with --tool h3)",
     )
     p.add_argument("--out", type=Path, default=Path("bench-results"))
     p.add_argument("--quick", action="store_true", help="one round of 1 s: a smoke test")
@@ -115,6 +136,9 @@ def _progress(total: int) -> tuple[object, object]:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    for name, default in {**DEFAULTS, **TOOL_DEFAULTS.get(args.tool, {})}.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if args.attack:
         return attack_cli.run(args, argv, DEMO_INDEX)
     if args.quick:
@@ -123,7 +147,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     plan = Plan(args.models, args.workers, peers, args.files, args.conns, args.duration,
                 args.rounds, args.tool, warmup_s=0.5 if args.quick else 1.0,
                 peer_python=args.peer_python, streams=args.streams,
-                idle_conns=args.idle_conns, tls=args.tls)  # fmt: skip
+                idle_conns=args.idle_conns, tls=args.tls or args.tool == "h3",
+                requests=args.requests)  # fmt: skip
     command, package = TOOLS[args.tool]
     if not shutil.which(command):
         print(f"lanthorn bench: {command} is missing (apt-get install {package})", file=sys.stderr)
@@ -142,7 +167,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             execute(plan, root, work, update)  # type: ignore[arg-type]
         if args.profile:
             profile = out / "profile.html"
-            target = Lanthorn(plan.models[0], 1, profile=profile)
+            tls = make_certificate(work) if plan.tls else None
+            target = lanthorn(plan, plan.models[0], 1, tls, profile=profile)
             measure(target, root, work, FILES[plan.files[0]][0], conns=plan.conns[-1], plan=plan)
             print(f"profile: {profile}", file=sys.stderr)
     document = report.results_document(plan, argv)

@@ -33,7 +33,16 @@ class Row:
     errors: int
     server_cpu_s: float
     server_peak_rss_mib: float
-    ratio_to_nginx: float | None  # req/s (bytes/s for the large file) over nginx's
+    server_cpu_us_per_request: float
+    handshake_ms: float  # h3 (h3load.handshakes), else 0
+    ratio: float | None  # req/s (bytes/s for the large file) over the baseline's
+    baseline: str
+
+
+def baseline(tool: str) -> str:
+    """The server every other is compared with: Caddy over HTTP/3 (Debian's nginx 1.22
+    has none), nginx otherwise."""
+    return "caddy" if tool == "h3" else "nginx"
 
 
 def summarize(plan: Plan) -> list[Row]:
@@ -59,13 +68,21 @@ def summarize(plan: Plan) -> list[Row]:
                 sum(r.result.errors for r in runs),
                 float(statistics.median(r.server_cpu_s for r in runs)),
                 max(r.server_peak_rss_bytes for r in runs) / 2**20,
+                float(
+                    statistics.median(
+                        r.server_cpu_s / r.result.requests * 1e6 if r.result.requests else 0.0
+                        for r in runs
+                    )
+                ),
+                med("handshake_s") * 1000,
                 None,
+                baseline(plan.tool),
             )
         )
-    nginx = {(r.file, r.conns): r for r in rows if r.target.startswith("nginx")}
+    bases = {(r.file, r.conns): r for r in rows if r.target.startswith(baseline(plan.tool))}
     out = []
     for row in rows:
-        base = nginx.get((row.file, row.conns))
+        base = bases.get((row.file, row.conns))
         ratio = None
         if base is not None:
             ours, theirs = (
@@ -74,7 +91,7 @@ def summarize(plan: Plan) -> list[Row]:
                 else (row.requests_per_s, base.requests_per_s)
             )
             ratio = ours / theirs if theirs else None
-        out.append(Row(**{**asdict(row), "ratio_to_nginx": ratio}))
+        out.append(Row(**{**asdict(row), "ratio": ratio}))
     return sorted(out, key=lambda r: (r.file, r.conns, -r.requests_per_s))
 
 
@@ -130,21 +147,36 @@ def results_document(plan: Plan, argv: list[str]) -> dict[str, Any]:
     }
 
 
-def markdown(rows: list[Row], document: dict[str, Any]) -> str:
-    machine = document["machine"]
+def _http3_table(rows: list[Row], plan: dict[str, Any]) -> list[str]:
     lines = [
-        f"# lanthorn bench — {machine['cores']} cores, {machine['cpu']}",
+        f"HTTP/3: gtlsclient connections of {plan['requests']:,} requests (no more than "
+        "100 MiB of answers each), as many at once as `conns`, repeated for the duration; "
+        "handshake: median of 5 new connections, from gtlsclient's log (1 ms resolution).",
         "",
-        f"revision `{document['git_revision'][:12]}`, tool {document['plan']['tool']}, "
-        f"{document['plan']['rounds']} round(s) of {document['plan']['duration_s']:g} s, "
-        "median per cell; servers pinned to core 0, load generator to core 1.",
-        "",
+        "| file | conns | server | req/s | MiB/s | handshake ms | errors | CPU µs/req "
+        "| CPU s | peak RSS MiB | vs caddy |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ratio = "—" if r.ratio is None else f"{r.ratio:.2f}"
+        flag = " ⚠" if r.errors else ""
+        lines.append(
+            f"| {r.file} | {r.conns} | {r.target} | {r.requests_per_s:,.0f} | {r.mib_per_s:,.1f} "
+            f"| {r.handshake_ms:.1f} | {r.errors}{flag} "
+            f"| {r.server_cpu_us_per_request:,.0f} | {r.server_cpu_s:.2f} "
+            f"| {r.server_peak_rss_mib:.1f} | {ratio} |"
+        )
+    return lines
+
+
+def _table(rows: list[Row]) -> list[str]:
+    lines = [
         "| file | conns | server | req/s | MiB/s | p50 ms | p99 ms | errors | CPU s "
         "| peak RSS MiB | vs nginx |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ratio = "—" if r.ratio_to_nginx is None else f"{r.ratio_to_nginx:.2f}"
+        ratio = "—" if r.ratio is None else f"{r.ratio:.2f}"
         flag = " ⚠" if r.errors else ""
         # wrk omits percentiles it could not record (a handful of very long responses)
         p50 = f"{r.latency_p50_ms:.2f}" if r.latency_p50_ms else "—"
@@ -154,6 +186,21 @@ def markdown(rows: list[Row], document: dict[str, Any]) -> str:
             f"| {p50} | {p99} | {r.errors}{flag} "
             f"| {r.server_cpu_s:.2f} | {r.server_peak_rss_mib:.1f} | {ratio} |"
         )
+    return lines
+
+
+def markdown(rows: list[Row], document: dict[str, Any]) -> str:
+    machine = document["machine"]
+    plan = document["plan"]
+    lines = [
+        f"# lanthorn bench — {machine['cores']} cores, {machine['cpu']}",
+        "",
+        f"revision `{document['git_revision'][:12]}`, tool {plan['tool']}, "
+        f"{plan['rounds']} round(s) of {plan['duration_s']:g} s, "
+        "median per cell; servers pinned to core 0, load generator to core 1.",
+        "",
+        *(_http3_table(rows, plan) if plan["tool"] == "h3" else _table(rows)),
+    ]
     if any(r.errors for r in rows):
         lines += ["", "⚠ rows with errors are not clean numbers: see results.json."]
     idle = document.get("idle_memory") or []
@@ -176,8 +223,8 @@ def markdown(rows: list[Row], document: dict[str, Any]) -> str:
 
 
 def charts(rows: list[Row], out: Path) -> list[Path]:
-    """throughput.png (by target x connections, per file), latency.png (p50/p99) and,
-    when nginx ran, ratio.png."""
+    """throughput.png (by target x connections, per file), latency.png (p99) when the
+    tool measures latency and, when the baseline (nginx or caddy) ran, ratio.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -211,9 +258,11 @@ def charts(rows: list[Row], out: Path) -> list[Path]:
         written.append(path)
 
     grouped("requests_per_s", "Throughput", "requests/s", "throughput.png")
-    grouped("latency_p99_ms", "p99 latency", "ms", "latency.png")
-    if any(r.ratio_to_nginx is not None for r in rows):
-        grouped("ratio_to_nginx", "Ratio to nginx", "x nginx", "ratio.png")
+    if any(r.latency_p99_ms for r in rows):  # gtlsclient measures none
+        grouped("latency_p99_ms", "p99 latency", "ms", "latency.png")
+    if any(r.ratio is not None for r in rows):
+        base = rows[0].baseline  # the plan's, on every row
+        grouped("ratio", f"Ratio to {base}", f"x {base}", "ratio.png")
     return written
 
 

@@ -17,10 +17,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lanthorn.bench import load
+from lanthorn.bench import h3load, load
+from lanthorn.bench.caddy import Caddy
 from lanthorn.bench.targets import (
     HttpServer,
     Lanthorn,
@@ -40,7 +41,8 @@ FILES = {
     "medium": ("medium.bin", 100 * 1024),
     "large": ("large.bin", 10 * 2**20),
 }
-PEERS = ("nginx", "http.server", "uvicorn", "aiohttp", "granian")
+PEERS = ("nginx", "http.server", "uvicorn", "aiohttp", "granian", "hypercorn", "caddy")
+HTTP3_PEERS = ("caddy", "hypercorn")
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Plan:
     streams: int = 10  # h2load: concurrent streams per connection
     idle_conns: int = 0  # > 0: also measure memory per idle keep-alive connection
     tls: bool = False  # every target serves HTTPS (a self-signed certificate)
+    requests: int = 10000  # h3: GETs per connection (gtlsclient -n)
     runs: list[Run] = field(default_factory=list)
     idle: list[IdleMemory] = field(default_factory=list)
 
@@ -118,8 +121,57 @@ def make_root(root: Path, demo_index: Path | None) -> None:
         child.chmod(0o755 if child.is_dir() else 0o644)  # nginx workers read as nobody
 
 
+def lanthorn(
+    plan: Plan, model: str, workers: int, tls: Tls | None, profile: Path | None = None
+) -> Lanthorn:
+    """A lanthorn target as the plan's tool needs it: over HTTP/3 too for h3."""
+    extra = ("--http3",) if plan.tool == "h3" else ()
+    return Lanthorn(model, workers, profile=profile, tls=tls, extra_args=extra)
+
+
+def _python_peer(plan: Plan, peer: str, tls: Tls | None) -> PythonPeer | None:
+    """The peer from --peer-python's environment, or None (and why) if it is not there."""
+    python_peer = PythonPeer(peer, plan.peer_python or sys.executable, tls)
+    if python_peer.available():
+        return python_peer
+    modules = " ".join(PythonPeer.MODULES[peer])
+    print(
+        f"lanthorn bench: peer {peer} skipped: not installed for "
+        f"{python_peer.python} (pip install {modules}; see --peer-python)",
+        file=sys.stderr,
+    )
+    return None
+
+
+def _http3_targets(plan: Plan, tls: Tls) -> list[Target]:
+    chosen: list[Target] = []
+    for workers in plan.workers:
+        for model in plan.models:
+            if model == "asyncio" and workers == 1:
+                chosen.append(lanthorn(plan, model, workers, tls))
+            else:
+                print(
+                    f"lanthorn bench: lanthorn {model} -w {workers} skipped: HTTP/3 is served "
+                    "by asyncio with one worker only",
+                    file=sys.stderr,
+                )
+    for peer in plan.peers:
+        if peer == "caddy" and not Caddy.available():
+            print("lanthorn bench: peer caddy skipped: apt-get install caddy", file=sys.stderr)
+        elif peer == "caddy":
+            chosen.append(Caddy(tls))
+        elif peer == "hypercorn":
+            chosen += filter(None, [_python_peer(plan, peer, tls)])
+        else:
+            print(f"lanthorn bench: peer {peer} skipped: no HTTP/3 here", file=sys.stderr)
+    return chosen
+
+
 def targets(plan: Plan, tls: Tls | None = None) -> list[Target]:
-    chosen: list[Target] = [Lanthorn(m, w, tls=tls) for w in plan.workers for m in plan.models]
+    if plan.tool == "h3":
+        assert tls is not None, "HTTP/3 is served over TLS only"
+        return _http3_targets(plan, tls)
+    chosen: list[Target] = [lanthorn(plan, m, w, tls) for w in plan.workers for m in plan.models]
     http2 = plan.tool == "h2load"
     for peer in plan.peers:
         if (http2 or tls) and peer != "nginx":
@@ -130,20 +182,23 @@ def targets(plan: Plan, tls: Tls | None = None) -> list[Target]:
                 chosen.append(Nginx(max(plan.workers), http2=http2, tls=tls))
         elif peer == "http.server":
             chosen.append(HttpServer())
+        elif peer == "caddy":
+            print("lanthorn bench: peer caddy skipped: set up for --tool h3 only", file=sys.stderr)
         elif peer in PythonPeer.MODULES:
-            python_peer = PythonPeer(peer, plan.peer_python or sys.executable)
-            if python_peer.available():
-                chosen.append(python_peer)
-            else:
-                modules = " ".join(PythonPeer.MODULES[peer])
-                print(
-                    f"lanthorn bench: peer {peer} skipped: not installed for "
-                    f"{python_peer.python} (pip install {modules}; see --peer-python)",
-                    file=sys.stderr,
-                )
+            chosen += filter(None, [_python_peer(plan, peer, tls)])
         else:
             raise SystemExit(f"lanthorn bench: unknown peer {peer!r} (known: {', '.join(PEERS)})")
     return chosen
+
+
+def _load(plan: Plan, url: str, conns: int, duration_s: float, cpu: int | None) -> load.Result:
+    """One run of the plan's TCP load tool (wrk, h2load or ab)."""
+    if plan.tool == "wrk":
+        return load.wrk(url, conns, duration_s, cpu)
+    if plan.tool == "h2load":
+        return load.h2load(url, conns, plan.streams, duration_s, cpu)
+    requests = max(1000, int(2000 * duration_s))
+    return load.ab(url, requests, conns, cpu, keep_alive=True)
 
 
 def measure(
@@ -155,23 +210,28 @@ def measure(
     try:
         scheme = "https" if plan.tls else "http"
         url = f"{scheme}://127.0.0.1:{target.port}/{url_path}"
-        if plan.tool == "wrk":
-            load.wrk(url, conns, plan.warmup_s, client_cpu)
-        elif plan.tool == "h2load":
-            load.h2load(url, conns, plan.streams, plan.warmup_s, client_cpu)
-        pids = process_tree(target.pid)
-        before = cpu_seconds(pids)
-        if plan.tool == "wrk":
-            result = load.wrk(url, conns, plan.duration_s, client_cpu)
-        elif plan.tool == "h2load":
-            result = load.h2load(url, conns, plan.streams, plan.duration_s, client_cpu)
-        else:
-            requests = max(1000, int(2000 * plan.duration_s))
-            result = load.ab(url, requests, conns, client_cpu, keep_alive=True)
-        pids = process_tree(target.pid)
-        return result, cpu_seconds(pids) - before, peak_rss_bytes(pids)
+        if plan.tool == "h3":
+            asked = h3load.Resource(url, (root / url_path).stat().st_size)
+            handshake, failed = h3load.handshakes(asked, client_cpu)  # the warm-up, timed
+            result, cpu, rss = _server_cost(
+                target,
+                lambda: h3load.h3load(asked, conns, plan.requests, plan.duration_s, client_cpu),
+            )
+            return replace(result, errors=result.errors + failed, handshake_s=handshake), cpu, rss
+        if plan.tool != "ab":
+            _load(plan, url, conns, plan.warmup_s, client_cpu)
+        return _server_cost(target, lambda: _load(plan, url, conns, plan.duration_s, client_cpu))
     finally:
         target.stop()
+
+
+def _server_cost(target: Target, run: Callable[[], load.Result]) -> tuple[load.Result, float, int]:
+    """`run()`'s result, the CPU seconds the server's processes spent meanwhile, and
+    their peak RSS."""
+    before = cpu_seconds(process_tree(target.pid))
+    result = run()
+    pids = process_tree(target.pid)
+    return result, cpu_seconds(pids) - before, peak_rss_bytes(pids)
 
 
 def _get(sock: socket.socket, path: str) -> None:
