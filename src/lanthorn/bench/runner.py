@@ -42,7 +42,6 @@ FILES = {
     "large": ("large.bin", 10 * 2**20),
 }
 PEERS = ("nginx", "http.server", "uvicorn", "aiohttp", "granian", "hypercorn", "caddy")
-HTTP3_PEERS = ("caddy", "hypercorn")
 
 
 @dataclass

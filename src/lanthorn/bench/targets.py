@@ -309,10 +309,10 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 
 class PythonPeer(Process):
     """A Python server from another environment (`--peer-python`): uvicorn + Starlette
-    StaticFiles, aiohttp's static route, granian serving the same Starlette app, or
-    hypercorn serving it over HTTP/3 too (`--quic-bind`, on the TCP port's number; it
-    needs `tls`). Detected, never required: `available()` says whether that interpreter
-    has it."""
+    StaticFiles, aiohttp's static route, or granian or hypercorn serving the same
+    Starlette app; hypercorn given `tls` serves HTTPS and HTTP/3 (`--quic-bind`, on the
+    TCP port's number). Detected, never required: `available()` says whether that
+    interpreter has it."""
 
     MODULES: ClassVar[dict[str, tuple[str, ...]]] = {
         "uvicorn": ("uvicorn", "starlette"),
@@ -356,14 +356,15 @@ class PythonPeer(Process):
         if self.kind == "granian":
             return [self.python, "-m", "granian", "--interface", "asgi", "--port", port,
                     "--log-level", "warning", "--no-access-log", "peer_starlette:app"]  # fmt: skip
-        assert self.tls is not None, "hypercorn serves HTTP/3 with a certificate only"
         address = f"127.0.0.1:{port}"  # hypercorn logs no requests unless told to
-        return [self.python, "-m", "hypercorn", "--bind", address, "--quic-bind", address,
-                "--certfile", str(self.tls.cert), "--keyfile", str(self.tls.key),
-                "--log-level", "warning", "peer_starlette:app"]  # fmt: skip
+        argv = [self.python, "-m", "hypercorn", "--bind", address, "--log-level", "warning"]
+        if self.tls is not None:
+            argv += ["--quic-bind", address, "--certfile", str(self.tls.cert),
+                     "--keyfile", str(self.tls.key)]  # fmt: skip
+        return [*argv, "peer_starlette:app"]
 
     def start(self, root: Path, work: Path, cpu: int | None) -> None:
-        quic = self.kind == "hypercorn"
+        quic = self.kind == "hypercorn" and self.tls is not None
         self.port = free_port(udp=quic)
         self.proc = subprocess.Popen(
             pinned(cpu, self._argv(root, work)),
