@@ -210,21 +210,21 @@ DEMO_INDEX = Path(__file__).resolve().parents[2] / "www" / "index.html"
 
 
 def test_h3_tool(tmp_path: Path) -> None:
-    """HTTP/3: lanthorn (asyncio, --http3) and Caddy, the baseline, each under gtlsclient
-    connections of 300 requests for ~1 s; a model and a peer without HTTP/3 are skipped
-    with a message."""
+    """HTTP/3: lanthorn (asyncio, --http3, one and two workers) and Caddy, the baseline,
+    each under gtlsclient connections of 300 requests for ~1 s; a model and a peer
+    without HTTP/3 are skipped with a message."""
     proc = _bench(
-        "--quick", "--tool", "h3", "--requests", "300",
-        "--models", "asyncio,events", "--files", "small", "--peers", "caddy,nginx",
+        "--quick", "--tool", "h3", "--requests", "300", "--models", "asyncio,events",
+        "--workers", "1,2", "--files", "small", "--peers", "caddy,nginx",
         "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "lanthorn events -w 1 skipped: HTTP/3 is served by asyncio" in proc.stderr
+    assert "lanthorn events skipped: no HTTP/3 there" in proc.stderr
     assert "peer nginx skipped: no HTTP/3 here" in proc.stderr
     document = json.loads((tmp_path / "results.json").read_text())
     assert document["plan"]["tool"] == "h3" and document["plan"]["tls"] is True
     runs = {run["target"]: run for run in document["runs"]}
-    assert set(runs) == {"lanthorn asyncio", "caddy"}
+    assert set(runs) == {"lanthorn asyncio", "lanthorn asyncio -w 2", "caddy"}
     for run in runs.values():
         result = run["result"]
         assert result["errors"] == 0 and result["requests"] % 300 == 0 and result["requests"]

@@ -42,6 +42,7 @@ FILES = {
     "large": ("large.bin", 10 * 2**20),
 }
 PEERS = ("nginx", "http.server", "uvicorn", "aiohttp", "granian", "hypercorn", "caddy")
+HTTP3_MODELS = ("asyncio",)  # the models with a UDP path (README, HTTP/3)
 
 
 @dataclass
@@ -144,16 +145,11 @@ def _python_peer(plan: Plan, peer: str, tls: Tls | None) -> PythonPeer | None:
 
 def _http3_targets(plan: Plan, tls: Tls) -> list[Target]:
     chosen: list[Target] = []
-    for workers in plan.workers:
-        for model in plan.models:
-            if model == "asyncio" and workers == 1:
-                chosen.append(lanthorn(plan, model, workers, tls))
-            else:
-                print(
-                    f"lanthorn bench: lanthorn {model} -w {workers} skipped: HTTP/3 is served "
-                    "by asyncio with one worker only",
-                    file=sys.stderr,
-                )
+    for model in plan.models:
+        if model in HTTP3_MODELS:
+            chosen += [lanthorn(plan, model, workers, tls) for workers in plan.workers]
+        else:
+            print(f"lanthorn bench: lanthorn {model} skipped: no HTTP/3 there", file=sys.stderr)
     for peer in plan.peers:
         if peer == "caddy" and not Caddy.available():
             print("lanthorn bench: peer caddy skipped: apt-get install caddy", file=sys.stderr)
