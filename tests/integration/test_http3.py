@@ -380,23 +380,33 @@ def test_handshakes_and_idle_connections_are_bounded_in_time(
         idle.sock.close()
 
 
-def test_requests_beyond_max_streams_are_rejected_unprocessed(
+def test_requests_in_progress_are_bounded_by_max_streams(
     site: Path, scratch: Path, pki: tuple[Path, Path]
 ) -> None:
-    """--max-streams 4: at most four requests in progress per connection; one more is
-    reset with H3_REQUEST_REJECTED (RFC 9114 §4.1.1: not processed, safe to retry),
-    and the connection goes on."""
+    """--max-streams 4: the client may have four requests in progress; its credit grows
+    as they finish (not by qh3's doubling), so twelve at once are all served, four at a
+    time; a client that opens more than its credit loses the connection
+    (STREAM_LIMIT_ERROR, RFC 9000 §4.6)."""
     cert, key = pki
     args = ("--tls-cert", str(cert), "--tls-key", str(key), "--max-streams", "4")
     with Server(site, *args, tmp=scratch) as srv:
         client = H3Client(srv.port)
         try:
+            assert client.get("/notes.txt").status == 200
+            assert client.quic._remote_max_streams_bidi <= 5  # (one finished: one more)
             streams = [client.request("/large.bin") for _ in range(12)]
             responses = [client.wait(stream) for stream in streams]
-            served = [r for r in responses if r.reset is None]
-            rejected = [r for r in responses if r.reset == 0x10B]  # H3_REQUEST_REJECTED
-            assert len(served) + len(rejected) == 12 and len(served) >= 4 and rejected
-            assert all(r.status == 200 and len(r.received) == LARGE_SIZE for r in served)
-            assert client.get("/notes.txt").status == 200
+            assert all(r.status == 200 and len(r.received) == LARGE_SIZE for r in responses)
+            assert client.quic._remote_max_streams_bidi <= 13 + 4
         finally:
             client.close()
+        greedy = H3Client(srv.port)
+        try:
+            assert greedy.get("/notes.txt").status == 200
+            greedy.quic._remote_max_streams_bidi = 1000  # it pretends it was given more
+            for _ in range(8):
+                greedy.request("/large.bin")
+            with pytest.raises(ConnectionError, match="streams"):
+                greedy.wait(greedy.request("/notes.txt"))
+        finally:
+            greedy.sock.close()

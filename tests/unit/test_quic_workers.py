@@ -14,12 +14,13 @@ from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection
 from qh3.quic.events import ConnectionIdIssued, HandshakeCompleted
 
-from lanthorn.config import Config, ServerConfig
+from lanthorn.config import Config, Limits, ServerConfig
 from lanthorn.driver import Service
 from lanthorn.driver.context import Worker
 from lanthorn.driver.quic import QuicServer, TaggedConnection
 from lanthorn.driver.tickets import SessionTickets
 from lanthorn.engines.datagrams import handover, taken_over
+from lanthorn.protocol.http3 import Http3
 from tests import certs
 
 CLIENT = ("127.0.0.1", 40000)
@@ -45,8 +46,9 @@ def test_every_connection_id_of_a_worker_begins_with_its_row(pki: tuple[Path, Pa
     client = _client()
     first = client.datagrams_to_send(now=0.0)[0][0]
     server = TaggedConnection(
-        7, 16, configuration=config, original_destination_connection_id=first[6:14]
+        7, configuration=config, original_destination_connection_id=first[6:14]
     )
+    Http3(Limits(max_streams=16), server, CLIENT)  # it sets the stream credit
     server.receive_datagram(first, CLIENT, now=0.0)
     issued: list[bytes] = [server.host_cid]
     done = False

@@ -77,19 +77,14 @@ def _host(address: NetworkAddress) -> str:
 
 
 class TaggedConnection(QuicConnection):
-    """A server connection whose connection IDs all begin with `tag` (its worker's row),
-    offering `max_streams` request streams.
+    """A server connection whose connection IDs all begin with `tag` (its worker's row).
     qh3 draws them itself: each is re-drawn right after qh3 makes it, before any is
     sent (the first in __init__, the others in _replenish_connection_ids)."""
 
-    def __init__(self, tag: int, max_streams: int, **kwargs: Any) -> None:
+    def __init__(self, tag: int, **kwargs: Any) -> None:
         self._tag = bytes((tag,))
         super().__init__(**kwargs)
         self.host_cid = self._local_initial_source_connection_id = self._retag()
-        # The request streams the client may open at first (its transport parameter);
-        # qh3 has no setting for it. (Http3 bounds those in progress.)
-        streams = self._local_max_streams_bidi
-        streams.value = streams.sent = max_streams
 
     def _replenish_connection_ids(self) -> None:
         super()._replenish_connection_ids()
@@ -290,7 +285,6 @@ class QuicServer:
             original, retried = checked
         quic = TaggedConnection(
             self._worker.row,
-            self._service.limits.max_streams,
             configuration=self._config,
             session_ticket_fetcher=self._tickets.fetch,
             session_ticket_handler=self._tickets.issued,

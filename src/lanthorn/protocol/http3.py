@@ -7,9 +7,11 @@ qh3 (aioquic's fork with a compiled QUIC core) does QUIC (RFC 9000/9001/9002) an
 server code costs about a third of the CPU per request. Request field sections are
 checked by `requestfields` as HTTP/2's are (a malformed one resets its stream with
 H3_MESSAGE_ERROR, RFC 9114 §4.1.2), and the limits are the same (414, 431, 413, 408).
-At most `max_streams` requests are in progress at once: one more is refused with
-H3_REQUEST_REJECTED (§4.1.1, §8.1), which tells the client it was not processed. (QUIC's
-own stream credit is no bound: qh3 doubles it as streams are opened, closed or not.)
+At most `max_streams` requests are in progress at once: QUIC's stream credit (MAX_STREAMS,
+RFC 9000 §4.6) is raised only as requests finish (`StreamCredit`; qh3 would double it
+whenever half of it had been opened, finished or not, and a client could keep thousands
+in flight), and qh3 closes the connection of a client that opens more
+(STREAM_LIMIT_ERROR).
 
 A request that arrives before the handshake is confirmed came in 0-RTT early data,
 which an attacker can replay (RFC 9114 §10.9, RFC 9001 §9.2): only safe methods are
@@ -34,11 +36,19 @@ pump comes back when the client's ACKs arrive.
 from __future__ import annotations
 
 from qh3._hazmat import BufferReadError, DecoderStreamError, EncoderStreamError
-from qh3.h3.connection import ErrorCode, FrameType, H3Connection, Setting, encode_frame
+from qh3.h3.connection import (
+    ErrorCode,
+    FrameType,
+    FrameUnexpected,
+    H3Connection,
+    Setting,
+    encode_frame,
+)
 from qh3.h3.events import DataReceived, H3Event, HeadersReceived
 from qh3.h3.events import StreamReset as H3StreamReset
 from qh3.quic import events as quic_events
-from qh3.quic.connection import NetworkAddress, QuicConnection, QuicConnectionError
+from qh3.quic.connection import Limit, NetworkAddress, QuicConnection, QuicConnectionError
+from qh3.quic.packet import QuicFrameType
 
 from lanthorn.config import Limits
 from lanthorn.core.request import Request
@@ -57,6 +67,9 @@ from lanthorn.protocol.events import (
 from lanthorn.protocol.incoming import Incoming
 
 ALPN = ["h3"]
+# What qh3 raises when a stream can no longer take HEADERS or DATA (reset, stopped, ended,
+# or the connection closing): the stream is gone for the driver.
+_GONE = (QuicConnectionError, FrameUnexpected, ValueError, AssertionError)
 # Methods served from 0-RTT early data: safe ones (RFC 9110 §9.2.1), which a replay
 # cannot make do anything twice.
 EARLY_METHODS = frozenset((b"GET", b"HEAD", b"OPTIONS"))
@@ -78,6 +91,29 @@ def _varint(value: int) -> bytes:
     return (value | 0xC000000000000000).to_bytes(8, "big")
 
 
+class StreamCredit(Limit):
+    """The client's request-stream credit: the stream count it may reach. qh3 raises
+    its limits by doubling whenever more than half is used; those writes to `value` are
+    ignored, and `allow` is the only way up."""
+
+    def __init__(self, concurrent: int) -> None:
+        self._value = concurrent
+        super().__init__(QuicFrameType.MAX_STREAMS_BIDI, "max_streams_bidi", concurrent)
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    @value.setter
+    def value(self, value: int) -> None:
+        """qh3's doubling: ignored."""
+
+    def allow(self, count: int) -> None:
+        """Let the client open streams up to `count` in all (a MAX_STREAMS frame goes
+        out when that is more than it had)."""
+        self._value = max(self._value, count)
+
+
 class _H3(H3Connection):
     """qh3's HTTP/3, offering extended CONNECT when `connect` (it has no setting for it)."""
 
@@ -97,6 +133,7 @@ class Http3:
 
     __slots__ = (
         "_active",
+        "_credit",
         "_events",
         "_h3",
         "_highest",
@@ -108,6 +145,7 @@ class Http3:
         "_resetting",
         "_sending",
         "_tunnels",
+        "_unsent_total",
         "address",
         "confirmed",
         "issued",
@@ -125,6 +163,8 @@ class Http3:
     ) -> None:
         self._limits = limits
         self._quic = quic
+        # (Installed before the first datagram: the transport parameters carry it.)
+        self._credit = quic._local_max_streams_bidi = StreamCredit(limits.max_streams)
         self._h3 = _H3(quic, tunnels)
         # Open tunnels' streams → input not yet acknowledged; None: not offered.
         self._tunnels: dict[int, int] | None = {} if tunnels else None
@@ -133,6 +173,7 @@ class Http3:
         self._pending: list[Event] = []  # from timers, for the next `receive`
         self._now = 0.0
         self._sending: set[int] = set()  # streams whose bodies may wait in QUIC's buffers
+        self._unsent_total = 0  # their bytes not yet sent, as of the last `datagrams`
         self._active: set[int] = set()  # requests begun and not yet answered in full
         self._resetting: set[int] = set()  # streams reset or stopped, until that is sent
         self.confirmed = False  # the handshake is complete: no more early data
@@ -250,9 +291,6 @@ class Http3:
         if stream_id <= self._highest:
             return  # trailers of a request already begun (RFC 9114 §4.1)
         self._highest = stream_id
-        if len(self._active) >= self._limits.max_streams:
-            self._refuse(stream_id, ErrorCode.H3_REQUEST_REJECTED)
-            return
         try:
             request = requestfields.request(fields, self._limits, "3.0")
         except requestfields.Malformed:
@@ -323,7 +361,7 @@ class Http3:
             self._active.discard(stream_id)
         try:
             self._h3.send_headers(stream_id, fields, end_stream=end_stream)
-        except (QuicConnectionError, ValueError, AssertionError):  # stream or connection gone
+        except _GONE:  # stream or connection gone
             return False
         return True
 
@@ -333,7 +371,7 @@ class Http3:
         head = [(b":status", b"200"), _SERVER, *fields, (b"date", date)]
         try:
             self._h3.send_headers(stream_id, head)
-        except (QuicConnectionError, ValueError, AssertionError):
+        except _GONE:
             return False
         return True
 
@@ -347,13 +385,7 @@ class Http3:
         return max(0, STREAM_BUFFER - self._unsent(stream_id))
 
     def connection_window(self) -> int:
-        unsent = 0
-        for stream_id in list(self._sending):
-            if waiting := self._unsent(stream_id):
-                unsent += waiting
-            else:
-                self._sending.discard(stream_id)
-        return max(0, CONNECTION_BUFFER - unsent)
+        return max(0, CONNECTION_BUFFER - self._unsent_total)
 
     def _unsent(self, stream_id: int) -> int:
         """Bytes of the stream waiting to be sent (first sends and retransmissions).
@@ -365,11 +397,12 @@ class Http3:
 
     def send(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
         self._sending.add(stream_id)
+        self._unsent_total += len(data)
         if end_stream:
             self._active.discard(stream_id)
         try:
             self._h3.send_data(stream_id, data, end_stream=end_stream)
-        except (QuicConnectionError, ValueError, AssertionError):  # stream or connection gone
+        except _GONE:  # stream or connection gone
             return False
         return True
 
@@ -403,6 +436,8 @@ class Http3:
         return b""  # datagrams leave through the QUIC driver
 
     def datagrams(self, now: float) -> list[tuple[bytes, NetworkAddress]]:
+        # Requests that finished make room for as many new ones (MAX_STREAMS).
+        self._credit.allow((self._highest >> 2) + 1 - len(self._active) + self._limits.max_streams)
         try:
             out = self._quic.datagrams_to_send(now)
             if self._resetting and self._requeue():
@@ -410,7 +445,19 @@ class Http3:
         except QuicConnectionError:  # closed (by the peer, or a qh3 limit): it is over
             self.terminated = self.peer_done = True
             return []
+        self._count_unsent()
         return out
+
+    def _count_unsent(self) -> None:
+        """What the bodies queued still have to send, once per round of datagrams (the
+        pump asks `connection_window` far more often)."""
+        unsent = 0
+        for stream_id in list(self._sending):
+            if waiting := self._unsent(stream_id):
+                unsent += waiting
+            else:
+                self._sending.discard(stream_id)
+        self._unsent_total = unsent
 
     def _requeue(self) -> bool:
         """qh3 1.9.4 drops a stream from its send queue, for good, when a packet fills
