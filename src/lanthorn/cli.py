@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-streams", type=int, help="concurrent HTTP/2 streams per connection")
     p.add_argument(
+        "--h3-max-streams", type=int, metavar="N", help="HTTP/3 requests in progress per connection"
+    )
+    p.add_argument(
         "--tls-cert", metavar="PEM", help="certificate chain: serve HTTPS (h2, http/1.1)"
     )
     p.add_argument("--tls-key", metavar="PEM", help="private key, if not in the certificate file")
@@ -197,6 +200,7 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "rate_burst": ("limits", "rate_burst"),
     "memory_budget": ("limits", "memory_budget_bytes"),
     "max_streams": ("limits", "max_streams"),
+    "h3_max_streams": ("limits", "h3_max_streams"),
     "max_connections": ("limits", "max_connections"),
     "header_timeout": ("limits", "header_timeout_s"),
     "keepalive_timeout": ("limits", "keepalive_timeout_s"),

@@ -380,15 +380,15 @@ def test_handshakes_and_idle_connections_are_bounded_in_time(
         idle.sock.close()
 
 
-def test_requests_in_progress_are_bounded_by_max_streams(
+def test_requests_in_progress_are_bounded_by_h3_max_streams(
     site: Path, scratch: Path, pki: tuple[Path, Path]
 ) -> None:
-    """--max-streams 4: the client may have four requests in progress; its credit grows
+    """--h3-max-streams 4: the client may have four requests in progress; its credit grows
     as they finish (not by qh3's doubling), so twelve at once are all served, four at a
     time; a client that opens more than its credit loses the connection
     (STREAM_LIMIT_ERROR, RFC 9000 §4.6)."""
     cert, key = pki
-    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--max-streams", "4")
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--h3-max-streams", "4")
     with Server(site, *args, tmp=scratch) as srv:
         client = H3Client(srv.port)
         try:

@@ -48,7 +48,7 @@ def test_every_connection_id_of_a_worker_begins_with_its_row(pki: tuple[Path, Pa
     server = TaggedConnection(
         7, configuration=config, original_destination_connection_id=first[6:14]
     )
-    Http3(Limits(max_streams=16), server, CLIENT)  # it sets the stream credit
+    Http3(Limits(h3_max_streams=16), server, CLIENT)  # it sets the stream credit
     server.receive_datagram(first, CLIENT, now=0.0)
     issued: list[bytes] = [server.host_cid]
     done = False

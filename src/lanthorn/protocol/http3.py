@@ -7,7 +7,7 @@ qh3 (aioquic's fork with a compiled QUIC core) does QUIC (RFC 9000/9001/9002) an
 server code costs about a third of the CPU per request. Request field sections are
 checked by `requestfields` as HTTP/2's are (a malformed one resets its stream with
 H3_MESSAGE_ERROR, RFC 9114 §4.1.2), and the limits are the same (414, 431, 413, 408).
-At most `max_streams` requests are in progress at once: QUIC's stream credit (MAX_STREAMS,
+At most `h3_max_streams` requests are in progress at once: QUIC's stream credit (MAX_STREAMS,
 RFC 9000 §4.6) is raised only as requests finish (`StreamCredit`; qh3 would double it
 whenever half of it had been opened, finished or not, and a client could keep thousands
 in flight), and qh3 closes the connection of a client that opens more
@@ -164,7 +164,7 @@ class Http3:
         self._limits = limits
         self._quic = quic
         # (Installed before the first datagram: the transport parameters carry it.)
-        self._credit = quic._local_max_streams_bidi = StreamCredit(limits.max_streams)
+        self._credit = quic._local_max_streams_bidi = StreamCredit(limits.h3_max_streams)
         self._h3 = _H3(quic, tunnels)
         # Open tunnels' streams → input not yet acknowledged; None: not offered.
         self._tunnels: dict[int, int] | None = {} if tunnels else None
@@ -437,7 +437,8 @@ class Http3:
 
     def datagrams(self, now: float) -> list[tuple[bytes, NetworkAddress]]:
         # Requests that finished make room for as many new ones (MAX_STREAMS).
-        self._credit.allow((self._highest >> 2) + 1 - len(self._active) + self._limits.max_streams)
+        opened = (self._highest >> 2) + 1
+        self._credit.allow(opened - len(self._active) + self._limits.h3_max_streams)
         try:
             out = self._quic.datagrams_to_send(now)
             if self._resetting and self._requeue():

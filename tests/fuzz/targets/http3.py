@@ -65,7 +65,7 @@ def _service() -> Service:
     config = Config(
         server=ServerConfig(access_log="off", tls_cert=str(_CERT), tls_key=str(_KEY)),
         site=SiteConfig(root=str(_ROOT), small_file_bytes=1024),
-        limits=Limits(max_streams=3, max_body_bytes=100, header_timeout_s=5),
+        limits=Limits(h3_max_streams=3, max_body_bytes=100, header_timeout_s=5),
         websocket=WebSocketConfig(echo="/ws", max_message_bytes=4096, ping_interval_s=5),
     )
     return Service(config)
