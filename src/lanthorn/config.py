@@ -21,7 +21,7 @@ from typing import Any
 from lanthorn.errors import ConfigError
 
 MODELS = ("asyncio", "events", "threads", "single")
-QUIC_MODELS = ("asyncio",)  # the models with a UDP path for HTTP/3
+QUIC_MODELS = ("asyncio", "events")  # the models with a UDP path for HTTP/3
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 TLS_VERSIONS = ("1.2", "1.3")
 

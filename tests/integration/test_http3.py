@@ -38,11 +38,17 @@ def pki(scratch: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-@pytest.fixture(scope="module")
-def server(site: Path, scratch: Path, pki: tuple[Path, Path]) -> Iterator[Server]:
+# The models with a UDP path: every test of the shared server runs on both.
+QUIC_MODELS = ("asyncio", "events")
+
+
+@pytest.fixture(scope="module", params=QUIC_MODELS)
+def server(
+    request: pytest.FixtureRequest, site: Path, scratch: Path, pki: tuple[Path, Path]
+) -> Iterator[Server]:
     cert, key = pki
     args = ("--tls-cert", str(cert), "--tls-key", str(key), "--http3", "--access-log", "-")
-    with Server(site, *args, tmp=scratch) as srv:
+    with Server(site, *args, "--model", request.param, tmp=scratch) as srv:
         yield srv
     assert "Traceback" not in srv.output(), srv.output()
 
@@ -148,11 +154,12 @@ def test_hostile_datagrams_are_dropped_and_the_server_goes_on(server: Server) ->
         client.close()
 
 
+@pytest.mark.parametrize("model", QUIC_MODELS)
 def test_sigterm_lets_an_http3_download_finish(
-    site: Path, scratch: Path, pki: tuple[Path, Path]
+    site: Path, scratch: Path, pki: tuple[Path, Path], model: str
 ) -> None:
     cert, key = pki
-    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--http3")
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--http3", "--model", model)
     with Server(site, *args, tmp=scratch) as server:
         client = H3Client(server.port)
         stream = client.request("/large.bin")
@@ -167,7 +174,7 @@ def test_http3_is_refused_where_it_cannot_run() -> None:
     no_tls = lanthorn("--http3", "--port", "0")
     assert no_tls.returncode == 2 and b"http3 needs tls_cert" in no_tls.stderr
     threads = lanthorn("--http3", "--tls-cert", "x.pem", "--model", "threads", "--port", "0")
-    assert threads.returncode == 2 and b"http3 needs the asyncio model" in threads.stderr
+    assert threads.returncode == 2 and b"http3 needs the asyncio or events model" in threads.stderr
 
 
 def _udp_port_free(port: int) -> bool:
@@ -202,8 +209,9 @@ def test_https_serves_http3_unless_turned_off(
         assert "HTTP/3 is off: the threads model has no UDP path" in srv.output()
 
 
+@pytest.mark.parametrize("model", QUIC_MODELS)
 def test_clients_that_move_between_workers_keep_their_downloads(
-    site: Path, scratch: Path, pki: tuple[Path, Path]
+    site: Path, scratch: Path, pki: tuple[Path, Path], model: str
 ) -> None:
     """-w 2: each worker has a UDP socket on the port and the kernel picks one by the
     client's address, so a client that changes port lands on either worker. Eight moves
@@ -211,7 +219,7 @@ def test_clients_that_move_between_workers_keep_their_downloads(
     over (by the connection ID's first byte), and the file arrives whole. (Without the
     handover, all eight moves would have to land on the owner: 1 chance in 256.)"""
     cert, key = pki
-    args = ("--tls-cert", str(cert), "--tls-key", str(key), "-w", "2", "--access-log", "-")
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "-w", "2", "--model", model)
     digest = hashlib.sha256((site / "large.bin").read_bytes()).hexdigest()
     with Server(site, *args, tmp=scratch) as srv:
         for _ in range(2):
@@ -313,8 +321,9 @@ def test_chromium_loads_the_demo_site_over_quic(tmp_path: Path, scratch: Path) -
     assert "Traceback" not in srv.output()
 
 
+@pytest.mark.parametrize("model", QUIC_MODELS)
 def test_resumption_and_early_data_across_workers(
-    site: Path, scratch: Path, pki: tuple[Path, Path]
+    site: Path, scratch: Path, pki: tuple[Path, Path], model: str
 ) -> None:
     """-w 2: a session ticket one worker issued resumes a connection on either (each new
     client's port makes the kernel pick one; the workers share their tickets). What is
@@ -322,7 +331,7 @@ def test_resumption_and_early_data_across_workers(
     425 Too Early (its replay could do harm) and is served once the handshake is done."""
     cert, key = pki
     args = ("--tls-cert", str(cert), "--tls-key", str(key), "-w", "2", "--access-log", "-")
-    with Server(site, *args, tmp=scratch) as srv:
+    with Server(site, *args, "--model", model, tmp=scratch) as srv:
         first = H3Client(srv.port)
         try:
             assert first.get("/notes.txt").status == 200

@@ -35,6 +35,7 @@ from lanthorn.bench.targets import (
     process_tree,
     rss_bytes,
 )
+from lanthorn.config import QUIC_MODELS
 
 FILES = {
     "small": ("index.html", 955),
@@ -42,7 +43,6 @@ FILES = {
     "large": ("large.bin", 10 * 2**20),
 }
 PEERS = ("nginx", "http.server", "uvicorn", "aiohttp", "granian", "hypercorn", "caddy")
-HTTP3_MODELS = ("asyncio",)  # the models with a UDP path (README, HTTP/3)
 
 
 @dataclass
@@ -146,7 +146,7 @@ def _python_peer(plan: Plan, peer: str, tls: Tls | None) -> PythonPeer | None:
 def _http3_targets(plan: Plan, tls: Tls) -> list[Target]:
     chosen: list[Target] = []
     for model in plan.models:
-        if model in HTTP3_MODELS:
+        if model in QUIC_MODELS:
             chosen += [lanthorn(plan, model, workers, tls) for workers in plan.workers]
         else:
             print(f"lanthorn bench: lanthorn {model} skipped: no HTTP/3 there", file=sys.stderr)

@@ -443,7 +443,10 @@ class _Server:
         streams = [s for s in self.listeners if s.type == socket.SOCK_STREAM]
         udp = [s for s in self.listeners if s.type == socket.SOCK_DGRAM]
         tasks = [asyncio.ensure_future(self.accept(s)) for s in streams]
-        endpoints = await datagrams.open_endpoints(udp, self.service, self.wake)
+        path = datagrams.open_path(udp, self.service, self.wake)
+        readers = path.readers if path is not None else []
+        for sock, pull in readers:
+            loop.add_reader(sock, pull)
         sweeper = asyncio.ensure_future(self.housekeeping())
         on_ready()
         await self._stopping.wait()
@@ -456,16 +459,18 @@ class _Server:
         self.service.drain(monotonic())
         for protocol in list(self.connections):
             protocol.shutdown()
-        for endpoint in endpoints:
-            endpoint.shutdown()
+        if path is not None:
+            path.shutdown()
         while (
-            self.connections or any(e.active for e in endpoints)
+            self.connections or (path is not None and path.active)
         ) and monotonic() < self.service.stop_at:
             await asyncio.sleep(0.05)
         for protocol in list(self.connections):
             protocol.abort()
-        for endpoint in endpoints:
-            endpoint.close()
+        for sock, _ in readers:
+            loop.remove_reader(sock)
+        if path is not None:
+            path.close()
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper

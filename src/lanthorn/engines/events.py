@@ -4,7 +4,8 @@ Every socket is non-blocking. A connection is watched for reading while it has n
 to write (and the driver takes input: see Connection.reading), and for writing while a
 batch is going out (partial writes resume where they stopped; file bodies go out with
 non-blocking sendfile(2)). Each connection is woken at its driver's deadline (the
-kernel's timer heap sets the selector's timeout); housekeeping runs apart.
+kernel's timer heap sets the selector's timeout); housekeeping runs apart. HTTP/3's UDP
+sockets (engines/datagrams) are watched the same way, and woken from the same heap.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 from lanthorn.clock import monotonic
 from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connect, discard
-from lanthorn.engines import kernel
+from lanthorn.engines import datagrams, kernel
 from lanthorn.engines.listeners import peer_host, tune
 from lanthorn.engines.stopping import StopFlag
 from lanthorn.timers import Timers
@@ -41,13 +42,15 @@ class _Peer:
 class _Reactor:
     def __init__(self, service: Service, listeners: list[socket.socket]) -> None:
         self.service = service
-        self.listeners = listeners
         self.selector = selectors.DefaultSelector()
         self.peers: dict[int, _Peer] = {}
         self.accepting = False
         self.backoff = kernel.AcceptBackoff()
-        self.timers: Timers[_Peer] = Timers()
+        self.timers: Timers[_Peer | datagrams.Endpoint] = Timers()
         self.unread: set[_Peer] = set()  # not watched: the driver wants no input
+        udp = [s for s in listeners if s.type == socket.SOCK_DGRAM]
+        self.listeners = [s for s in listeners if s.type == socket.SOCK_STREAM]
+        self.udp = datagrams.open_path(udp, service, self.timers.wake)
 
     def set_accepting(self, accepting: bool) -> None:
         if accepting == self.accepting:
@@ -241,6 +244,9 @@ class _Reactor:
 
     def serve(self, stop: StopFlag, on_ready: Callable[[], None]) -> None:
         self.set_accepting(True)
+        readers = self.udp.readers if self.udp is not None else []
+        for sock, pull in readers:
+            self.selector.register(sock, selectors.EVENT_READ, pull)
         on_ready()
         swept = monotonic()
         stop_by: float | None = None
@@ -250,8 +256,11 @@ class _Reactor:
                 self.set_accepting(False)
                 for listener in self.listeners:
                     listener.close()
+                if self.udp is not None:
+                    self.udp.shutdown()
                 swept = 0.0  # housekeeping now: idle connections close at once
-            if stop_by is not None and (not self.peers or monotonic() >= stop_by):
+            busy = self.peers or (self.udp is not None and self.udp.active)
+            if stop_by is not None and (not busy or monotonic() >= stop_by):
                 break
             timeout = kernel.HOUSEKEEPING_S
             at = self.timers.next_at()
@@ -259,24 +268,32 @@ class _Reactor:
                 timeout = max(0.0, min(timeout, at - monotonic()))
             for key, mask in self.selector.select(timeout):
                 peer = key.data
-                if peer is not None and self.peers.get(key.fd) is not peer:
-                    continue  # dropped earlier in this round
                 if peer is None:
                     self.accept(key.fileobj)  # type: ignore[arg-type]
+                elif type(peer) is not _Peer:
+                    peer()  # a UDP socket is readable (datagrams.UdpPath.readers)
+                elif self.peers.get(key.fd) is not peer:
+                    continue  # dropped earlier in this round
                 elif mask & selectors.EVENT_WRITE:
                     self.flush(peer)
                     self.schedule(peer)
                 else:
                     self.read(peer)
             now = monotonic()
-            for peer in self.timers.due(now):
-                if not peer.gone:
-                    self.check(peer, now)
+            for due in self.timers.due(now):
+                if isinstance(due, datagrams.Endpoint):
+                    due.check(now)  # a UDP socket's QUIC connections
+                elif not due.gone:
+                    self.check(due, now)
             if now - swept >= kernel.HOUSEKEEPING_S:
                 swept = now
                 self.housekeeping(now)
         for peer in list(self.peers.values()):
             self.drop(peer)
+        for sock, _ in readers:
+            self.selector.unregister(sock)
+        if self.udp is not None:
+            self.udp.close()
         self.selector.close()
         self.service.close()
 

@@ -53,9 +53,9 @@ def serve(config: Config) -> None:
     scheme = "http" if tls is None else "https"
     if tls is not None and not server.quic and server.http3 is None:
         log.info(
-            "HTTP/3 is off: the %s model has no UDP path (%s has)",
+            "HTTP/3 is off: the %s model has no UDP path (--model %s has one)",
             server.model,
-            " and ".join(QUIC_MODELS),
+            " or ".join(QUIC_MODELS),
         )
 
     def announce(addresses: list[tuple[str, int]]) -> None:

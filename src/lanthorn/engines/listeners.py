@@ -14,6 +14,9 @@ import os
 import socket
 
 BACKLOG = 1024
+# A UDP socket's buffers (the kernel caps them at net.core.[rw]mem_max): a burst of
+# QUIC's datagrams either way fits, instead of being dropped (engines/datagrams).
+UDP_BUFFER = 4 * 1024 * 1024
 # accept() failures that mean "no resources right now": back off instead of spinning on
 # a listener that stays readable.
 OUT_OF_RESOURCES = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
@@ -68,6 +71,8 @@ def datagrams(sockets: list[socket.socket], *, reuse_port: bool = False) -> list
         try:
             if reuse_port:
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UDP_BUFFER)
             if tcp.family == socket.AF_INET6:
                 udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             udp.bind(tcp.getsockname()[:2])

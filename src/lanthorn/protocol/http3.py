@@ -23,8 +23,10 @@ SETTINGS_ENABLE_CONNECT_PROTOCOL, reports an extended CONNECT as `TunnelRequeste
 what the client sends on its stream as `TunnelData`, as HTTP/2's does. QUIC's stream
 credit is qh3's and grows as data arrives, so a tunnel cannot hold its client back by
 flow control: a client more than TUNNEL_AHEAD bytes ahead of what the driver has
-acknowledged (its echoes unread, say) has the stream reset with H3_EXCESSIVE_LOAD
-(RFC 9114 §8.1) instead of being buffered for.
+acknowledged (its echoes unread, say) loses the connection with H3_EXCESSIVE_LOAD
+(RFC 9114 §8.1) instead of being buffered for. (Not the stream alone: after a
+RESET_STREAM, qh3 1.9.4 may still send the stream's unsent bytes when a packet is lost,
+past the final size it announced, and the client closes the connection anyway.)
 
 Datagrams do not go out through `output()` (always empty): the QUIC driver takes them
 from the connection after each call (`datagrams`). A body is queued onto a QUIC stream
@@ -77,7 +79,7 @@ EARLY_METHODS = frozenset((b"GET", b"HEAD", b"OPTIONS"))
 STREAM_BUFFER = 64 * 1024
 CONNECTION_BUFFER = 256 * 1024
 _SERVER = (b"server", b"lanthorn")
-TUNNEL_AHEAD = 1024 * 1024  # a tunnel's unacknowledged input past which it is reset
+TUNNEL_AHEAD = 1024 * 1024  # a tunnel's unacknowledged input past which the client is cut
 
 
 def _varint(value: int) -> bytes:
@@ -317,10 +319,7 @@ class Http3:
         assert self._tunnels is not None
         owed = self._tunnels[stream_id] + len(data)
         if owed > TUNNEL_AHEAD:
-            del self._tunnels[stream_id]
-            self._active.discard(stream_id)
-            self._refuse(stream_id, ErrorCode.H3_EXCESSIVE_LOAD)
-            self._events.append(StreamReset(stream_id))
+            self._failed(ErrorCode.H3_EXCESSIVE_LOAD, "a tunnel's client is too far ahead")
             return
         if ended:
             del self._tunnels[stream_id]
