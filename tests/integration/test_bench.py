@@ -214,12 +214,12 @@ def test_h3_tool(tmp_path: Path) -> None:
     each under gtlsclient connections of 300 requests for ~1 s; a model and a peer
     without HTTP/3 are skipped with a message."""
     proc = _bench(
-        "--quick", "--tool", "h3", "--requests", "300", "--models", "asyncio,events",
+        "--quick", "--tool", "h3", "--requests", "300", "--models", "asyncio,threads",
         "--workers", "1,2", "--files", "small", "--peers", "caddy,nginx",
         "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "lanthorn events skipped: no HTTP/3 there" in proc.stderr
+    assert "lanthorn threads skipped: no HTTP/3 there" in proc.stderr
     assert "peer nginx skipped: no HTTP/3 here" in proc.stderr
     document = json.loads((tmp_path / "results.json").read_text())
     assert document["plan"]["tool"] == "h3" and document["plan"]["tls"] is True

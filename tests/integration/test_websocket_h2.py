@@ -4,7 +4,6 @@ test_browser)."""
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +15,14 @@ from tests.conftest import MODELS
 from tests.integration import rawhttp
 from tests.integration.conftest import model_server
 from tests.integration.h2ws import H2WebSocket, Refused
-from tests.integration.wsraw import ECHO_ARGS, MAX, at_once, frame
+from tests.integration.wsraw import (
+    ECHO_ARGS,
+    MAX,
+    at_once,
+    closed_by_sigterm,
+    echoed_on_their_streams,
+    frame,
+)
 from tests.servers import Server
 
 
@@ -49,11 +55,7 @@ def test_messages_come_back_on_their_streams(connect: Connect, echo: Server) -> 
     client = connect(echo.port)
     assert client.connect_protocol  # SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3)
     first, second = client.open("/echo"), client.open("/echo", deflate=True)
-    for message in ("hello", "ünïcödé ✓", b"\x00\xffbinary", "x" * (MAX - 1), b""):
-        client.send(first, message)
-        client.send(second, message)
-        assert client.message(first) == message
-        assert client.message(second) == message
+    echoed_on_their_streams(client, first, second)
     client.send_fragments(first, ["frag", "ment", "ed"])
     assert client.message(first) == "fragmented"
     assert rawhttp.get(echo.port, "/notes.txt").status == 200  # plain requests meanwhile
@@ -178,12 +180,7 @@ def test_sigterm_closes_tunnels_with_1001(
 ) -> None:
     with Server(site, "--model", model, "--ws-echo", "/echo", tmp=scratch) as server:
         client = connect(server.port)
-        stream = client.open("/echo")
-        client.send(stream, "before")
-        assert client.message(stream) == "before"
-        server.signal(signal.SIGTERM)
-        assert client.close_code(stream) == 1001
-        client.pass_on(stream)  # the framing's answer to the CLOSE: the server ends
+        closed_by_sigterm(client, server)
         assert server.proc.wait(10) == 0
         assert '"CONNECT /echo HTTP/2.0" 200 ' in server.output()
 

@@ -3,7 +3,6 @@ the aioquic-based client in h3ws; the same sessions and checks as over HTTP/2.""
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,13 @@ import pytest
 from tests import certs
 from tests.integration.h2ws import Refused
 from tests.integration.h3ws import H3WebSocket
-from tests.integration.wsraw import ECHO_ARGS, MAX, frame
+from tests.integration.wsraw import (
+    ECHO_ARGS,
+    MAX,
+    closed_by_sigterm,
+    echoed_on_their_streams,
+    frame,
+)
 from tests.servers import Server
 
 
@@ -43,11 +48,7 @@ def client(echo: Server) -> Iterator[H3WebSocket]:
 def test_messages_come_back_on_their_streams(client: H3WebSocket, echo: Server) -> None:
     assert client.connect_protocol  # SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 9220 §3)
     first, second = client.open("/echo"), client.open("/echo", deflate=True)
-    for message in ("hello", "ünïcödé ✓", b"\x00\xffbinary", "x" * (MAX - 1), b""):
-        client.send(first, message)
-        client.send(second, message)
-        assert client.message(first) == message
-        assert client.message(second) == message
+    echoed_on_their_streams(client, first, second)
     assert client.client.get("/notes.txt").status == 200  # plain requests meanwhile
     client.close(first)
     assert client.close_code(first) == 1000
@@ -142,12 +143,7 @@ def test_a_client_far_ahead_of_its_reading_is_cut_off(
 def test_sigterm_closes_sockets_with_1001(site: Path, scratch: Path, tls: tuple[str, ...]) -> None:
     with Server(site, *tls, *ECHO_ARGS, tmp=scratch) as server:
         client = H3WebSocket(server.port)
-        stream = client.open("/echo")
-        client.send(stream, "before")
-        assert client.message(stream) == "before"
-        server.signal(signal.SIGTERM)
-        assert client.close_code(stream) == 1001
-        client.pass_on(stream)  # the framing's answer to the CLOSE: the server ends
+        closed_by_sigterm(client, server)
         for _ in range(10):
             client.client.step()
         client.shut()

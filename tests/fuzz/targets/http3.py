@@ -22,8 +22,6 @@ a 1500-byte path; once the connection is closed it holds no connection and no fi
 
 from __future__ import annotations
 
-import logging
-import os
 import ssl
 
 from qh3.quic.configuration import QuicConfiguration
@@ -36,6 +34,7 @@ from lanthorn.driver.tickets import SessionTickets
 from tests import certs
 from tests.fuzz.source import Source
 from tests.fuzz.targets import scratch
+from tests.fuzz.targets.guard import GUARD
 
 _ROOT = scratch("http3")
 (_ROOT / "a.txt").write_bytes(b"hello")
@@ -44,21 +43,6 @@ _, _CERT, _KEY = certs.make(scratch("http3-pki"))
 CLIENT = ("127.0.0.1", 40000)
 SERVER = ("127.0.0.1", 443)
 _ROUNDS = 50  # datagram exchanges after one op, at most
-
-
-class _Errors(logging.Handler):
-    """Collects what the driver's guard logs (it logs every exception it swallows)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-_ERRORS = _Errors()
-_LOG = logging.getLogger("lanthorn")
 
 
 def _service() -> Service:
@@ -112,37 +96,22 @@ class Pair:
             self.client.handle_timer(self.now)
 
     def check(self) -> None:
-        if _ERRORS.records:
-            record = _ERRORS.records[0]
-            _ERRORS.records.clear()
-            raise AssertionError(f"the driver swallowed an exception: {record.getMessage()}") from (
-                record.exc_info[1] if record.exc_info else None
-            )
+        GUARD.check()
         assert len(self.server) <= 1
         assert self.server.forwards() == []  # one worker: nothing to hand over
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 def fuzz(data: bytes) -> None:
-    before = _open_fds()
-    propagate, _LOG.propagate = _LOG.propagate, False
-    _LOG.addHandler(_ERRORS)
-    pair = Pair()
-    try:
-        _run(pair, Source(data))
-        pair.server.close()
-        pair.server.take()
-        assert len(pair.server) == 0
-    finally:
-        _LOG.removeHandler(_ERRORS)
-        _LOG.propagate = propagate
-        pair.server.close()
-        pair.service.close()
-        _ERRORS.records.clear()
-    assert _open_fds() == before, "files left open after the connection ended"
+    with GUARD.watching():
+        pair = Pair()
+        try:
+            _run(pair, Source(data))
+            pair.server.close()
+            pair.server.take()
+            assert len(pair.server) == 0
+        finally:
+            pair.server.close()
+            pair.service.close()
 
 
 def _run(pair: Pair, source: Source) -> None:

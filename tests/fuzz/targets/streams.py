@@ -12,9 +12,7 @@ opened is closed.
 
 from __future__ import annotations
 
-import logging
 import math
-import os
 
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig, WebSocketConfig
 from lanthorn.driver.context import Service
@@ -24,6 +22,7 @@ from lanthorn.protocol.http2 import Http2
 from tests.fuzz.source import Source
 from tests.fuzz.targets import scratch
 from tests.fuzz.targets.frames import ACT, FLUSH, PREFACE, OutputChecker, deliveries
+from tests.fuzz.targets.guard import GUARD
 
 _ROOT = scratch("streams")
 (_ROOT / "a.txt").write_bytes(b"hello")
@@ -35,25 +34,6 @@ LIMITS = (
     Limits(header_timeout_s=10, keepalive_timeout_s=20, send_timeout_s=30),
     Limits(max_streams=3, max_body_bytes=50, max_url_bytes=40, max_headers=4, send_timeout_s=5),
 )
-
-
-class _Errors(logging.Handler):
-    """Collects what the driver's guard logs (it logs every exception it swallows)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-_ERRORS = _Errors()
-_LOG = logging.getLogger("lanthorn")
-
-
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 class Driven:
@@ -73,12 +53,7 @@ class Driven:
         self.closed = False
 
     def take(self, actions: list[Action]) -> None:
-        if _ERRORS.records:
-            record = _ERRORS.records[0]
-            _ERRORS.records.clear()
-            raise AssertionError(f"the driver swallowed an exception: {record.getMessage()}") from (
-                record.exc_info[1] if record.exc_info else None
-            )
+        GUARD.check()
         assert not self.closed, "called after CLOSE"
         for index, action in enumerate(actions):
             if action is CLOSE:
@@ -112,21 +87,14 @@ class Driven:
 
 
 def fuzz(data: bytes) -> None:
-    before = _open_fds()
     source = Source(data)
-    driven = Driven(source.pick(LIMITS))
-    # What the driver's guard logs is collected (and raised), not printed.
-    propagate, _LOG.propagate = _LOG.propagate, False
-    _LOG.addHandler(_ERRORS)
-    try:
-        _run(driven, source)
-    finally:
-        _LOG.removeHandler(_ERRORS)
-        _LOG.propagate = propagate
-        driven.streams.abort()
-        driven.service.close()
-        _ERRORS.records.clear()
-    assert _open_fds() == before, "files left open after the connection ended"
+    with GUARD.watching():
+        driven = Driven(source.pick(LIMITS))
+        try:
+            _run(driven, source)
+        finally:
+            driven.streams.abort()
+            driven.service.close()
 
 
 def _run(driven: Driven, source: Source) -> None:
