@@ -232,6 +232,7 @@ def test_h3_tool(tmp_path: Path) -> None:
             result["requests_per_s"] * DEMO_INDEX.stat().st_size
         )
         assert 0 < result["handshake_s"] < 1
+        assert 0 < result["early_answer_s"] < 1  # both resume with 0-RTT
         assert "gtlsclient" in result["command"] and "-n 300" in result["command"]
         assert run["server_cpu_s"] > 0
     summary = {row["target"]: row for row in document["summary"]}
@@ -239,7 +240,7 @@ def test_h3_tool(tmp_path: Path) -> None:
     assert summary["caddy"]["ratio"] == 1.0 and summary["lanthorn asyncio"]["ratio"] > 0
     assert summary["lanthorn asyncio"]["server_cpu_us_per_request"] > 0
     report = (tmp_path / "report.md").read_text()
-    assert "| handshake ms |" in report and "| vs caddy |" in report
+    assert "| handshake ms | 0-RTT answer ms |" in report and "| vs caddy |" in report
     assert "| small | 1 | lanthorn asyncio |" in report
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lanthorn.bench.h3load import (
     count_downloads,
+    parse_early_answer,
     parse_handshake,
     parse_log,
     requests_per_connection,
@@ -68,6 +69,20 @@ def test_handshake_time_from_the_log_stamps() -> None:
     )
     assert parse_handshake(log) == 0.003
     assert parse_handshake(log.replace("QUIC handshake has completed\n", "")) is None
+
+
+def test_early_answer_time_from_the_log_stamps() -> None:
+    """The request went in 0-RTT packets; the answer's first STREAM frame on stream 0
+    is timed (not the control streams' 2 and 3)."""
+    log = (
+        "I00000000 0xb3 pkt tx pkn=0 dcid=0x0e scid=0xb3 version=0x00000001 type=0RTT len=0\n"
+        "I00000000 0xb3 frm tx 0 0RTT STREAM(0x0b) id=0x0 fin=1 offset=0 len=46 uni=0\n"
+        "I00000003 0xb3 frm rx 0 1RTT STREAM(0x0a) id=0x3 fin=0 offset=0 len=9 uni=1\n"
+        "I00000004 0xb3 frm rx 0 1RTT STREAM(0x0a) id=0x0 fin=0 offset=0 len=764 uni=0\n"
+    )
+    assert parse_early_answer(log) == 0.004
+    assert parse_early_answer(log.replace("type=0RTT", "type=Initial")) is None  # no early data
+    assert parse_early_answer(log.split("I00000004", maxsplit=1)[0]) is None  # no answer
 
 
 def test_downloads_count_when_whole(tmp_path: Path) -> None:

@@ -44,6 +44,8 @@ _TMPFS = "/dev/shm"
 _FIELD = re.compile(r"^http: stream 0x([0-9a-f]+) \[(:status|content-length): (\d+)\]$", re.M)
 _CLOSED = re.compile(r"^HTTP stream (\d+) closed with error code (\d+)$", re.M)
 _STAMP = re.compile(r"^I(\d{8}) ")  # ngtcp2's log lines: milliseconds since the start
+# The first STREAM frame received on request stream 0: the answer begins.
+_ANSWER = re.compile(r"^I(\d{8}) \S+ frm rx \d+ 1RTT STREAM\(0x[0-9a-f]+\) id=0x0 ", re.M)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,15 @@ def parse_handshake(log: str) -> float | None:
         elif line == "QUIC handshake has completed":
             return stamp
     return None
+
+
+def parse_early_answer(log: str) -> float | None:
+    """Seconds from the start to the first bytes of the answer on stream 0, if the
+    request went out in 0-RTT packets (else None: no early data was sent)."""
+    if "type=0RTT" not in log:
+        return None
+    match = _ANSWER.search(log)
+    return None if match is None else int(match[1]) / 1000
 
 
 def count_downloads(directory: Path, size: int) -> Received:
@@ -213,3 +224,34 @@ def handshakes(asked: Resource, cpu: int | None, runs: int = HANDSHAKES) -> tupl
                 if done.returncode == 0 and answered and seen is not None:
                     timed.append(seen)
     return (statistics.median(timed) if timed else 0.0), runs - len(timed)
+
+
+def resumed(asked: Resource, cpu: int | None, runs: int = HANDSHAKES) -> tuple[float, int]:
+    """`runs` connections that resume the session of a first one (its ticket and
+    transport parameters, gtlsclient's --session-file and --tp-file) and send their
+    request as 0-RTT early data: the median seconds to the answer's first bytes (0 when
+    the server offered no 0-RTT: it is optional), and how many were not answered whole.
+    Unlike a new connection's, this time is the server's: the request leaves with the
+    first flight."""
+    timed: list[float] = []
+    failed = 0
+    with _scratch() as tmp:
+        log = Path(tmp, "resumed.log")
+        options, urls = _argv(asked.url, 1, None)
+        options = [o for o in options if o != "--no-quic-dump"]  # (its frames are timed)
+        session = [f"--session-file={Path(tmp, 'session')}", f"--tp-file={Path(tmp, 'tp')}"]
+        argv = [*options[:-2], *session, *options[-2:], *urls]
+        for attempt in range(runs + 1):  # the first one saves the session
+            with open(log, "wb") as out, contextlib.suppress(subprocess.TimeoutExpired):
+                done = subprocess.run(
+                    pinned(cpu, argv), stdout=subprocess.DEVNULL, stderr=out,
+                    timeout=PROCESS_TIMEOUT_S, check=False,
+                )  # fmt: skip
+            if attempt:
+                text = log.read_text(errors="replace")
+                seen = parse_early_answer(text)
+                if done.returncode != 0 or parse_log(text, asked.size).complete != 1:
+                    failed += 1
+                elif seen is not None:
+                    timed.append(seen)
+    return (statistics.median(timed) if timed else 0.0), failed

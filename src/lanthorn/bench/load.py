@@ -27,6 +27,9 @@ class Result:
     latency_p50_s: float = 0.0
     latency_p99_s: float = 0.0
     handshake_s: float = 0.0  # h3 (h3load.handshakes): the median of new connections
+    # h3 (h3load.resumed): the median time to the answer of a resumed connection whose
+    # request went as 0-RTT early data
+    early_answer_s: float = 0.0
 
 
 def require(tool: str, package: str) -> str:

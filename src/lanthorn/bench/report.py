@@ -35,6 +35,7 @@ class Row:
     server_peak_rss_mib: float
     server_cpu_us_per_request: float
     handshake_ms: float  # h3 (h3load.handshakes), else 0
+    early_answer_ms: float  # h3 (h3load.resumed), else 0
     ratio: float | None  # req/s (bytes/s for the large file) over the baseline's
     baseline: str
 
@@ -75,6 +76,7 @@ def summarize(plan: Plan) -> list[Row]:
                     )
                 ),
                 med("handshake_s") * 1000,
+                med("early_answer_s") * 1000,
                 None,
                 baseline(plan.tool),
             )
@@ -151,18 +153,21 @@ def _http3_table(rows: list[Row], plan: dict[str, Any]) -> list[str]:
     lines = [
         f"HTTP/3: gtlsclient connections of {plan['requests']:,} requests (no more than "
         "100 MiB of answers each), as many at once as `conns`, repeated for the duration; "
-        "handshake: median of 5 new connections, from gtlsclient's log (1 ms resolution).",
+        "handshake: median of 5 new connections, from gtlsclient's log (1 ms resolution); "
+        "0-RTT answer: median time to the first bytes of the answer on 5 connections that "
+        "resume a session and send their request as early data (— : no 0-RTT offered).",
         "",
-        "| file | conns | server | req/s | MiB/s | handshake ms | errors | CPU µs/req "
-        "| CPU s | peak RSS MiB | vs caddy |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| file | conns | server | req/s | MiB/s | handshake ms | 0-RTT answer ms | errors "
+        "| CPU µs/req | CPU s | peak RSS MiB | vs caddy |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = "—" if r.ratio is None else f"{r.ratio:.2f}"
+        early = f"{r.early_answer_ms:.1f}" if r.early_answer_ms else "—"
         flag = " ⚠" if r.errors else ""
         lines.append(
             f"| {r.file} | {r.conns} | {r.target} | {r.requests_per_s:,.0f} | {r.mib_per_s:,.1f} "
-            f"| {r.handshake_ms:.1f} | {r.errors}{flag} "
+            f"| {r.handshake_ms:.1f} | {early} | {r.errors}{flag} "
             f"| {r.server_cpu_us_per_request:,.0f} | {r.server_cpu_s:.2f} "
             f"| {r.server_peak_rss_mib:.1f} | {ratio} |"
         )

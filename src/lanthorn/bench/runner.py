@@ -208,11 +208,14 @@ def measure(
         if plan.tool == "h3":
             asked = h3load.Resource(url, (root / url_path).stat().st_size)
             handshake, failed = h3load.handshakes(asked, client_cpu)  # the warm-up, timed
+            early, not_early = h3load.resumed(asked, client_cpu)
             result, cpu, rss = _server_cost(
                 target,
                 lambda: h3load.h3load(asked, conns, plan.requests, plan.duration_s, client_cpu),
             )
-            return replace(result, errors=result.errors + failed, handshake_s=handshake), cpu, rss
+            errors = result.errors + failed + not_early
+            timed = replace(result, handshake_s=handshake, early_answer_s=early)
+            return replace(timed, errors=errors), cpu, rss
         if plan.tool != "ab":
             _load(plan, url, conns, plan.warmup_s, client_cpu)
         return _server_cost(target, lambda: _load(plan, url, conns, plan.duration_s, client_cpu))
