@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from typing import Any, NoReturn
 
@@ -57,8 +58,12 @@ def _size(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="lanthorn",
-        description="Serve a directory over HTTP/1.1. ROOT defaults to ./www if it "
-        "exists, else the current directory.",
+        description="Serve a directory over HTTP/1.1, HTTP/2 and, with --tls-cert, HTTP/3. "
+        "ROOT defaults to ./www if it exists, else the current directory.",
+        epilog="other commands: `lanthorn serve ...` (the same as `lanthorn ...`); "
+        "`lanthorn bench --help` (load tests against nginx and Caddy); `lanthorn echo`, "
+        "`lanthorn send`, `lanthorn ws` (the socket toolkit: TCP/UDP echo servers and "
+        "clients, a WebSocket client; each has --help)",
     )
     p.add_argument("root_pos", nargs="?", metavar="ROOT", help="document root")
     p.add_argument("-r", "--root", help="document root (same as ROOT)")
@@ -225,11 +230,33 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
 }
 
 
+def _in_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """A configuration error names settings as the TOML file does (`grace_s`); the
+    options that set them are added (`--grace (grace_s)`), for who used those."""
+    flags: dict[str, str] = {}
+    for action in parser._actions:
+        if action.dest in _CLI_KEYS and action.option_strings:
+            flags.setdefault(_CLI_KEYS[action.dest][1], action.option_strings[-1])
+
+    def named(match: re.Match[str]) -> str:
+        flag = flags.get(match[0])
+        return match[0] if flag is None else f"{flag} ({match[0]})"
+
+    return re.sub(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b", named, message)
+
+
 def config_from_args(argv: list[str]) -> Config:
     """Parse arguments (without the program name) into a validated Config."""
     if argv[:1] == ["serve"]:
         argv = argv[1:]
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    try:
+        return _config(parser, parser.parse_args(argv))
+    except ConfigError as exc:
+        raise ConfigError(_in_flags(str(exc), parser)) from None
+
+
+def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
     if args.root and args.root_pos and args.root != args.root_pos:
         raise ConfigError("give the document root once (ROOT or --root)")
     cli: dict[str, dict[str, Any]] = {"server": {}, "site": {}, "limits": {}, "websocket": {}}

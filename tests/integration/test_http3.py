@@ -172,7 +172,7 @@ def test_sigterm_lets_an_http3_download_finish(
 
 def test_http3_is_refused_where_it_cannot_run() -> None:
     no_tls = lanthorn("--http3", "--port", "0")
-    assert no_tls.returncode == 2 and b"http3 needs tls_cert" in no_tls.stderr
+    assert no_tls.returncode == 2 and b"http3 needs --tls-cert (tls_cert)" in no_tls.stderr
     threads = lanthorn("--http3", "--tls-cert", "x.pem", "--model", "threads", "--port", "0")
     assert threads.returncode == 2 and b"http3 needs the asyncio or events model" in threads.stderr
 

@@ -140,15 +140,26 @@ def test_handshake_must_finish_within_the_header_timeout(
         assert 0.9 < time.monotonic() - started < 5
 
 
-def test_unusable_certificate_is_a_clear_error(site: Path, tmp_path: Path) -> None:
+def test_unusable_certificate_is_a_clear_error(
+    site: Path, tmp_path: Path, pki: tuple[Path, Path, Path]
+) -> None:
+    """Each mistake is one line naming the file and what is wrong with it, exit 2."""
+    ca, cert, key = pki
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("not a certificate")
-    proc = subprocess.run(
-        [sys.executable, "-m", "lanthorn", str(site), "--port", "0", "--tls-cert", str(bogus)],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    assert f"cannot use TLS certificate {str(bogus)!r}" in proc.stderr
+    for options, said in [
+        ((str(bogus),), f"TLS certificate {str(bogus)!r} is not a PEM certificate"),
+        ((str(cert),), f"TLS certificate {str(cert)!r} holds no private key: give it with"),
+        ((str(tmp_path),), f"TLS certificate {str(tmp_path)!r} is a directory"),
+        ((str(cert), "--tls-key", str(cert)), f"TLS key {str(cert)!r} is not a PEM private"),
+        ((str(ca), "--tls-key", str(key)), f"is not the key of certificate {str(ca)!r}"),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "lanthorn", str(site), "--port", "0", "--tls-cert", *options],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
 
 
 def test_sigterm_finishes_a_tls_download(

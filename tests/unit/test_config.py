@@ -123,6 +123,23 @@ def test_cli_errors_exit_2_with_one_line(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["--tls-key", "k.pem"], "--tls-key (tls_key) needs --tls-cert (tls_cert)"),
+        (["--grace", "0"], "--grace (grace_s) must be positive, got 0.0"),
+        (["--host", "nosuch.invalid", "--port", "0"], "cannot listen on host 'nosuch.invalid'"),
+    ],
+)
+def test_cli_errors_name_the_options(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A setting is named by its option (and its TOML key); a name that does not resolve
+    is the user's mistake: exit 2, with the name."""
+    assert main([str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
         (["--header", "Bad Name: x"], "NAME: VALUE"),
         (["--header", "X-Ok: a\rb"], "NAME: VALUE"),
         (["--cache-control", "nonsense"], "GLOB=VALUE"),

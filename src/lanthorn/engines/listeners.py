@@ -13,6 +13,8 @@ import json
 import os
 import socket
 
+from lanthorn.errors import ConfigError
+
 BACKLOG = 1024
 # A UDP socket's buffers (the kernel caps them at net.core.[rw]mem_max): a burst of
 # QUIC's datagrams either way fits, instead of being dropped (engines/datagrams).
@@ -27,7 +29,12 @@ def bind(
 ) -> list[socket.socket]:
     """Bound (and, unless told otherwise, listening) non-blocking sockets for every
     address `host` resolves to."""
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:  # a name that does not resolve: the user's to fix
+        raise ConfigError(f"cannot listen on host {host!r}: {exc.strerror}") from None
     seen: set[tuple[int, str]] = set()
     sockets: list[socket.socket] = []
     errors: list[str] = []

@@ -22,6 +22,8 @@ def context(cert: str, key: str | None, min_version: str = "1.2") -> ssl.SSLCont
     """The server's TLS context; ConfigError when the certificate or key cannot be used.
     ALPN offers h2 whatever --no-h2c says: that option is about cleartext."""
     for kind, path in (("certificate", cert), ("key", key)):
+        if path is not None and os.path.isdir(path):
+            raise ConfigError(f"TLS {kind} {path!r} is a directory, not a PEM file")
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"TLS {kind} {path!r} not found")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -31,11 +33,28 @@ def context(cert: str, key: str | None, min_version: str = "1.2") -> ssl.SSLCont
     try:
         ctx.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"cannot use TLS certificate {cert!r} with key {key or cert!r}: {exc}"
-        ) from exc
+        raise ConfigError(_unusable(cert, key, exc)) from exc
     ctx.set_alpn_protocols(ALPN)
     return ctx
+
+
+def _unusable(cert: str, key: str | None, exc: Exception) -> str:
+    """Why the certificate and key cannot be used, in the user's words where OpenSSL's
+    ("[SSL] PEM lib") name none."""
+    if b"CERTIFICATE" not in _head(cert):
+        return f"TLS certificate {cert!r} is not a PEM certificate"
+    if key is None and b"PRIVATE KEY" not in _head(cert):
+        return f"TLS certificate {cert!r} holds no private key: give it with --tls-key"
+    if key is not None and b"PRIVATE KEY" not in _head(key):
+        return f"TLS key {key!r} is not a PEM private key"
+    if isinstance(exc, ssl.SSLError) and exc.reason == "KEY_VALUES_MISMATCH":
+        return f"TLS key {key or cert!r} is not the key of certificate {cert!r}"
+    return f"cannot use TLS certificate {cert!r} with key {key or cert!r}: {exc}"
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as pem:
+        return pem.read(1 << 20)
 
 
 def server_context(config: Config) -> ssl.SSLContext | None:
