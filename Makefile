@@ -15,10 +15,16 @@ $(BIN)/python:
 
 $(DEPS): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@ $(SERVE)
+
+# What serving needs, and no more (the test toolchain is ten times its size).
+SERVE := $(VENV)/.serve-stamp
+$(SERVE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
 	touch $@
 
 ## make run: serve the demo site (www/) on http://localhost:8080/
-run: $(DEPS)
+run: $(SERVE)
 	$(BIN)/lanthorn www --live-reload
 
 ## make test: install what the suite needs, then lint, type-check and run every test

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -85,10 +86,40 @@ def test_compare(bench_out: Path) -> None:
 
 
 def test_compare_rejects_other_files(tmp_path: Path) -> None:
-    other = tmp_path / "x.json"
+    """Another JSON file, one that is not JSON, one that is not there: one line each,
+    exit 2, no traceback."""
+    other, garbage = tmp_path / "x.json", tmp_path / "y.json"
     other.write_text("{}")
-    proc = _bench("compare", str(other), str(other), timeout=60)
-    assert proc.returncode != 0 and "not a lanthorn bench results file" in proc.stderr
+    garbage.write_text("not json")
+    for a, b, said in [
+        (other, other, "not results.json files of lanthorn bench"),
+        (garbage, other, "not results.json files of lanthorn bench"),
+        (tmp_path / "missing.json", other, "cannot read"),
+    ]:
+        proc = _bench("compare", str(a), str(b), timeout=60)
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
+
+
+def test_a_run_without_the_bench_extra_is_one_line(tmp_path: Path) -> None:
+    """`pip install lanthorn` without [bench]: the run says what to install, and
+    leaves no empty results directory behind."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import importlib.util, sys\n"
+        "_find = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'rich' else _find(name, *a)\n"
+    )
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanthorn", "bench", "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(hide)},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "lanthorn bench: rich missing: pip install 'lanthorn[bench]'"
+    assert not out.exists()
 
 
 def test_profile(tmp_path: Path) -> None:

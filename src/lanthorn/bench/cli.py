@@ -11,6 +11,7 @@ lanthorn bench compare A/results.json B/results.json
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import sys
@@ -182,18 +183,47 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return 1 if any(r.errors for r in rows) else 0
 
 
+# What a run needs beyond the server (the `bench` extra): the progress bar and the charts.
+EXTRA = ("rich", "matplotlib")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["compare"]:
-        if len(argv) != 3:
-            print("usage: lanthorn bench compare A/results.json B/results.json", file=sys.stderr)
-            return 2
-        a, b = (json.loads(Path(p).read_text()) for p in argv[1:])
+        return _compare(argv[1:])
+    args = parser().parse_args(argv)
+    missing = [name for name in EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        print(
+            f"lanthorn bench: {' and '.join(missing)} missing: pip install 'lanthorn[bench]'",
+            file=sys.stderr,
+        )
+        return 2
+    return run(args, argv)
+
+
+def _compare(paths: list[str]) -> int:
+    """`lanthorn bench compare A B`: one line and exit 2 for a file that is not there or
+    is not what `lanthorn bench` writes."""
+    if len(paths) != 2:
+        print("usage: lanthorn bench compare A/results.json B/results.json", file=sys.stderr)
+        return 2
+    try:
+        a, b = (json.loads(Path(p).read_text()) for p in paths)
         attacks = attack_cli.compare(a, b)
-        if attacks is not None:
-            print(attacks)
-            return 0
-        a, b = (report.load_results(Path(p)) for p in argv[1:])
-        print(report.compare(a, b))
-        return 0
-    return run(parser().parse_args(argv), argv)
+        print(attacks if attacks is not None else report.compare(*map(_loaded, paths)))
+    except OSError as exc:
+        print(f"lanthorn bench: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, TypeError) as exc:  # JSON, or not the bench's
+        print(
+            f"lanthorn bench: {' or '.join(paths)}: not results.json files of lanthorn bench "
+            f"({type(exc).__name__}: {exc})",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def _loaded(path: str) -> Any:
+    return report.load_results(Path(path))

@@ -295,5 +295,5 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
 def load_results(path: Path) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(path.read_text())
     if document.get("schema") != SCHEMA:
-        raise SystemExit(f"lanthorn bench: {path} is not a lanthorn bench results file")
+        raise ValueError(f"{path} has no schema {SCHEMA!r}")
     return document
