@@ -66,8 +66,14 @@ def _seconds(text: str) -> float:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lanthorn bench", description=__doc__.split("\n")[0])
     p.add_argument("root", nargs="?", help="serve this directory instead of a generated root")
-    p.add_argument("--models", type=_list(str, MODELS), help="asyncio,events,threads (h3: asyncio)")
-    p.add_argument("--workers", type=_list(int), default=[1])
+    p.add_argument(
+        "--models",
+        type=_list(str, MODELS),
+        help="lanthorn's models: asyncio,events,threads (h3: asyncio)",
+    )
+    p.add_argument(
+        "--workers", type=_list(int), default=[1], help="lanthorn's worker counts, e.g. 1,2 (1)"
+    )
     p.add_argument(
         "--peers", type=_list(str, (*PEERS, "none")), help="nginx (caddy with --tool h3)"
     )
@@ -76,11 +82,21 @@ def parser() -> argparse.ArgumentParser:
         metavar="PYTHON",
         help="interpreter of a separate venv with uvicorn+starlette / aiohttp / granian",
     )
-    p.add_argument("--files", type=_list(str, tuple(FILES)), default=["small", "large"])
+    p.add_argument(
+        "--files",
+        type=_list(str, tuple(FILES)),
+        default=["small", "large"],
+        help="small (the demo page, 955 B), medium (100 KiB), large (10 MiB): small,large",
+    )
     p.add_argument("--conns", type=_list(int), help="10,100 (1 with --tool h3)")
     p.add_argument("--duration", type=_seconds, default=5.0, help="seconds per run (5s)")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--tool", choices=tuple(TOOLS), default="wrk")
+    p.add_argument("--rounds", type=int, default=3, help="rounds, targets alternating (3)")
+    p.add_argument(
+        "--tool",
+        choices=tuple(TOOLS),
+        default="wrk",
+        help="load generator: wrk, ab (HTTP/1.1), h2load (HTTP/2), h3 (gtlsclient, HTTP/3)",
+    )
     p.add_argument(
         "--streams", type=int, default=10, help="h2load: concurrent streams per connection (10)"
     )
@@ -102,7 +118,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every target serves HTTPS (self-signed certificate; always with --tool h3)",
     )
-    p.add_argument("--out", type=Path, default=Path("bench-results"))
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results"),
+        help="where results.json, report.md and the charts go (bench-results)",
+    )
     p.add_argument("--quick", action="store_true", help="one round of 1 s: a smoke test")
     p.add_argument("--profile", action="store_true", help="profile the first lanthorn target")
     attack_cli.add_arguments(p, _list(str, (*ATTACKS, "all")))

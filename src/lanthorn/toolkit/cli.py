@@ -27,9 +27,9 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
 def echo_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="lanthorn echo", description="an echo server")
     p.add_argument("kind", choices=("tcp", "udp"))
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("-p", "--port", type=int, default=9000)
-    p.add_argument("--model", choices=("threads", "asyncio"), default="threads")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("-p", "--port", type=int, default=9000, help="port, 0 for any free (9000)")
+    p.add_argument("--model", choices=("threads", "asyncio"), default="threads", help="(threads)")
     p.add_argument(
         "--max-size", type=_positive(int), default=65507, help="largest UDP datagram echoed"
     )
