@@ -42,13 +42,18 @@ def format_record(record: Record) -> str:
     )
 
 
+def _append(path: str) -> TextIO:
+    return open(path, "a", encoding="utf-8", buffering=1 << 16)
+
+
 class AccessLog:
     BATCH = 256
     INTERVAL_S = 1.0
 
-    def __init__(self, stream: TextIO, *, owned: bool) -> None:
+    def __init__(self, stream: TextIO, *, owned: bool, path: str | None = None) -> None:
         self._stream = stream
         self._owned = owned
+        self._path = path  # the file it appends to (None: a stream it was given)
         self._pending: deque[Record] = deque()
         self._flushed_at = 0.0
         self._write_lock = threading.Lock()  # flushes may race from pool threads
@@ -61,9 +66,25 @@ class AccessLog:
         if target == "-":
             return cls(sys.stdout, owned=False)
         try:
-            return cls(open(target, "a", encoding="utf-8", buffering=1 << 16), owned=True)
+            return cls(_append(target), owned=True, path=target)
         except OSError as exc:
             raise ConfigError(f"cannot open access log {target!r}: {exc.strerror}") from exc
+
+    def reopen(self) -> None:
+        """Write what is pending, then go on in a file opened anew at the same path
+        (SIGUSR1, after logrotate moved the old one away); the old file is kept if the
+        new one cannot be opened."""
+        if self._path is None:
+            return
+        self.flush()
+        try:
+            fresh = _append(self._path)
+        except OSError as exc:
+            logging.getLogger("lanthorn").warning("access log not reopened: %s", exc)
+            return
+        with self._write_lock:
+            old, self._stream = self._stream, fresh
+        old.close()
 
     def record(self, record: Record) -> None:
         self._pending.append(record)

@@ -190,6 +190,38 @@ def test_access_log_file_in_combined_format(site: Path, scratch: Path, tmp_path:
     assert '"-" 400' in lines[2]
 
 
+@pytest.mark.parametrize(
+    ("model", "workers"), [("asyncio", "1"), ("threads", "1"), ("events", "2")]
+)
+def test_sigusr1_reopens_the_access_log(
+    site: Path, scratch: Path, tmp_path: Path, model: str, workers: str
+) -> None:
+    """logrotate moves the file away and sends SIGUSR1 (to the supervisor with -w N,
+    which passes it on): what came before stays in the old file, what comes after goes
+    to a new one at the same path; nothing is lost."""
+    log = tmp_path / "access.log"
+    args = ("--access-log", str(log), "--model", model, "-w", workers)
+    with Server(site, *args, tmp=scratch) as srv:
+        rawhttp.get(srv.port, "/notes.txt?before")
+        deadline = time.monotonic() + 10  # written about once a second
+        while "before" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        log.rename(tmp_path / "access.log.1")
+        srv.signal(signal.SIGUSR1)
+        while not log.exists():
+            assert time.monotonic() < deadline + 5, "no new file"
+            time.sleep(0.05)
+        time.sleep(0.6)  # every worker reopens at its next tick (a quarter of a second)
+        for n in range(4):  # (with -w 2, across both workers)
+            rawhttp.get(srv.port, f"/notes.txt?after{n}")
+    rotated = (tmp_path / "access.log.1").read_text()
+    fresh = log.read_text()
+    assert "?before" in rotated and "?after" not in rotated
+    assert all(f"?after{n} " in fresh for n in range(4)) and "?before" not in fresh
+    assert "Traceback" not in srv.output()
+
+
 def test_access_log_to_stdout_by_default(site: Path, scratch: Path) -> None:
     with Server(site, tmp=scratch) as srv:
         rawhttp.get(srv.port, "/notes.txt")

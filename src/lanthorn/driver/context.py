@@ -77,6 +77,7 @@ class Service:
         self.access_log = AccessLog.open(config.server.access_log)
         self.dates = DateCache()
         self.draining = False  # set on graceful shutdown: answer, then close
+        self.reopen_logs = False  # SIGUSR1 came: the next tick opens the log files anew
         self.stop_at = math.inf  # monotonic time when draining connections are cut
 
     @staticmethod
@@ -184,8 +185,12 @@ class Service:
         )
 
     def tick(self, now: float) -> None:
-        """Periodic housekeeping (about once a second): flush the access log."""
+        """Periodic housekeeping (about once a second): flush the access log, and open
+        it anew if SIGUSR1 asked for it (`reopen_logs`, set by engines/launch)."""
         if self.access_log is not None:
+            if self.reopen_logs:
+                self.reopen_logs = False
+                self.access_log.reopen()
             self.access_log.tick(now)
 
     def close(self) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import signal
 import socket
 from collections.abc import Callable
+from types import FrameType
 
 from lanthorn.config import QUIC_MODELS, Config
 from lanthorn.driver import Service
@@ -37,6 +39,16 @@ def alt_svc(config: Config, sockets: list[socket.socket]) -> Config:
     header = f'Alt-Svc: h3=":{ports[0]}"; ma=86400'
     site = dataclasses.replace(config.site, headers=(*config.site.headers, header))
     return dataclasses.replace(config, site=site)
+
+
+def _reopen_on_sigusr1(service: Service) -> None:
+    """SIGUSR1 (logrotate's postrotate, as nginx): the log files are opened anew at the
+    next housekeeping tick (a quarter of a second), not in the handler."""
+
+    def reopen(signum: int, frame: FrameType | None) -> None:
+        service.reopen_logs = True
+
+    signal.signal(signal.SIGUSR1, reopen)
 
 
 def serve(config: Config) -> None:
@@ -81,6 +93,7 @@ def serve(config: Config) -> None:
                 sockets += listening.datagrams(sockets)
             admission = Service.admission_for(config, table)
             service = Service(alt_svc(config, sockets), tls, admission, group)
+            _reopen_on_sigusr1(service)
             watch.start(service)
             become(server.user)  # the ports are bound and the log is open
             streams = [s for s in sockets if s.type == socket.SOCK_STREAM]
@@ -93,6 +106,7 @@ def serve(config: Config) -> None:
                 admission = Service.admission_for(config, table, row)
                 worker = dataclasses.replace(group, row=row)
                 service = Service(alt_svc(config, sockets), tls, admission, worker)
+                _reopen_on_sigusr1(service)
                 watch.start(service)
                 become(server.user)
                 run(sockets, service, ready)

@@ -54,6 +54,7 @@ class Supervisor:
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until the worker's own
                 socks = [
                     s
                     for host, port in addresses
@@ -93,8 +94,14 @@ class Supervisor:
         def stop(signum: int, frame: FrameType | None) -> None:
             self.stopping = True
 
+        def reopen(signum: int, frame: FrameType | None) -> None:
+            for pid in self.workers:  # each worker reopens its own log files
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGUSR1)
+
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGUSR1, reopen)
         for row in range(server.workers):
             self._spawn(addresses, row)
         on_ready(addresses)
