@@ -25,13 +25,17 @@ class Page:
         self.ids = itertools.count(1)
 
     def evaluate(self, expression: str) -> Any:
-        ident = next(self.ids)
         params = {"expression": expression, "returnByValue": True}
-        self.ws.send(json.dumps({"id": ident, "method": "Runtime.evaluate", "params": params}))
+        return self.call("Runtime.evaluate", params)["result"].get("value")
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """A DevTools method on this tab; its result."""
+        ident = next(self.ids)
+        self.ws.send(json.dumps({"id": ident, "method": method, "params": params or {}}))
         while True:
             answer = json.loads(self.ws.recv(timeout=10))
             if answer.get("id") == ident:
-                return answer["result"]["result"].get("value")
+                return answer["result"]
 
     def until(self, expression: str, timeout_s: float = 10.0) -> float:
         """Seconds until `expression` is true in the page."""

@@ -4,6 +4,7 @@ image all arrive, and the script runs."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import time
@@ -97,3 +98,60 @@ def _log_lines_of(srv: Server) -> list[str]:
     while "/echo" not in srv.output() and time.monotonic() < deadline:
         time.sleep(0.1)
     return srv.output().splitlines()
+
+
+def test_directory_listing_in_a_browser(
+    browser: tuple[subprocess.Popen[str], int], tmp_path: Path, scratch: Path
+) -> None:
+    """--autoindex: sizes for people, a filter box, columns that sort on a click, light
+    and dark, readable on a phone (no sideways scroll at 390 px; a screenshot is taken),
+    every name escaped, nothing fetched but the page (and the browser's favicon)."""
+    _, devtools = browser
+    root = tmp_path / "root"
+    (root / "files" / "docs").mkdir(parents=True)
+    (root / "files" / "small.txt").write_bytes(b"x" * 10)
+    (root / "files" / "medium.bin").write_bytes(b"x" * 5 * 1024)
+    with open(root / "files" / "large.iso", "wb") as fh:  # sparse
+        fh.truncate(3 * 2**20)
+    (root / "files" / "<b>bold<i>.txt").write_bytes(b"x")
+    args = ("--autoindex", "--access-log", "-")
+    with Server(root, *args, tmp=scratch) as srv, open_page(devtools, srv.url("/files/")) as page:
+        page.until("document.readyState === 'complete' && !!document.querySelector('tbody')")
+        names = "[...document.querySelectorAll('tbody tr')].filter(r => r.style.display !== 'none')"
+        rows = f"{names}.map(r => [...r.cells].slice(0, 2).map(c => c.textContent))"
+        assert page.evaluate(rows) == [
+            ["../", ""], ["docs/", "—"], ["<b>bold<i>.txt", "1 B"], ["large.iso", "3.0 MiB"],
+            ["medium.bin", "5.0 KiB"], ["small.txt", "10 B"],
+        ]  # fmt: skip
+        assert page.evaluate("document.querySelectorAll('b, i').length") == 0  # text only
+        page.evaluate(
+            "const f = document.querySelector('input'); f.value = 'MED';"
+            "f.dispatchEvent(new Event('input'))"
+        )
+        assert [r[0] for r in page.evaluate(rows)] == ["medium.bin"]
+        page.evaluate(
+            "const g = document.querySelector('input'); g.value = '';"
+            "g.dispatchEvent(new Event('input'));"
+            "document.querySelectorAll('th')[1].click()"
+        )
+        by_size = [r[0] for r in page.evaluate(rows)]
+        assert by_size == ["../", "docs/", "<b>bold<i>.txt", "small.txt", "medium.bin",
+                           "large.iso"]  # fmt: skip
+        page.evaluate("document.querySelectorAll('th')[1].click()")  # again: descending
+        assert [r[0] for r in page.evaluate(rows)][2:] == by_size[:1:-1]
+        phone = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+        page.call("Emulation.setDeviceMetricsOverride", phone)
+        page.call("Emulation.setEmulatedMedia",
+                  {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})  # fmt: skip
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        dark = "getComputedStyle(document.body).backgroundColor"
+        assert page.evaluate(dark) == "rgb(28, 28, 30)"
+        shot = page.call("Page.captureScreenshot", {"format": "png"})["data"]
+        (tmp_path / "listing-phone-dark.png").write_bytes(base64.b64decode(shot))
+        assert base64.b64decode(shot).startswith(b"\x89PNG") and len(shot) > 5000
+        deadline = time.monotonic() + 10  # the access log is flushed about once a second
+        while "GET /files/ " not in srv.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    log = srv.output().splitlines()
+    requests = [line for line in log if '"GET ' in line and "/favicon.ico " not in line]
+    assert len(requests) == 1 and '"GET /files/ HTTP/1.1" 200 ' in requests[0], requests
