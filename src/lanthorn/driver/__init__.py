@@ -12,6 +12,7 @@ from lanthorn.driver.contract import (
     Action,
     Connection,
     discard,
+    peer_host,
 )
 from lanthorn.driver.negotiate import connect
 
@@ -26,4 +27,5 @@ __all__ = [
     "Service",
     "connect",
     "discard",
+    "peer_host",
 ]

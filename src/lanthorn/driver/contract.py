@@ -18,6 +18,15 @@ class _Close:
 CLOSE = _Close()
 Action = bytes | FileBody | _Close
 
+
+def peer_host(address: object) -> str:
+    """The client's address as drivers name it (logs, per-client limits): the host of
+    a socket address, "-" when there is none."""
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return "-"
+
+
 # One batch (what an engine writes before it reads again) holds about this many bytes of
 # bodies: the bound on what a client that does not read can make a connection hold.
 BATCH_BYTES = 256 * 1024

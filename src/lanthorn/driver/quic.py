@@ -55,7 +55,7 @@ from qh3.quic.packet import (
 )
 
 from lanthorn.driver.context import Service, Worker
-from lanthorn.driver.contract import CLOSE, Action
+from lanthorn.driver.contract import CLOSE, Action, peer_host
 from lanthorn.driver.streams import Streams
 from lanthorn.driver.tickets import SessionTickets
 from lanthorn.protocol.http3 import ALPN, Http3
@@ -70,10 +70,6 @@ _VERSIONS: list[int] = [QuicProtocolVersion.VERSION_1]
 _OURS = frozenset((QuicPacketType.ONE_RTT, QuicPacketType.HANDSHAKE))
 # qh3 logs a client's ordinary CONNECTION_CLOSE as a warning: only its errors are news.
 logging.getLogger("quic").setLevel(logging.ERROR)
-
-
-def _host(address: NetworkAddress) -> str:
-    return str(address[0]) if isinstance(address, tuple) and address else "-"
 
 
 class TaggedConnection(QuicConnection):
@@ -291,7 +287,7 @@ class QuicServer:
             original_destination_connection_id=original,
             retry_source_connection_id=retried,
         )
-        peer = _host(address)
+        peer = peer_host(address)
         service = self._service
         adapter = Http3(service.limits, quic, address, tunnels=bool(service.endpoints))
         streams = Streams(self._service, peer, now, adapter, self._service.admit(peer))

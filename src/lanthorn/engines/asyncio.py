@@ -21,9 +21,18 @@ from collections.abc import Callable
 from typing import cast
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connect, discard
+from lanthorn.driver import (
+    CLOSE,
+    Action,
+    Connection,
+    FileBody,
+    Service,
+    connect,
+    discard,
+    peer_host,
+)
 from lanthorn.engines import datagrams, kernel
-from lanthorn.engines.listeners import peer_host, tune
+from lanthorn.engines.listeners import tune
 from lanthorn.timers import Timers
 
 

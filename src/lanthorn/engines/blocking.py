@@ -28,9 +28,10 @@ from lanthorn.driver import (
     Service,
     connect,
     discard,
+    peer_host,
 )
 from lanthorn.engines.kernel import send_file
-from lanthorn.engines.listeners import peer_host, tune
+from lanthorn.engines.listeners import tune
 
 WAKE_S = 0.5  # a stopping main thread looks at its lingering connections this often
 POLL_S = 0.05  # an idle worker re-checks whether someone waits for its thread

@@ -16,9 +16,18 @@ from collections import deque
 from collections.abc import Callable
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import CLOSE, Action, Connection, FileBody, Service, connect, discard
+from lanthorn.driver import (
+    CLOSE,
+    Action,
+    Connection,
+    FileBody,
+    Service,
+    connect,
+    discard,
+    peer_host,
+)
 from lanthorn.engines import datagrams, kernel
-from lanthorn.engines.listeners import peer_host, tune
+from lanthorn.engines.listeners import tune
 from lanthorn.engines.stopping import StopFlag
 from lanthorn.timers import Timers
 

@@ -86,31 +86,24 @@ def serve(config: Config) -> None:
                 server.ready_file, addresses, scheme, model=server.model, workers=server.workers
             )
 
+    def worker_main(sockets: list[socket.socket], ready: Callable[[], None], row: int) -> None:
+        """Worker `row` (the only one, or one of the supervisor's) on its bound sockets."""
+        admission = Service.admission_for(config, table, row)
+        worker = dataclasses.replace(group, row=row)
+        service = Service(alt_svc(config, sockets), tls, admission, worker)
+        _reopen_on_sigusr1(service)
+        watch.start(service)
+        become(server.user)  # the ports are bound and the log is open
+        run(sockets, service, ready)
+
     try:
         if server.workers == 1:
             sockets = listening.bind(server.host, server.port)
             if server.quic:
                 sockets += listening.datagrams(sockets)
-            admission = Service.admission_for(config, table)
-            service = Service(alt_svc(config, sockets), tls, admission, group)
-            _reopen_on_sigusr1(service)
-            watch.start(service)
-            become(server.user)  # the ports are bound and the log is open
             streams = [s for s in sockets if s.type == socket.SOCK_STREAM]
-            run(sockets, service, lambda: announce(listening.addresses(streams)))
+            worker_main(sockets, lambda: announce(listening.addresses(streams)), 0)
         else:
-
-            def worker_main(
-                sockets: list[socket.socket], ready: Callable[[], None], row: int
-            ) -> None:
-                admission = Service.admission_for(config, table, row)
-                worker = dataclasses.replace(group, row=row)
-                service = Service(alt_svc(config, sockets), tls, admission, worker)
-                _reopen_on_sigusr1(service)
-                watch.start(service)
-                become(server.user)
-                run(sockets, service, ready)
-
             Supervisor(config, worker_main, table).run(announce)
     finally:
         listening.remove_ready_file(server.ready_file)

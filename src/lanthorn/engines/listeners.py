@@ -125,9 +125,3 @@ def tune(conn: socket.socket) -> None:
     """Per-connection options: responses are written whole, so Nagle only adds delay."""
     if conn.family in (socket.AF_INET, socket.AF_INET6):
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def peer_host(address: object) -> str:
-    if isinstance(address, tuple) and address:
-        return str(address[0])
-    return "-"

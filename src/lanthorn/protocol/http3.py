@@ -246,15 +246,15 @@ class Http3:
             try:
                 h3_events = self._h3.handle_event(event)
             except (DecoderStreamError, EncoderStreamError):  # errors qh3 lets through
-                self._failed(ErrorCode.QPACK_DECOMPRESSION_FAILED, "QPACK decoding failed")
+                self._close_with(ErrorCode.QPACK_DECOMPRESSION_FAILED, "QPACK decoding failed")
                 return
             except BufferReadError:
-                self._failed(ErrorCode.H3_FRAME_ERROR, "a frame cut short")
+                self._close_with(ErrorCode.H3_FRAME_ERROR, "a frame cut short")
                 return
             for h3_event in h3_events:
                 self._translate(h3_event)
 
-    def _failed(self, code: int, why: str) -> None:
+    def _close_with(self, code: int, why: str) -> None:
         """What qh3 could not parse and did not report as an HTTP/3 error (a QPACK field
         section it cannot decode, a frame cut short): the connection is closed with the
         error RFC 9114 §8.1 / RFC 9204 §6 name, as qh3 does for the errors it catches."""
@@ -304,22 +304,23 @@ class Http3:
         if not self.confirmed and request.method not in EARLY_METHODS:
             self._fail(stream_id, ProtocolError(425, "not in early data"), request)
             return
-        self._active.add(stream_id)
+        tunnels = self._tunnels
         if request.method == b"CONNECT":  # extended: requestfields refused plain CONNECT
-            if self._tunnels is None:  # RFC 9220 §3: not offered, so malformed
-                self._active.discard(stream_id)
+            if tunnels is None:  # RFC 9220 §3: not offered, so malformed
                 self._refuse(stream_id, ErrorCode.H3_MESSAGE_ERROR)
                 return
-            self._tunnels[stream_id] = 0
+            self._active.add(stream_id)
+            tunnels[stream_id] = 0
             self._events.append(TunnelRequested(request, stream_id))
             return
+        self._active.add(stream_id)
         self._incoming.begin(stream_id, request, self._now)
 
     def _tunnel_data(self, stream_id: int, data: bytes, ended: bool) -> None:
         assert self._tunnels is not None
         owed = self._tunnels[stream_id] + len(data)
         if owed > TUNNEL_AHEAD:
-            self._failed(ErrorCode.H3_EXCESSIVE_LOAD, "a tunnel's client is too far ahead")
+            self._close_with(ErrorCode.H3_EXCESSIVE_LOAD, "a tunnel's client is too far ahead")
             return
         if ended:
             del self._tunnels[stream_id]
@@ -355,22 +356,20 @@ class Http3:
 
     def respond(self, stream_id: int, plan: ResponsePlan, end_stream: bool, date: bytes) -> bool:
         """HEADERS for `plan`; False if the stream can no longer take them."""
-        fields = [(b":status", b"%d" % plan.status), _SERVER, *plan.headers, (b"date", date)]
         if end_stream:
             self._active.discard(stream_id)
-        try:
-            self._h3.send_headers(stream_id, fields, end_stream=end_stream)
-        except _GONE:  # stream or connection gone
-            return False
-        return True
+        status = (b":status", b"%d" % plan.status)
+        return self._head(stream_id, [status, _SERVER, *plan.headers, (b"date", date)], end_stream)
 
     def accept(self, stream_id: int, fields: list[tuple[bytes, bytes]], date: bytes) -> bool:
         """A 2xx for an extended CONNECT: the tunnel is open (RFC 9220 §3); False if the
         stream is gone."""
-        head = [(b":status", b"200"), _SERVER, *fields, (b"date", date)]
+        return self._head(stream_id, [(b":status", b"200"), _SERVER, *fields, (b"date", date)])
+
+    def _head(self, stream_id: int, fields: list[tuple[bytes, bytes]], end: bool = False) -> bool:
         try:
-            self._h3.send_headers(stream_id, head)
-        except _GONE:
+            self._h3.send_headers(stream_id, fields, end_stream=end)
+        except _GONE:  # stream or connection gone
             return False
         return True
 
