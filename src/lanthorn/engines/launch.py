@@ -12,7 +12,7 @@ from types import FrameType
 
 from lanthorn.config import QUIC_MODELS, Config
 from lanthorn.driver import Service
-from lanthorn.driver.context import Worker
+from lanthorn.driver.context import Door, Worker
 from lanthorn.engines import datagrams, watch
 from lanthorn.engines import listeners as listening
 from lanthorn.engines.identity import account, become
@@ -51,6 +51,13 @@ def _reopen_on_sigusr1(service: Service) -> None:
     signal.signal(signal.SIGUSR1, reopen)
 
 
+def doors(where: list[listening.Bound]) -> list[Door]:
+    """What each listener speaks; a redirecting one sends clients to the first HTTPS
+    listener's port."""
+    https = next((port for _, port, one in where if one.tls), None)
+    return [Door(one.tls, one.proxy, https if one.redirect else None) for _, _, one in where]
+
+
 def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT and a graceful drain."""
     server = config.server
@@ -62,7 +69,6 @@ def serve(config: Config) -> None:
     # Which worker is which, and the key they share (drawn here, before they fork).
     pairs = datagrams.mesh(server.workers) if server.quic and server.workers > 1 else ()
     group = Worker(count=server.workers, mesh=pairs)
-    scheme = "http" if tls is None else "https"
     if tls is not None and not server.quic and server.http3 is None:
         log.info(
             "HTTP/3 is off: the %s model has no UDP path (--model %s has one)",
@@ -70,27 +76,37 @@ def serve(config: Config) -> None:
             " or ".join(QUIC_MODELS),
         )
 
-    def announce(addresses: list[tuple[str, int]]) -> None:
-        for host, port in addresses:
+    def announce(where: list[listening.Bound]) -> None:
+        for host, port, one in where:
             log.info(
-                "serving %s at %s (model %s, %d worker%s%s)",
+                "serving %s at %s (model %s, %d worker%s%s%s)",
                 config.site.root,
-                listening.url(host, port, scheme),
+                listening.url(host, port, listening.scheme(one)),
                 server.model,
                 server.workers,
                 "" if server.workers == 1 else "s",
-                ", HTTP/3 on UDP too" if server.quic else "",
+                ", HTTP/3 on UDP too" if server.quic_on(one) else "",
+                ", after a PROXY protocol header" if one.proxy else "",
             )
         if server.ready_file:
+            urls = [(host, port, listening.scheme(one)) for host, port, one in where]
             listening.write_ready_file(
-                server.ready_file, addresses, scheme, model=server.model, workers=server.workers
+                server.ready_file, urls, model=server.model, workers=server.workers
             )
 
-    def worker_main(sockets: list[socket.socket], ready: Callable[[], None], row: int) -> None:
-        """Worker `row` (the only one, or one of the supervisor's) on its bound sockets."""
+    def worker_main(opened: list[listening.Opened], ready: Callable[[], None], row: int) -> None:
+        """Worker `row` (the only one, or one of the supervisor's) on its listeners."""
+        several = server.workers > 1
+        sockets = [sock for sock, _ in opened]
+        sockets += listening.datagrams(
+            [sock for sock, one in opened if server.quic_on(one)], reuse_port=several
+        )
         admission = Service.admission_for(config, table, row)
         worker = dataclasses.replace(group, row=row)
         service = Service(alt_svc(config, sockets), tls, admission, worker)
+        for (sock, _), door in zip(opened, doors(listening.bound(opened)), strict=True):
+            if door != Door(tls is not None):  # the service itself speaks as that one
+                service.open_door(sock.fileno(), door)
         _reopen_on_sigusr1(service)
         watch.start(service)
         become(server.user)  # the ports are bound and the log is open
@@ -98,11 +114,8 @@ def serve(config: Config) -> None:
 
     try:
         if server.workers == 1:
-            sockets = listening.bind(server.host, server.port)
-            if server.quic:
-                sockets += listening.datagrams(sockets)
-            streams = [s for s in sockets if s.type == socket.SOCK_STREAM]
-            worker_main(sockets, lambda: announce(listening.addresses(streams)), 0)
+            opened = listening.bind_each(server.listeners())
+            worker_main(opened, lambda: announce(listening.bound(opened)), 0)
         else:
             Supervisor(config, worker_main, table).run(announce)
     finally:

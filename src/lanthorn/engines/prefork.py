@@ -18,7 +18,6 @@ import logging
 import os
 import select
 import signal
-import socket
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -30,7 +29,7 @@ from lanthorn.engines import listeners as listening
 log = logging.getLogger("lanthorn")
 
 # (its listening sockets, "I am ready", its row in the shared per-client table)
-WorkerMain = Callable[[list[socket.socket], Callable[[], None], int], None]
+WorkerMain = Callable[[list[listening.Opened], Callable[[], None], int], None]
 RESPAWN_BACKOFF_S = 1.0
 
 
@@ -45,7 +44,7 @@ class Supervisor:
         self.rows: dict[int, int] = {}  # pid → its row in the per-client table
         self.stopping = False
 
-    def _spawn(self, addresses: list[tuple[str, int]], row: int) -> int:
+    def _spawn(self, addresses: list[listening.Bound], row: int) -> int:
         ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # worker
@@ -55,19 +54,17 @@ class Supervisor:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until the worker's own
-                socks = [
-                    s
-                    for host, port in addresses
-                    for s in listening.bind(host, port, reuse_port=True)
+                opened = [
+                    (sock, one)
+                    for host, port, one in addresses
+                    for sock in listening.bind(host, port, reuse_port=True)
                 ]
-                if self.config.server.quic:
-                    socks += listening.datagrams(socks, reuse_port=True)
 
                 def ready() -> None:
                     os.write(ready_w, b"1")
                     os.close(ready_w)
 
-                self.worker_main(socks, ready, row)
+                self.worker_main(opened, ready, row)
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
                 code = 1
@@ -82,14 +79,16 @@ class Supervisor:
         self.rows[pid] = row
         return pid
 
-    def run(self, on_ready: Callable[[list[tuple[str, int]]], None]) -> None:
+    def run(self, on_ready: Callable[[list[listening.Bound]], None]) -> None:
         server = self.config.server
-        # Bound but not listening: the port is ours, every connection goes to a worker.
-        reserved = listening.bind(server.host, server.port, reuse_port=True, listen=False)
-        addresses = listening.addresses(reserved)
-        if server.quic:  # a UDP port taken by another program fails here, not in each worker
-            for sock in listening.datagrams(reserved, reuse_port=True):
-                sock.close()
+        # Bound but not listening: the ports are ours, every connection goes to a worker.
+        opened = listening.bind_each(server.listeners(), reuse_port=True, listen=False)
+        reserved = [sock for sock, _ in opened]
+        addresses = listening.bound(opened)
+        # A UDP port taken by another program fails here, not in each worker.
+        quic = [sock for sock, one in opened if server.quic_on(one)]
+        for sock in listening.datagrams(quic, reuse_port=True):
+            sock.close()
 
         def stop(signum: int, frame: FrameType | None) -> None:
             self.stopping = True
@@ -114,7 +113,7 @@ class Supervisor:
             for sock in reserved:
                 sock.close()
 
-    def _reap(self, addresses: list[tuple[str, int]]) -> None:
+    def _reap(self, addresses: list[listening.Bound]) -> None:
         while self.workers:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
