@@ -79,7 +79,7 @@ $(PEERS_VENV)/.stamp: Makefile
 
 peers: $(PEERS_VENV)/.stamp
 
-## make bench: the architectures and nginx side by side (see README "Performance")
+## make bench: the architectures and nginx side by side (see docs/bench.md)
 bench: $(DEPS) system-tools
 	$(BIN)/lanthorn bench --models single,threads,events,asyncio --peers nginx,http.server \
 	  --files small,large --conns 10,100,400 --rounds 2 --duration 4 --out bench-results

@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         "--http3",
         action="store_true",
         default=None,
-        help="insist on HTTP/3 (it is on wherever TLS is, on the asyncio model)",
+        help="insist on HTTP/3 (it is on wherever TLS is, on the asyncio and events models)",
     )
     p.add_argument(
         "--no-http3",
