@@ -13,9 +13,10 @@ from types import FrameType
 from lanthorn.config import QUIC_MODELS, Config
 from lanthorn.driver import Service
 from lanthorn.driver.context import Worker
-from lanthorn.engines import datagrams, watch
+from lanthorn.engines import activation, datagrams, watch
 from lanthorn.engines import listeners as listening
 from lanthorn.engines.identity import account, become
+from lanthorn.engines.notify import notify
 from lanthorn.engines.prefork import Supervisor
 from lanthorn.engines.tlscontext import server_context
 
@@ -85,6 +86,7 @@ def serve(config: Config) -> None:
             listening.write_ready_file(
                 server.ready_file, addresses, scheme, model=server.model, workers=server.workers
             )
+        notify(f"READY=1\nSTATUS=serving {config.site.root}")
 
     def worker_main(sockets: list[socket.socket], ready: Callable[[], None], row: int) -> None:
         """Worker `row` (the only one, or one of the supervisor's) on its bound sockets."""
@@ -96,14 +98,15 @@ def serve(config: Config) -> None:
         become(server.user)  # the ports are bound and the log is open
         run(sockets, service, ready)
 
+    passed = activation.inherited(server.quic)  # by systemd: served instead of host:port
     try:
         if server.workers == 1:
-            sockets = listening.bind(server.host, server.port)
-            if server.quic:
+            sockets = passed or listening.bind(server.host, server.port)
+            if server.quic and not passed:
                 sockets += listening.datagrams(sockets)
             streams = [s for s in sockets if s.type == socket.SOCK_STREAM]
             worker_main(sockets, lambda: announce(listening.addresses(streams)), 0)
         else:
-            Supervisor(config, worker_main, table).run(announce)
+            Supervisor(config, worker_main, table, shared=passed).run(announce)
     finally:
         listening.remove_ready_file(server.ready_file)

@@ -9,6 +9,9 @@ its share of datagrams), and connections that move between workers' sockets are 
 over by connection ID (driver/quic, engines/datagrams). A worker that dies is
 replaced; SIGTERM/SIGINT is passed to every worker, which drain within the grace
 period; stragglers are killed after it.
+
+With sockets passed by systemd (engines/activation), nothing is bound: the supervisor
+holds the passed sockets and every worker accepts from them, inherited over fork.
 """
 
 from __future__ import annotations
@@ -36,9 +39,14 @@ RESPAWN_BACKOFF_S = 1.0
 
 class Supervisor:
     def __init__(
-        self, config: Config, worker_main: WorkerMain, clients: ClientTable | None = None
+        self,
+        config: Config,
+        worker_main: WorkerMain,
+        clients: ClientTable | None = None,
+        shared: list[socket.socket] | None = None,
     ) -> None:
         self.config = config
+        self.shared = shared or []  # listening sockets every worker serves, if any
         self.worker_main = worker_main
         self.clients = clients
         self.workers: dict[int, float] = {}  # pid → start time
@@ -55,13 +63,7 @@ class Supervisor:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until the worker's own
-                socks = [
-                    s
-                    for host, port in addresses
-                    for s in listening.bind(host, port, reuse_port=True)
-                ]
-                if self.config.server.quic:
-                    socks += listening.datagrams(socks, reuse_port=True)
+                socks = self.shared or self._bind(addresses)
 
                 def ready() -> None:
                     os.write(ready_w, b"1")
@@ -82,14 +84,23 @@ class Supervisor:
         self.rows[pid] = row
         return pid
 
+    def _bind(self, addresses: list[tuple[str, int]]) -> list[socket.socket]:
+        """A worker's own listening sockets on the supervisor's addresses."""
+        socks = [s for host, port in addresses for s in listening.bind(host, port, reuse_port=True)]
+        if self.config.server.quic:
+            socks += listening.datagrams(socks, reuse_port=True)
+        return socks
+
     def run(self, on_ready: Callable[[list[tuple[str, int]]], None]) -> None:
         server = self.config.server
-        # Bound but not listening: the port is ours, every connection goes to a worker.
-        reserved = listening.bind(server.host, server.port, reuse_port=True, listen=False)
-        addresses = listening.addresses(reserved)
-        if server.quic:  # a UDP port taken by another program fails here, not in each worker
-            for sock in listening.datagrams(reserved, reuse_port=True):
-                sock.close()
+        if self.shared:
+            reserved = self.shared
+        else:  # Bound but not listening: the port is ours, every connection goes to a worker.
+            reserved = listening.bind(server.host, server.port, reuse_port=True, listen=False)
+            if server.quic:  # a UDP port taken by another program fails here, not in each worker
+                for sock in listening.datagrams(reserved, reuse_port=True):
+                    sock.close()
+        addresses = listening.addresses([s for s in reserved if s.type == socket.SOCK_STREAM])
 
         def stop(signum: int, frame: FrameType | None) -> None:
             self.stopping = True
