@@ -13,9 +13,10 @@ from types import FrameType
 from lanthorn.config import QUIC_MODELS, Config
 from lanthorn.driver import Service
 from lanthorn.driver.context import Door, Worker
-from lanthorn.engines import datagrams, watch
+from lanthorn.engines import activation, datagrams, watch
 from lanthorn.engines import listeners as listening
 from lanthorn.engines.identity import account, become
+from lanthorn.engines.notify import notify
 from lanthorn.engines.prefork import Supervisor
 from lanthorn.engines.tlscontext import server_context
 
@@ -93,18 +94,19 @@ def serve(config: Config) -> None:
             listening.write_ready_file(
                 server.ready_file, urls, model=server.model, workers=server.workers
             )
+        notify(f"READY=1\nSTATUS=serving {config.site.root}")
 
     def worker_main(opened: list[listening.Opened], ready: Callable[[], None], row: int) -> None:
         """Worker `row` (the only one, or one of the supervisor's) on its listeners."""
-        several = server.workers > 1
         sockets = [sock for sock, _ in opened]
-        sockets += listening.datagrams(
-            [sock for sock, one in opened if server.quic_on(one)], reuse_port=several
-        )
+        streams = listening.streams(opened)
+        if len(streams) == len(opened):  # no UDP socket was passed: one beside each TLS one
+            quic = [sock for sock, one in streams if server.quic_on(one)]
+            sockets += listening.datagrams(quic, reuse_port=server.workers > 1)
         admission = Service.admission_for(config, table, row)
         worker = dataclasses.replace(group, row=row)
         service = Service(alt_svc(config, sockets), tls, admission, worker)
-        for (sock, _), door in zip(opened, doors(listening.bound(opened)), strict=True):
+        for (sock, _), door in zip(streams, doors(listening.bound(streams)), strict=True):
             if door != Door(tls is not None):  # the service itself speaks as that one
                 service.open_door(sock.fileno(), door)
         _reopen_on_sigusr1(service)
@@ -112,11 +114,13 @@ def serve(config: Config) -> None:
         become(server.user)  # the ports are bound and the log is open
         run(sockets, service, ready)
 
+    passed = activation.inherited(server)  # by systemd: served instead of the listeners
     try:
         if server.workers == 1:
-            opened = listening.bind_each(server.listeners())
-            worker_main(opened, lambda: announce(listening.bound(opened)), 0)
+            opened = passed or listening.bind_each(server.listeners())
+            streams = listening.streams(opened)
+            worker_main(opened, lambda: announce(listening.bound(streams)), 0)
         else:
-            Supervisor(config, worker_main, table).run(announce)
+            Supervisor(config, worker_main, table, shared=passed).run(announce)
     finally:
         listening.remove_ready_file(server.ready_file)

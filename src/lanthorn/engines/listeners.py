@@ -91,6 +91,11 @@ def bind_each(
     return opened
 
 
+def streams(opened: list[Opened]) -> list[Opened]:
+    """The TCP ones (the others are UDP, for HTTP/3)."""
+    return [(sock, one) for sock, one in opened if sock.type == socket.SOCK_STREAM]
+
+
 def bound(opened: list[Opened]) -> list[Bound]:
     return [(str(s.getsockname()[0]), int(s.getsockname()[1]), one) for s, one in opened]
 

@@ -9,6 +9,9 @@ its share of datagrams), and connections that move between workers' sockets are 
 over by connection ID (driver/quic, engines/datagrams). A worker that dies is
 replaced; SIGTERM/SIGINT is passed to every worker, which drain within the grace
 period; stragglers are killed after it.
+
+With sockets passed by systemd (engines/activation), nothing is bound: the supervisor
+holds the passed sockets and every worker accepts from them, inherited over fork.
 """
 
 from __future__ import annotations
@@ -35,9 +38,14 @@ RESPAWN_BACKOFF_S = 1.0
 
 class Supervisor:
     def __init__(
-        self, config: Config, worker_main: WorkerMain, clients: ClientTable | None = None
+        self,
+        config: Config,
+        worker_main: WorkerMain,
+        clients: ClientTable | None = None,
+        shared: list[listening.Opened] | None = None,
     ) -> None:
         self.config = config
+        self.shared = shared or []  # listening sockets every worker serves, if any
         self.worker_main = worker_main
         self.clients = clients
         self.workers: dict[int, float] = {}  # pid → start time
@@ -54,11 +62,7 @@ class Supervisor:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until the worker's own
-                opened = [
-                    (sock, one)
-                    for host, port, one in addresses
-                    for sock in listening.bind(host, port, reuse_port=True)
-                ]
+                opened = self.shared or self._bind(addresses)
 
                 def ready() -> None:
                     os.write(ready_w, b"1")
@@ -79,16 +83,28 @@ class Supervisor:
         self.rows[pid] = row
         return pid
 
+    @staticmethod
+    def _bind(addresses: list[listening.Bound]) -> list[listening.Opened]:
+        """A worker's own listening sockets on the supervisor's addresses."""
+        return [
+            (sock, one)
+            for host, port, one in addresses
+            for sock in listening.bind(host, port, reuse_port=True)
+        ]
+
     def run(self, on_ready: Callable[[list[listening.Bound]], None]) -> None:
         server = self.config.server
-        # Bound but not listening: the ports are ours, every connection goes to a worker.
-        opened = listening.bind_each(server.listeners(), reuse_port=True, listen=False)
-        reserved = [sock for sock, _ in opened]
-        addresses = listening.bound(opened)
-        # A UDP port taken by another program fails here, not in each worker.
-        quic = [sock for sock, one in opened if server.quic_on(one)]
-        for sock in listening.datagrams(quic, reuse_port=True):
-            sock.close()
+        if self.shared:
+            addresses = listening.bound(listening.streams(self.shared))
+            reserved = [sock for sock, _ in self.shared]
+        else:  # Bound but not listening: the ports are ours, every connection goes to a worker.
+            opened = listening.bind_each(server.listeners(), reuse_port=True, listen=False)
+            reserved = [sock for sock, _ in opened]
+            addresses = listening.bound(opened)
+            # A UDP port taken by another program fails here, not in each worker.
+            quic = [sock for sock, one in opened if server.quic_on(one)]
+            for sock in listening.datagrams(quic, reuse_port=True):
+                sock.close()
 
         def stop(signum: int, frame: FrameType | None) -> None:
             self.stopping = True
