@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEPS   := $(VENV)/.deps-stamp
-TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps gtlsclient caddy systemd-analyze
+TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps gtlsclient caddy haproxy systemd-analyze
 APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl chromium procps ngtcp2-client \
-          caddy systemd
+          caddy systemd haproxy
 
 .PHONY: run test check lint typecheck pytest system-tools peers bench clean fuzz autobahn
 

@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     from lanthorn.engines.launch import serve
 
     try:
-        serve(config)
+        serve(config, reload=lambda: config_from_args(argv))
     except ConfigError as exc:
         print(f"lanthorn: error: {exc}", file=sys.stderr)
         return 2

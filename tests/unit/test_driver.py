@@ -8,6 +8,7 @@ import pytest
 
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.driver import CLOSE, Action, FileBody, Service, discard
+from lanthorn.driver.contract import DRAIN_QUIET_S
 from lanthorn.driver.http1 import HttpConnection
 
 
@@ -112,8 +113,16 @@ def test_head_closes_file_body(service: Service) -> None:
 
 
 def test_draining_closes_after_current_response(service: Service) -> None:
+    """An idle connection closes once it has been quiet for DRAIN_QUIET_S (a request
+    may be on its way); a request that comes meanwhile is answered, then it closes."""
     conn = HttpConnection(service, "peer", now=0.0)
-    assert conn.shutdown() == [CLOSE]  # idle: at once
+    assert conn.shutdown() == []
+    assert conn.deadline == DRAIN_QUIET_S
+    assert conn.expired(DRAIN_QUIET_S) == [CLOSE]
+    served = HttpConnection(service, "peer", now=0.0)
+    served.feed(GET, now=0.0)
+    served.drained(now=5.0)  # idle since 5.0
+    assert served.shutdown() == [] and served.deadline == 5.0 + DRAIN_QUIET_S
     busy = HttpConnection(service, "peer", now=0.0)
     service.drain(now=0.0)
     out = busy.feed(GET, now=0.0)

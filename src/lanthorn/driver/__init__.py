@@ -7,6 +7,7 @@ from lanthorn.driver.context import Service
 from lanthorn.driver.contract import (
     BATCH_BYTES,
     CLOSE,
+    DRAIN_QUIET_S,
     LINGER_BYTES,
     LINGER_S,
     Action,
@@ -19,6 +20,7 @@ from lanthorn.driver.negotiate import connect
 __all__ = [
     "BATCH_BYTES",
     "CLOSE",
+    "DRAIN_QUIET_S",
     "LINGER_BYTES",
     "LINGER_S",
     "Action",

@@ -47,6 +47,8 @@ class Worker:
     # datagram socket pair per row, made before they fork: what one worker passes to
     # another (engines/datagrams).
     mesh: tuple[tuple[int, int], ...] = ()
+    # The workers read one UDP socket between them (passed by systemd), not one each.
+    shared_udp: bool = False
     # The key of what any worker must accept from another (QUIC Retry tokens), made once
     # per server before the workers fork.
     secret: bytes = field(default_factory=lambda: os.urandom(32))

@@ -35,6 +35,9 @@ BATCH_BYTES = 256 * 1024
 # lingering_close): closing with unread input would make the kernel reset the connection
 # and destroy the response the client has not read yet.
 LINGER_S = 2.0
+# On a graceful stop, an idle HTTP/1 connection is closed once it has been idle this
+# long: a client that sent a request as it fell idle gets the answer, not a reset.
+DRAIN_QUIET_S = 1.0
 LINGER_BYTES = 1024 * 1024
 
 

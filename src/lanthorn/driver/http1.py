@@ -20,7 +20,7 @@ from lanthorn.clock import wall
 from lanthorn.core.response import Body, FileBody
 from lanthorn.driver.admission import MemoryBudget
 from lanthorn.driver.context import NO_BODY_STATUSES, Service
-from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action, Connection
+from lanthorn.driver.contract import BATCH_BYTES, CLOSE, DRAIN_QUIET_S, Action, Connection
 from lanthorn.driver.websocket import Session, WebSocketConnection, endpoint, framing
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived, UpgradeRequested
 from lanthorn.protocol.http1 import Http1
@@ -42,6 +42,7 @@ class HttpConnection:
         "_handover",
         "_head_started",
         "_held",
+        "_idle_since",
         "_service",
         "_waiting",
         "_writing",
@@ -73,6 +74,9 @@ class HttpConnection:
         # at accept, so a client that waits before it trickles gains nothing (nginx's
         # client_header_timeout). None while no head is due (keep-alive idle, writing).
         self._head_started: float | None = now
+        # When the connection last fell idle (accepted, or a response written): on a
+        # graceful stop it is closed only once it has been idle for DRAIN_QUIET_S.
+        self._idle_since = now
         # Memory held for the client, as the worker's budget knows it: the batch being
         # written and a head still arriving.
         self._batch_bytes = 0
@@ -138,8 +142,15 @@ class HttpConnection:
         return [CLOSE]
 
     def shutdown(self) -> list[Action]:
-        """Graceful stop: idle connections close now, busy ones after their response."""
-        return [CLOSE] if self.idle else []
+        """Graceful stop: busy connections close after their response (it says
+        `Connection: close`); idle ones once they have been idle for DRAIN_QUIET_S (the
+        deadline moves there). A client may have sent its next request on a keep-alive
+        connection that just fell idle: closing that at once would lose the request (a
+        reset, RFC 9112 §9.6), while a client that sends within the quiet time gets its
+        answer and a close."""
+        if self.idle and not self._closing:
+            self._deadline = min(self._deadline, self._idle_since + DRAIN_QUIET_S)
+        return []
 
     def abort(self) -> None:
         """The socket is gone: release the client's connection count and the memory
@@ -188,9 +199,8 @@ class HttpConnection:
             # can hold that way is bounded by the batch's size anyway.
             self._batch_bytes = size if size >= MemoryBudget.SMALL else 0
         self._reschedule(now, bool(out), just_written)
-        if not out and self._service.draining and self.idle and not self._closing:
-            self._closing = True
-            out.append(CLOSE)
+        if not out and self._service.draining:
+            self.shutdown()
         return out
 
     def _upgrade(
@@ -269,6 +279,7 @@ class HttpConnection:
                 self._head_started = now
             self._deadline = self._head_started + limits.header_timeout_s
         elif just_written:
+            self._idle_since = now
             self._deadline = now + limits.keepalive_timeout_s
         # Otherwise (only blank lines arrived) the running clock is left alone, so bytes
         # that start no request cannot hold a connection open.

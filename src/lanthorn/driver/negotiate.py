@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from lanthorn.driver.admission import PenaltyBox
 from lanthorn.driver.context import Service
-from lanthorn.driver.contract import CLOSE, Action, Connection
+from lanthorn.driver.contract import CLOSE, DRAIN_QUIET_S, Action, Connection
 from lanthorn.driver.http1 import HttpConnection
 from lanthorn.driver.streams import Streams
 from lanthorn.driver.tls import TlsSession
@@ -152,7 +152,9 @@ class Preface:
         return [CLOSE] if now >= self.deadline else []
 
     def shutdown(self) -> list[Action]:
-        return [CLOSE]
+        """Graceful stop: its first request may be on its way (HttpConnection.shutdown)."""
+        self.deadline = min(self.deadline, self._opened + DRAIN_QUIET_S)
+        return []
 
     def abort(self) -> None:
         if self._admitted:
@@ -166,7 +168,7 @@ class ProxyHeader:
     with every byte after it. Anything else, or nothing within the header timeout,
     closes the connection unanswered (as nginx's `proxy_protocol` listeners do)."""
 
-    __slots__ = ("_link", "_seen", "_service", "deadline", "peer")
+    __slots__ = ("_link", "_opened", "_seen", "_service", "deadline", "peer")
 
     idle = True
     multiplexed = False
@@ -177,6 +179,7 @@ class ProxyHeader:
         self._link = link
         self._service = service
         self._seen = b""
+        self._opened = now
         self.peer = peer
         self.deadline = now + service.limits.header_timeout_s
 
@@ -206,7 +209,9 @@ class ProxyHeader:
         return [CLOSE] if now >= self.deadline else []
 
     def shutdown(self) -> list[Action]:
-        return [CLOSE]
+        """Graceful stop: its first request may be on its way (HttpConnection.shutdown)."""
+        self.deadline = min(self.deadline, self._opened + DRAIN_QUIET_S)
+        return []
 
     def abort(self) -> None:
         pass

@@ -40,6 +40,7 @@ import logging
 import math
 import os
 import struct
+import zlib
 from typing import Any
 
 from qh3._hazmat import Buffer
@@ -202,8 +203,9 @@ class QuicServer:
         cid = header.destination_cid
         connection = self._routes.get(cid)
         if connection is None:
-            if not forwarded and header.packet_type in _OURS and self._elsewhere(cid):
-                self._forwards.append((cid[0], data, address))
+            owner = None if forwarded else self._owner(cid, header.packet_type)
+            if owner is not None:
+                self._forwards.append((owner, data, address))
                 return
             connection = self._open(data, header, address, now)
             if connection is None:
@@ -247,10 +249,19 @@ class QuicServer:
         out, self._forwards = self._forwards, []
         return out
 
-    def _elsewhere(self, cid: bytes) -> bool:
-        """`cid` is one that another worker of this server issued."""
+    def _owner(self, cid: bytes, kind: QuicPacketType) -> int | None:
+        """The other worker a datagram for no connection of this one belongs to, if any:
+        for 1-RTT and Handshake packets, the one that issued `cid` (its first byte);
+        where the workers share one UDP socket (systemd's), for Initial and 0-RTT the
+        one the client's own `cid` hashes to, as the kernel spreads nothing then."""
         worker = self._worker
-        return len(cid) == _CID_LENGTH and cid[0] != worker.row and cid[0] < worker.count
+        if kind in _OURS:
+            if len(cid) == _CID_LENGTH and cid[0] != worker.row and cid[0] < worker.count:
+                return cid[0]
+        elif worker.shared_udp and worker.count > 1:
+            row = zlib.crc32(cid) % worker.count
+            return row if row != worker.row else None
+        return None
 
     def _open(
         self, data: bytes, header: QuicHeader, address: NetworkAddress, now: float

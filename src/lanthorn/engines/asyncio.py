@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from lanthorn.clock import monotonic
 from lanthorn.driver import (
@@ -373,8 +373,11 @@ class _Server:
         self.service = service
         self.listeners = listeners
         self.connections: set[_Protocol] = set()
-        self._room = asyncio.Event()
-        self._room.set()
+        # Listening sockets by descriptor, watched for readability while accepting; the
+        # connections taken from them and not yet handed to the loop (`_adopt`).
+        self._streams = {s.fileno(): s for s in listeners if s.type == socket.SOCK_STREAM}
+        self._accepting = False
+        self._adopting: set[asyncio.Future[Any]] = set()
         self._backoff = kernel.AcceptBackoff()
         self.timers: Timers[_Protocol | datagrams.Endpoint] = Timers()
         self.unread: set[_Protocol] = set()  # held unread: housekeeping asks them again
@@ -411,34 +414,72 @@ class _Server:
         self.connections.discard(protocol)
         self.unread.discard(protocol)
         self.timers.forget(protocol)
-        if len(self.connections) < self.service.limits.max_connections:
-            self._room.set()
+        if not self._accepting and not self._stopping.is_set() and self._backoff.until is None:
+            self._set_accepting(len(self.connections) < self.service.limits.max_connections)
 
-    async def accept(self, listener: socket.socket) -> None:
+    def _set_accepting(self, accepting: bool) -> None:
+        """Watch the listeners (or stop: at the cap, the kernel's backlog holds the rest;
+        backing off; stopping)."""
+        if accepting == self._accepting:
+            return
+        self._accepting = accepting
         loop = asyncio.get_running_loop()
+        for fd, listener in self._streams.items():
+            if accepting:
+                loop.add_reader(fd, self._acceptable, listener)
+            else:
+                loop.remove_reader(fd)
+
+    def _acceptable(self, listener: socket.socket) -> None:
+        """A listener is readable: take what is queued, up to a batch (nginx's
+        multi_accept) and the cap. Connections are taken only here, in one callback, so
+        stopping (removing the readers) can never lose one between accept and adoption."""
         limit = self.service.limits.max_connections
         service = self.service.door(listener.fileno())
-        while True:
-            await self._room.wait()  # at the cap: stop accepting; the kernel queues
+        for _ in range(ACCEPT_BATCH):
+            if len(self.connections) + len(self._adopting) >= limit:
+                self._set_accepting(False)  # resumed by `forget`
+                return
             try:
-                accepted = [(await loop.sock_accept(listener))[0]]
+                conn = listener.accept()[0]
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:
                 if self._backoff.failed(exc, monotonic()):
-                    await asyncio.sleep(kernel.AcceptBackoff.BACKOFF_S)
+                    self._set_accepting(False)
+                    asyncio.get_running_loop().call_later(
+                        kernel.AcceptBackoff.BACKOFF_S, self._backed_off
+                    )
+                    return
                 continue
-            # Take what else is queued in the same wake-up (nginx's multi_accept), not one
-            # connection per loop iteration: a burst of clients is not kept waiting.
-            with contextlib.suppress(OSError):
-                while (
-                    len(accepted) < ACCEPT_BATCH and len(self.connections) + len(accepted) < limit
-                ):
-                    accepted.append(listener.accept()[0])
-            for conn in accepted:
-                conn.setblocking(False)
-                tune(conn)
-                await loop.connect_accepted_socket(lambda: _Protocol(self, service), conn)
-            if len(self.connections) >= limit:
-                self._room.clear()
+            self._adopt(conn, service)
+
+    def _backed_off(self) -> None:
+        self._backoff.until = None
+        if not self._stopping.is_set():
+            self._set_accepting(len(self.connections) < self.service.limits.max_connections)
+
+    def _adopt(self, conn: socket.socket, service: Service) -> None:
+        """Hand an accepted socket to the loop as a connection of `service`."""
+        conn.setblocking(False)
+        tune(conn)
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(
+            loop.connect_accepted_socket(lambda: _Protocol(self, service), conn)
+        )
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
+
+    def _sweep(self, listener: socket.socket) -> None:
+        """On a graceful stop: take what the kernel already queued on `listener`, to be
+        answered (with Connection: close) rather than reset when it closes."""
+        service = self.service.door(listener.fileno())
+        while True:
+            try:
+                conn = listener.accept()[0]
+            except OSError:
+                return
+            self._adopt(conn, service)
 
     async def housekeeping(self) -> None:
         while True:
@@ -453,7 +494,7 @@ class _Server:
             loop.add_signal_handler(sig, self._stopping.set)
         streams = [s for s in self.listeners if s.type == socket.SOCK_STREAM]
         udp = [s for s in self.listeners if s.type == socket.SOCK_DGRAM]
-        tasks = [asyncio.ensure_future(self.accept(s)) for s in streams]
+        self._set_accepting(True)
         path = datagrams.open_path(udp, self.service, self.wake)
         readers = path.readers if path is not None else []
         for sock, pull in readers:
@@ -463,10 +504,12 @@ class _Server:
         await self._stopping.wait()
         # Graceful stop: no new connections; idle ones close now, busy ones after their
         # response; whatever is left when the grace period ends is cut.
-        for task in tasks:
-            task.cancel()
+        self._set_accepting(False)
         for listener in streams:
+            self._sweep(listener)
             listener.close()
+        if self._adopting:
+            await asyncio.wait(list(self._adopting))
         self.service.drain(monotonic())
         for protocol in list(self.connections):
             protocol.shutdown()

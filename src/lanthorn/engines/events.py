@@ -246,8 +246,11 @@ class _Reactor:
             self.set_accepting(True)
         if self.service.draining:
             for peer in list(self.peers.values()):
-                if peer.linger is None and not peer.out and (goodbye := peer.conn.shutdown()):
-                    self.run(peer, goodbye)  # HTTP/2: GOAWAY at once; both close once idle
+                if peer.linger is None and not peer.out:
+                    if goodbye := peer.conn.shutdown():
+                        self.run(peer, goodbye)  # HTTP/2: GOAWAY at once
+                    else:
+                        self.schedule(peer)  # HTTP/1: closed once quiet (its deadline)
         for peer in list(self.unread):
             if not peer.out and peer.conn.reading:
                 self.listen(peer)  # the driver takes input again
@@ -262,10 +265,16 @@ class _Reactor:
         stop_by: float | None = None
         while True:
             if stop.is_set() and stop_by is None:
-                stop_by = self.service.stop_at
+                # What the kernel queued is taken and answered (with Connection: close),
+                # not reset by the close; then the listeners close, then the drain
+                # begins, so no client is told to reconnect to a listener still open.
+                for listener in self.listeners:
+                    self.accept(listener)
                 self.set_accepting(False)
                 for listener in self.listeners:
                     listener.close()
+                self.service.drain(monotonic())
+                stop_by = self.service.stop_at
                 if self.udp is not None:
                     self.udp.shutdown()
                 swept = 0.0  # housekeeping now: idle connections close at once
@@ -309,4 +318,4 @@ class _Reactor:
 
 
 def run(listeners: list[socket.socket], service: Service, on_ready: Callable[[], None]) -> None:
-    _Reactor(service, listeners).serve(StopFlag.install(service), on_ready)
+    _Reactor(service, listeners).serve(StopFlag.install(service, drain=False), on_ready)

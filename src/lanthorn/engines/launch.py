@@ -17,7 +17,7 @@ from lanthorn.engines import activation, datagrams, watch
 from lanthorn.engines import listeners as listening
 from lanthorn.engines.identity import account, become
 from lanthorn.engines.notify import notify
-from lanthorn.engines.prefork import Supervisor
+from lanthorn.engines.prefork import Generation, Supervisor
 from lanthorn.engines.tlscontext import server_context
 
 log = logging.getLogger("lanthorn")
@@ -59,42 +59,19 @@ def doors(where: list[listening.Bound]) -> list[Door]:
     return [Door(one.tls, one.proxy, https if one.redirect else None) for _, _, one in where]
 
 
-def serve(config: Config) -> None:
-    """Run until SIGTERM/SIGINT and a graceful drain."""
+def prepare(config: Config, shared_udp: bool = False) -> Generation:
+    """What serving `config` needs before its workers fork: the TLS context (an unusable
+    certificate fails here, before binding or forking), the per-client table, the QUIC
+    mesh, and the worker's main function."""
     server = config.server
     run = engine(server.model)
-    tls = server_context(config)  # fails early, before binding or forking
+    tls = server_context(config)
     if server.user is not None:
         account(server.user)  # an unknown user fails before binding too
     table = Service.client_table(config)  # per-client limits, shared by the workers
     # Which worker is which, and the key they share (drawn here, before they fork).
     pairs = datagrams.mesh(server.workers) if server.quic and server.workers > 1 else ()
-    group = Worker(count=server.workers, mesh=pairs)
-    if tls is not None and not server.quic and server.http3 is None:
-        log.info(
-            "HTTP/3 is off: the %s model has no UDP path (--model %s has one)",
-            server.model,
-            " or ".join(QUIC_MODELS),
-        )
-
-    def announce(where: list[listening.Bound]) -> None:
-        for host, port, one in where:
-            log.info(
-                "serving %s at %s (model %s, %d worker%s%s%s)",
-                config.site.root,
-                listening.url(host, port, listening.scheme(one)),
-                server.model,
-                server.workers,
-                "" if server.workers == 1 else "s",
-                ", HTTP/3 on UDP too" if server.quic_on(one) else "",
-                ", after a PROXY protocol header" if one.proxy else "",
-            )
-        if server.ready_file:
-            urls = [(host, port, listening.scheme(one)) for host, port, one in where]
-            listening.write_ready_file(
-                server.ready_file, urls, model=server.model, workers=server.workers
-            )
-        notify(f"READY=1\nSTATUS=serving {config.site.root}")
+    group = Worker(count=server.workers, mesh=pairs, shared_udp=shared_udp)
 
     def worker_main(opened: list[listening.Opened], ready: Callable[[], None], row: int) -> None:
         """Worker `row` (the only one, or one of the supervisor's) on its listeners."""
@@ -114,13 +91,62 @@ def serve(config: Config) -> None:
         become(server.user)  # the ports are bound and the log is open
         run(sockets, service, ready)
 
+    return Generation(config, worker_main, table, pairs)
+
+
+def announce(config: Config, where: list[listening.Bound]) -> None:
+    """Say where the server is serving (the log, the ready file, systemd)."""
+    server = config.server
+    for host, port, one in where:
+        log.info(
+            "serving %s at %s (model %s, %d worker%s%s%s)",
+            config.site.root,
+            listening.url(host, port, listening.scheme(one)),
+            server.model,
+            server.workers,
+            "" if server.workers == 1 else "s",
+            ", HTTP/3 on UDP too" if server.quic_on(one) else "",
+            ", after a PROXY protocol header" if one.proxy else "",
+        )
+    if server.ready_file:
+        urls = [(host, port, listening.scheme(one)) for host, port, one in where]
+        listening.write_ready_file(
+            server.ready_file, urls, model=server.model, workers=server.workers
+        )
+    notify(f"READY=1\nSTATUS=serving {config.site.root}")
+
+
+def serve(config: Config, reload: Callable[[], Config] | None = None) -> None:
+    """Run until SIGTERM/SIGINT and a graceful drain. With several workers, SIGHUP
+    starts workers on `reload()`'s configuration and drains the old ones."""
+    server = config.server
     passed = activation.inherited(server)  # by systemd: served instead of the listeners
+    shared_udp = len(listening.streams(passed)) < len(passed)
+    generation = prepare(config, shared_udp)
+    if server.tls_cert and not server.quic and server.http3 is None:
+        log.info(
+            "HTTP/3 is off: the %s model has no UDP path (--model %s has one)",
+            server.model,
+            " or ".join(QUIC_MODELS),
+        )
     try:
         if server.workers == 1:
+            _refuse_sighup()
             opened = passed or listening.bind_each(server.listeners())
-            streams = listening.streams(opened)
-            worker_main(opened, lambda: announce(listening.bound(streams)), 0)
+            streams = listening.bound(listening.streams(opened))
+            generation.worker_main(opened, lambda: announce(config, streams), 0)
         else:
-            Supervisor(config, worker_main, table, shared=passed).run(announce)
+            renew = None if reload is None else lambda: prepare(reload(), shared_udp)
+            Supervisor(generation, passed, renew).run(announce)
     finally:
         listening.remove_ready_file(server.ready_file)
+
+
+def _refuse_sighup() -> None:
+    """One worker serves in this very process, which cannot replace itself: SIGHUP says
+    so instead of ending it (SIGHUP's default)."""
+
+    def refuse(signum: int, frame: FrameType | None) -> None:
+        log.warning("SIGHUP: reloading needs -w 2 or more (a supervisor); restart instead")
+
+    signal.signal(signal.SIGHUP, refuse)

@@ -1,7 +1,8 @@
 """SIGTERM/SIGINT → a flag, for the engines that poll (single, threads, events).
 
 The handler also puts the service into draining mode, so connections being served
-finish their current response and close instead of waiting for another request.
+finish their current response and close instead of waiting for another request (the
+events engine drains at its loop's next turn instead, after closing its listeners).
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ from lanthorn.driver import Service
 
 class StopFlag(threading.Event):
     @classmethod
-    def install(cls, service: Service, on_stop: Callable[[], None] | None = None) -> StopFlag:
-        """`on_stop` runs once, in the handler (on the main thread), when a stop begins."""
+    def install(
+        cls, service: Service, on_stop: Callable[[], None] | None = None, *, drain: bool = True
+    ) -> StopFlag:
+        """`on_stop` runs once, in the handler (on the main thread), when a stop begins;
+        with `drain` the handler also starts the service's drain (an engine whose loop
+        drains at its next turn passes False)."""
         flag = cls()
 
         def handler(signum: int, frame: FrameType | None) -> None:
             if not flag.is_set():
-                service.drain(monotonic())
+                if drain:
+                    service.drain(monotonic())
                 flag.set()
                 if on_stop is not None:
                     on_stop()

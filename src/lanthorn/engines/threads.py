@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import selectors
 import socket
@@ -28,7 +29,7 @@ import threading
 from collections.abc import Callable
 
 from lanthorn.clock import monotonic
-from lanthorn.driver import CLOSE, Action, Connection, Service, discard
+from lanthorn.driver import CLOSE, DRAIN_QUIET_S, Action, Connection, Service, discard
 from lanthorn.engines import blocking
 from lanthorn.engines.kernel import HOUSEKEEPING_S, AcceptBackoff, Linger, Verdict, overdue
 from lanthorn.engines.stopping import StopFlag
@@ -135,21 +136,38 @@ class Pool:
                 else:
                     self.selector.unregister(listener)
 
-    def accept(self, listener: socket.socket) -> None:
+    def accept(self, listener: socket.socket) -> bool:
+        """One connection from `listener`, parked until it has something to say; False
+        when there was none."""
         try:
             sock, address = listener.accept()
         except OSError as exc:
             if self.backoff.failed(exc, monotonic()):
                 self.set_accepting(False)  # resumed once the back-off is over
-            return
+            return False
         sock.setblocking(True)
         with self.lock:
             self.open += 1
         self.park(sock, blocking.start(sock, address, self.service.door(listener.fileno())))
+        return True
+
+    def begin_drain(self) -> None:
+        """A graceful stop, at the loop's turn (the handler only flags it): what the kernel
+        queued is taken (and answered with Connection: close) rather than reset by the
+        close; then the listeners close, then the drain begins, so no client is told to
+        reconnect to a listener still open."""
+        if self.listening:
+            for listener in self.listeners:
+                while self.accept(listener):
+                    pass
+            self.stop_listening()
+        if not self.service.draining:  # (single's handler has begun it)
+            self.service.drain(monotonic())
 
     def stop_listening(self) -> None:
         """Close the listeners now, so connections are refused, not queued unanswered
-        while the workers drain (called from the signal handler, on the main thread)."""
+        while the workers drain (single calls it from the signal handler: its one
+        thread may be busy with a connection for long)."""
         self.set_accepting(False)
         self.listening = False
         for listener in self.listeners:
@@ -311,8 +329,18 @@ class Pool:
         self.set_accepting(True)
         on_ready()
         swept = monotonic()
+        quiet_until = math.inf
         try:
-            while not stop.is_set():
+            # After a stop, connections (idle keep-alive ones, or ones that answer a
+            # request from before the stop) still have DRAIN_QUIET_S: a request on its
+            # way is answered (with Connection: close), not cut.
+            while True:
+                if stop.is_set():
+                    if quiet_until == math.inf:
+                        self.begin_drain()
+                        quiet_until = min(monotonic() + DRAIN_QUIET_S, self.service.stop_at)
+                    if not self.open or monotonic() >= quiet_until:
+                        break
                 timeout = HOUSEKEEPING_S
                 at = self.timers.next_at()
                 if at is not None:
@@ -344,8 +372,8 @@ class Pool:
             self.shutdown(pool)
 
     def shutdown(self, pool: list[threading.Thread]) -> None:
-        if self.listening:
-            self.stop_listening()
+        if not self.service.draining or self.listening:
+            self.begin_drain()
         self.collect()
         for fd in list(self.stalled):
             self.resume(fd)  # their responses may finish within the grace period
@@ -369,4 +397,4 @@ class Pool:
 
 def run(listeners: list[socket.socket], service: Service, on_ready: Callable[[], None]) -> None:
     pool = Pool(service, listeners, service.config.server.threads)
-    pool.run(StopFlag.install(service, pool.stop_listening), on_ready)
+    pool.run(StopFlag.install(service, drain=False), on_ready)
