@@ -24,6 +24,7 @@ MODELS = ("asyncio", "events", "threads", "single")
 QUIC_MODELS = ("asyncio", "events")  # the models with a UDP path for HTTP/3
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 TLS_VERSIONS = ("1.2", "1.3")
+TLS_ISSUERS = (None, "internal")  # None: the certificate is tls_cert's, if any
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,10 @@ class ServerConfig:
     tls_cert: str | None = None  # PEM certificate chain: serve HTTPS instead of HTTP
     tls_key: str | None = None  # PEM private key, when not in the certificate file
     tls_min: str = "1.2"  # the oldest TLS version accepted: "1.2" or "1.3"
+    # "internal": serve HTTPS with a certificate of the user's own local CA (made once,
+    # renewed while serving: engines/localtls), as Caddy's `tls internal`.
+    tls: str | None = None
+    tls_ca_dir: str | None = None  # where that CA is kept (default: the user's data dir)
     user: str | None = None  # switch to this user once the ports are bound (started as root)
     # HTTP/3 over QUIC on the same port number, UDP (RFC 9114). None: wherever TLS is
     # served by a model with a UDP path (as Caddy does); True insists; False: never.
@@ -180,11 +185,17 @@ class ServerConfig:
         _require_positive(self, "workers", "threads")
         if self.tls_key and not self.tls_cert:
             raise ConfigError("tls_key needs tls_cert")
+        if self.tls not in TLS_ISSUERS:
+            raise ConfigError(f"tls {self.tls!r} is not one of {', '.join(TLS_ISSUERS[1:])}")
+        if self.tls and self.tls_cert:
+            raise ConfigError(f"tls {self.tls} issues its own certificate: drop it or tls_cert")
+        if self.tls_ca_dir and self.tls != "internal":
+            raise ConfigError("tls_ca_dir needs tls internal")
         if self.tls_min not in TLS_VERSIONS:
             raise ConfigError(f"tls_min {self.tls_min!r} is not one of {', '.join(TLS_VERSIONS)}")
         if self.http3:
-            if not self.tls_cert:
-                raise ConfigError("http3 needs tls_cert: QUIC is always encrypted")
+            if not self.https:
+                raise ConfigError("http3 needs tls_cert or tls internal: QUIC is always encrypted")
             if self.model not in QUIC_MODELS:
                 raise ConfigError(
                     f"http3 needs the {' or '.join(QUIC_MODELS)} model (not {self.model})"
@@ -193,9 +204,14 @@ class ServerConfig:
             raise ConfigError("HTTP/3 serves up to 255 workers (a connection ID byte names one)")
 
     @property
+    def https(self) -> bool:
+        """TLS is served: with the user's certificate, or one of the local CA's."""
+        return bool(self.tls_cert) or self.tls is not None
+
+    @property
     def quic(self) -> bool:
         """HTTP/3 is served: TLS is, by a model that can, and it was not turned off."""
-        return bool(self.tls_cert) and self.http3 is not False and self.model in QUIC_MODELS
+        return self.https and self.http3 is not False and self.model in QUIC_MODELS
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import importlib
 import logging
 import signal
 import socket
+import time
 from collections.abc import Callable
 from types import FrameType
 
@@ -16,8 +17,9 @@ from lanthorn.driver.context import Worker
 from lanthorn.engines import datagrams, watch
 from lanthorn.engines import listeners as listening
 from lanthorn.engines.identity import account, become
+from lanthorn.engines.localtls import LocalCertificate
 from lanthorn.engines.prefork import Supervisor
-from lanthorn.engines.tlscontext import server_context
+from lanthorn.engines.tlscontext import server_tls
 
 log = logging.getLogger("lanthorn")
 
@@ -55,7 +57,8 @@ def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT and a graceful drain."""
     server = config.server
     run = engine(server.model)
-    tls = server_context(config)  # fails early, before binding or forking
+    tls = server_tls(config)  # fails early, before binding or forking
+    context, certificate = tls if tls is not None else (None, None)
     if server.user is not None:
         account(server.user)  # an unknown user fails before binding too
     table = Service.client_table(config)  # per-client limits, shared by the workers
@@ -81,6 +84,11 @@ def serve(config: Config) -> None:
                 "" if server.workers == 1 else "s",
                 ", HTTP/3 on UDP too" if server.quic else "",
             )
+        if isinstance(certificate, LocalCertificate) and addresses:
+            url = listening.url("localhost", addresses[0][1], scheme)
+            log.info("to trust the local CA (once per machine and user):")
+            for command in certificate.trust_commands(url):
+                log.info("  %s", command)
         if server.ready_file:
             listening.write_ready_file(
                 server.ready_file, addresses, scheme, model=server.model, workers=server.workers
@@ -90,7 +98,9 @@ def serve(config: Config) -> None:
         """Worker `row` (the only one, or one of the supervisor's) on its bound sockets."""
         admission = Service.admission_for(config, table, row)
         worker = dataclasses.replace(group, row=row)
-        service = Service(alt_svc(config, sockets), tls, admission, worker)
+        service = Service(alt_svc(config, sockets), context, admission, worker, certificate)
+        if certificate is not None:  # forked later than the first, it may be due already
+            certificate.tick(time.monotonic())
         _reopen_on_sigusr1(service)
         watch.start(service)
         become(server.user)  # the ports are bound and the log is open
