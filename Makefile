@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEPS   := $(VENV)/.deps-stamp
-TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps gtlsclient caddy certutil
+TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps gtlsclient caddy systemd-analyze \
+          certutil
 APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl chromium procps ngtcp2-client \
-          caddy libnss3-tools
+          caddy systemd libnss3-tools
 
 .PHONY: run test check lint typecheck pytest system-tools peers bench clean fuzz autobahn
 
@@ -79,7 +80,7 @@ $(PEERS_VENV)/.stamp: Makefile
 
 peers: $(PEERS_VENV)/.stamp
 
-## make bench: the architectures and nginx side by side (see README "Performance")
+## make bench: the architectures and nginx side by side (see docs/bench.md)
 bench: $(DEPS) system-tools
 	$(BIN)/lanthorn bench --models single,threads,events,asyncio --peers nginx,http.server \
 	  --files small,large --conns 10,100,400 --rounds 2 --duration 4 --out bench-results

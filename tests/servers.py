@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -21,7 +22,17 @@ START_TIMEOUT_S = 20.0
 class Server:
     """A running server process; `port`, `url(path)`, `stop()`."""
 
-    def __init__(self, root: Path | str, *args: str, tmp: Path, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        *args: str,
+        tmp: Path,
+        cwd: Path | None = None,
+        launcher: Sequence[str] = (),
+        pass_fds: Sequence[int] = (),
+    ) -> None:
+        """`launcher` is a command that runs the server's (appended to it); `pass_fds`
+        stay open in the child."""
         self.ready_file = tmp / f"ready-{os.getpid()}-{time.monotonic_ns()}.json"
         self.log_file = tmp / f"server-{time.monotonic_ns()}.log"
         self.args = [
@@ -38,7 +49,13 @@ class Server:
             *args,
         ]
         self._log = open(self.log_file, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd)
+        self.proc = subprocess.Popen(
+            [*launcher, *self.args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            pass_fds=pass_fds,
+        )
         self.info = self._wait_ready()
         addresses = self.info["addresses"]
         assert isinstance(addresses, list)

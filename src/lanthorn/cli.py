@@ -65,6 +65,7 @@ def _size(text: str) -> int:
 
 
 def _tls_options(group: argparse._ArgumentGroup) -> None:
+    """Where HTTPS's certificate comes from, and the oldest TLS spoken."""
     group.add_argument(
         "--tls-cert", metavar="PEM", help="certificate chain: serve HTTPS (h2, http/1.1)"
     )
@@ -85,6 +86,38 @@ def _tls_options(group: argparse._ArgumentGroup) -> None:
     )
 
 
+def _listener_options(p: argparse.ArgumentParser) -> None:
+    """Where to listen, and what is spoken there."""
+    p.add_argument("--host", help="address or name to listen on (default: localhost)")
+    p.add_argument("-p", "--port", type=int, help="TCP port, 0 for any free one (default 8080)")
+    p.add_argument(
+        "--listen",
+        action="append",
+        metavar="[tls:|h3:][proxy:]HOST:PORT",
+        help="a listener, instead of --host/--port (repeatable): tls: serves HTTPS (and "
+        "HTTP/3 beside it), h3: insists on HTTP/3 there, proxy: expects a PROXY protocol "
+        "header; an IPv6 host in brackets",
+    )
+    p.add_argument(
+        "--redirect-https",
+        action="store_true",
+        default=None,
+        help="cleartext listeners answer 308 to the HTTPS one (ACME challenges are served)",
+    )
+    p.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        default=None,
+        help="every listener expects a PROXY protocol (v1 or v2) header from its balancer",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="CIDR",
+        help="trust Forwarded / X-Forwarded-For from these networks (repeatable)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="lanthorn",
@@ -98,8 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("root_pos", nargs="?", metavar="ROOT", help="document root")
     p.add_argument("-r", "--root", help="document root (same as ROOT)")
-    p.add_argument("--host", help="address or name to listen on (default: localhost)")
-    p.add_argument("-p", "--port", type=int, help="TCP port, 0 for any free one (default 8080)")
+    _listener_options(p)
     p.add_argument("-w", "--workers", type=_workers, help="worker processes, or 'auto'")
     p.add_argument("--model", choices=MODELS, help="concurrency model (default: asyncio)")
     p.add_argument("--threads", type=int, help="pool size of the threads model (default 32)")
@@ -128,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
         "--http3",
         action="store_true",
         default=None,
-        help="insist on HTTP/3 (it is on wherever TLS is, on the asyncio model)",
+        help="insist on HTTP/3 (it is on wherever TLS is, on the asyncio and events models)",
     )
     p.add_argument(
         "--no-http3",
@@ -229,6 +261,10 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "http3": ("server", "http3"),
     "quic_retry": ("server", "quic_retry"),
     "user": ("server", "user"),
+    "listen": ("server", "listen"),
+    "redirect_https": ("server", "redirect_https"),
+    "proxy_protocol": ("server", "proxy_protocol"),
+    "trusted_proxy": ("server", "trusted_proxies"),
     "max_conns_per_ip": ("limits", "max_conns_per_ip"),
     "rate_limit": ("limits", "rate_limit"),
     "rate_burst": ("limits", "rate_burst"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -174,6 +175,14 @@ class ServerConfig:
     # served by a model with a UDP path (as Caddy does); True insists; False: never.
     http3: bool | None = None
     quic_retry: bool = False  # QUIC address validation: Retry before any connection state
+    # Where to listen: "[tls:|h3:][proxy:][redirect:]HOST:PORT" each (see Listen.parse);
+    # none: one listener at host:port, HTTPS when tls_cert or tls is given.
+    listen: tuple[str, ...] = ()
+    proxy_protocol: bool = False  # every listener expects a PROXY protocol header first
+    redirect_https: bool = False  # every cleartext listener answers 308 to the HTTPS one
+    # Networks (CIDR) whose Forwarded / X-Forwarded-For name the real client (nginx's
+    # set_real_ip_from): logs and per-client limits then see that client.
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -202,6 +211,52 @@ class ServerConfig:
                 )
         if self.quic and self.workers > 255:
             raise ConfigError("HTTP/3 serves up to 255 workers (a connection ID byte names one)")
+        self._check_listeners(self.listeners())
+        self.trusted_networks()
+
+    def listeners(self) -> tuple[Listen, ...]:
+        """Every listener, with the server-wide PROXY protocol and redirect switches
+        applied (a redirect only where there is cleartext to redirect from)."""
+        given = tuple(Listen.parse(spec) for spec in self.listen) or (
+            Listen(self.host, self.port, tls=self.https),
+        )
+        return tuple(
+            dataclasses.replace(
+                one,
+                proxy=one.proxy or self.proxy_protocol,
+                redirect=one.redirect or (self.redirect_https and not one.tls),
+            )
+            for one in given
+        )
+
+    def _check_listeners(self, listeners: tuple[Listen, ...]) -> None:
+        if self.http3 and not any(one.tls for one in listeners):
+            raise ConfigError("http3 needs a tls listener: QUIC is always encrypted")
+        kinds: dict[int, Listen] = {}
+        for one in listeners:
+            if one.tls and not self.https:
+                raise ConfigError(f"listener {one} needs tls_cert or tls internal")
+            if one.http3 and self.model not in QUIC_MODELS:
+                raise ConfigError(f"listener {one} needs the {' or '.join(QUIC_MODELS)} model")
+            if one.redirect and one.tls:
+                raise ConfigError(f"listener {one} is HTTPS already: it cannot redirect to it")
+            if one.redirect and not any(other.tls for other in listeners):
+                raise ConfigError(f"listener {one} redirects to HTTPS, but no listener has tls")
+            same = kinds.setdefault(one.port, one) if one.port else one
+            if (same.tls, same.proxy, same.redirect) != (one.tls, one.proxy, one.redirect):
+                raise ConfigError(f"listeners {same} and {one} share a port but not a kind")
+
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        try:
+            return tuple(ipaddress.ip_network(net, strict=False) for net in self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"trusted_proxies: {exc}") from None
+
+    def quic_on(self, listener: Listen) -> bool:
+        """HTTP/3 is served beside this listener: it is HTTPS, on a model that can, and
+        HTTP/3 was not turned off."""
+        wanted = self.http3 if listener.http3 is None else listener.http3
+        return listener.tls and wanted is not False and self.model in QUIC_MODELS
 
     @property
     def https(self) -> bool:
@@ -210,8 +265,64 @@ class ServerConfig:
 
     @property
     def quic(self) -> bool:
-        """HTTP/3 is served: TLS is, by a model that can, and it was not turned off."""
-        return self.https and self.http3 is not False and self.model in QUIC_MODELS
+        """HTTP/3 is served on some listener."""
+        return any(self.quic_on(one) for one in self.listeners())
+
+
+@dataclass(frozen=True)
+class Listen:
+    """One listening address and what is spoken there."""
+
+    host: str
+    port: int
+    tls: bool = False  # HTTPS (and HTTP/3 beside it on UDP, as the server's http3 says)
+    http3: bool | None = None  # `h3:` insists on HTTP/3 here; None: as the server says
+    proxy: bool = False  # a PROXY protocol header (v1 or v2) comes first
+    redirect: bool = False  # every request but ACME challenges gets 308 to HTTPS
+
+    PREFIXES = ("tls", "h3", "proxy", "redirect")
+
+    @classmethod
+    def parse(cls, spec: str) -> Listen:
+        """`[tls:|h3:][proxy:][redirect:]HOST:PORT`; an IPv6 host in brackets; an empty
+        host is every address."""
+        flags: set[str] = set()
+        rest = spec.strip()
+        while (head := rest.partition(":"))[0] in cls.PREFIXES and head[1]:
+            flags.add(head[0])
+            rest = head[2]
+        host, colon, port = rest.rpartition(":")
+        bracketed = host.startswith("[") and host.endswith("]")
+        host = host[1:-1] if bracketed else host
+        if (
+            not colon
+            or not port.isdigit()
+            or int(port) > 65535
+            or "[" in host
+            or (":" in host and not bracketed)
+        ):
+            raise ConfigError(f"listen address {spec!r} is not [tls:|h3:][proxy:]HOST:PORT")
+        secure = bool(flags & {"tls", "h3"})
+        return cls(host, int(port), secure, True if "h3" in flags else None,
+                   "proxy" in flags, "redirect" in flags)  # fmt: skip
+
+    @classmethod
+    def table(cls, table: Mapping[str, Any]) -> str:
+        """A TOML `[[listen]]` table (address, and tls, http3, proxy_protocol,
+        redirect_https as true or false) as the spec `parse` reads."""
+        for key in table:
+            if key != "address" and key not in _TABLE_PREFIXES:
+                raise _unknown("key in [[listen]]", key, ["address", *_TABLE_PREFIXES])
+        address = table.get("address")
+        if not isinstance(address, str):
+            raise ConfigError(f'[[listen]] needs address = "HOST:PORT", got {address!r}')
+        on = [prefix for key, prefix in _TABLE_PREFIXES.items() if table.get(key) is True]
+        return "".join(f"{prefix}:" for prefix in on) + address
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        on = {"tls": self.tls, "proxy": self.proxy, "redirect": self.redirect}
+        return "".join(f"{k}:" for k, v in on.items() if v) + f"{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -258,6 +369,13 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+# [[listen]] keys and the spec prefixes they stand for (Listen.table).
+_TABLE_PREFIXES = {
+    "http3": "h3",
+    "tls": "tls",
+    "proxy_protocol": "proxy",
+    "redirect_https": "redirect",
+}
 # Where live-reload pages connect back to (the script injected into them names it).
 LIVE_RELOAD_PATH = "/_lanthorn/live-reload"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -307,6 +425,7 @@ def _coerce(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
 def build(mapping: Mapping[str, Any]) -> Config:
     """Validate a nested mapping and build the Config; raises ConfigError."""
     groups: dict[str, Any] = {}
+    mapping = _listen_tables(mapping)
     for section, values in mapping.items():
         cls = _SECTIONS.get(section)
         if cls is None:
@@ -321,6 +440,18 @@ def build(mapping: Mapping[str, Any]) -> Config:
             kwargs[key] = _coerce(section, known[key], value)
         groups[section] = cls(**kwargs)
     return Config(**groups)
+
+
+def _listen_tables(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`[[listen]]` tables in TOML become [server] listen entries, after any given there."""
+    tables = mapping.get("listen")
+    if tables is None:
+        return mapping
+    if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
+        raise ConfigError("listen must be [[listen]] tables")
+    server = dict(mapping.get("server", {}))
+    server["listen"] = [*server.get("listen", ()), *(Listen.table(t) for t in tables)]
+    return {**{k: v for k, v in mapping.items() if k != "listen"}, "server": server}
 
 
 def load_toml(path: str) -> dict[str, Any]:

@@ -267,3 +267,24 @@ def test_chromium_verifies_the_certificate_over_quic_too(
                 ".map(e => [e.name, e.nextHopProtocol])"
             )
             assert len(entries) >= 4 and all(p == "h3" for _, p in entries), entries
+
+
+def test_listeners_http_and_https_at_once(site: Path, scratch: Path, ca_dir: Path) -> None:
+    """With several listeners, the HTTPS one presents the local CA's certificate, the
+    cleartext one redirects there, and the log's curl command names the HTTPS port."""
+    with _internal(
+        site, scratch, ca_dir, "--listen", "redirect:127.0.0.1:0",
+        "--listen", "tls:127.0.0.1:0", "--access-log", "off",
+    ) as srv:  # fmt: skip
+        addresses = srv.info["addresses"]
+        assert isinstance(addresses, list)
+        assert [a["scheme"] for a in addresses] == ["http", "https"]
+        http, https = (a["port"] for a in addresses)
+        result = subprocess.run(
+            ["curl", "-sS", "-L", "--cacert", str(ca_dir / "ca.pem"), "-w", "%{url_effective}",
+             f"http://localhost:{http}/"],
+            capture_output=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == INDEX + f"https://localhost:{https}/".encode()
+        assert f"curl --cacert {ca_dir / 'ca.pem'} https://localhost:{https}/" in srv.output()

@@ -199,12 +199,23 @@ def test_a_failed_renewal_keeps_the_old_leaf_and_tries_again(tmp_path: Path) -> 
 
 
 def test_served_names() -> None:
-    assert localca.served_names("localhost") == NAMES
-    assert localca.served_names("0.0.0.0") == NAMES
-    assert localca.served_names("::") == NAMES
-    assert localca.served_names("") == NAMES
-    assert localca.served_names("dev.example") == [*NAMES, "dev.example"]
-    assert localca.served_names("[fd00::1]") == [*NAMES, "fd00::1"]
+    for everywhere in ("localhost", "0.0.0.0", "::", ""):
+        assert localca.served_names([everywhere]) == NAMES
+    assert localca.served_names(["dev.example"]) == [*NAMES, "dev.example"]
+    assert localca.served_names(["[fd00::1]", "192.0.2.7", "::1"]) == [
+        *NAMES,
+        "fd00::1",
+        "192.0.2.7",
+    ]
+
+
+def test_the_names_are_those_of_the_https_listeners(tmp_path: Path) -> None:
+    """With several listeners, the hosts of the HTTPS ones (not the cleartext ones)."""
+    config = config_from_args(
+        [str(tmp_path), "--tls", "internal", "--tls-ca-dir", str(tmp_path / "ca"),
+         "--listen", "192.0.2.1:8080", "--listen", "tls:dev.example:8443"]
+    )  # fmt: skip
+    assert localtls.start(config.server).names == [*NAMES, "dev.example"]
 
 
 def test_the_data_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

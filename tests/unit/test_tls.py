@@ -14,6 +14,7 @@ import pytest
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.driver import Service, connect
 from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action
+from lanthorn.driver.negotiate import Link
 from lanthorn.driver.tls import TlsSession
 from lanthorn.engines import tlscontext
 from tests import certs
@@ -76,7 +77,9 @@ class Client:
 
 
 def _handshake(service: Service, ca: Path, alpn: list[str]) -> tuple[TlsSession, Client]:
-    session = connect(service, "peer", 0.0)
+    link = connect(service, "peer", 0.0)
+    assert isinstance(link, Link)
+    session = link.driver
     assert isinstance(session, TlsSession)
     assert session.deadline == 10.0  # the handshake has the header timeout
     client = Client(ca, alpn)

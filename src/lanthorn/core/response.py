@@ -15,6 +15,7 @@ REASONS: dict[int, bytes] = {
     204: b"No Content",
     206: b"Partial Content",
     301: b"Moved Permanently",
+    308: b"Permanent Redirect",
     304: b"Not Modified",
     400: b"Bad Request",
     403: b"Forbidden",

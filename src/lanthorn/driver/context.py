@@ -3,6 +3,7 @@ limits, clocks, access log, TLS context and certificate, and drain state."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -14,10 +15,12 @@ from typing import Protocol
 from lanthorn.clock import DateCache
 from lanthorn.config import Config
 from lanthorn.core.pages import page_plan
+from lanthorn.core.redirects import to_https
 from lanthorn.core.request import Request
 from lanthorn.core.respond import Site
 from lanthorn.core.response import ResponsePlan
 from lanthorn.driver.admission import Admission, ClientTable, MemoryBudget, PenaltyBox
+from lanthorn.driver.realip import RealClient
 from lanthorn.logs import AccessLog
 
 log_error = logging.getLogger("lanthorn")
@@ -85,8 +88,23 @@ class Worker:
     secret: bytes = field(default_factory=lambda: os.urandom(32))
 
 
+@dataclass(frozen=True)
+class Door:
+    """What one listener speaks: HTTPS or cleartext, after a PROXY protocol header or
+    not, and whether it sends every request to HTTPS (at that port)."""
+
+    tls: bool = False
+    proxied: bool = False
+    https_port: int | None = None
+
+
 class Service:
-    """What every connection of one worker shares: the site, limits, clocks and logs."""
+    """What every connection of one worker shares: the site, limits, clocks and logs.
+
+    A listener other than the first speaks through a view (`open_door`): a shallow copy
+    that differs only in `tls`, `proxied` and `https_port`, and shares every object. Its
+    plain values that change while serving (`draining`, `stop_at`) are set by `drain`
+    on the service and every view alike."""
 
     def __init__(
         self,
@@ -115,6 +133,11 @@ class Service:
         self.changes = Changes()
         self.access_log = AccessLog.open(config.server.access_log)
         self.dates = DateCache()
+        self.clients = RealClient(config.server.trusted_networks())
+        self.proxied = False  # a PROXY protocol header comes first (engines/launch sets it)
+        self.https_port: int | None = None  # every request gets 308 to HTTPS on this port
+        self._doors: dict[int, Service] = {}  # listening socket → the view spoken there
+        self._views: list[Service] = []
         self.draining = False  # set on graceful shutdown: answer, then close
         self.reopen_logs = False  # SIGUSR1 came: the next tick opens the log files anew
         self.stop_at = math.inf  # monotonic time when draining connections are cut
@@ -161,10 +184,24 @@ class Service:
         if self.admission is not None:
             self.admission.release(peer)
 
+    def open_door(self, listener: int, door: Door) -> None:
+        """Connections accepted on the socket `listener` (a file descriptor) are spoken
+        to as `door` says."""
+        view = copy.copy(self)
+        view.tls = self.tls if door.tls else None
+        view.proxied, view.https_port = door.proxied, door.https_port
+        self._views.append(view)
+        self._doors[listener] = view
+
+    def door(self, listener: int) -> Service:
+        """The service as connections accepted on `listener` see it."""
+        return self._doors.get(listener, self)
+
     def drain(self, now: float) -> None:
         """Graceful shutdown begins: finish what is in flight within the grace period."""
-        self.draining = True
-        self.stop_at = now + self.limits.grace_s
+        for one in (self, *self._views):
+            one.draining = True
+            one.stop_at = now + self.limits.grace_s
 
     def decide(
         self, request: Request, now: float, wall: float, peer: str, admitted: bool = True
@@ -175,8 +212,12 @@ class Service:
         with Retry-After (RFC 6585 §4)."""
         if not admitted or self.memory.exceeded:
             return self.site.errors[503]
+        if self.https_port is not None:
+            moved = to_https(request, self.https_port, self.site.common)
+            if moved is not None:
+                return moved
         if self.admission is not None:
-            retry = self.admission.throttle(peer, now)
+            retry = self.admission.throttle(self.clients.of(peer, request), now)
             if retry:
                 return self._throttled(retry)
         request.wall = wall
@@ -210,7 +251,7 @@ class Service:
         headers = request.headers
         log.record(
             (
-                peer,
+                self.clients.of(peer, request),
                 request.method,
                 request.target,
                 request.version,

@@ -18,22 +18,34 @@ from lanthorn.driver.http1 import HttpConnection
 from lanthorn.driver.streams import Streams
 from lanthorn.driver.tls import TlsSession
 from lanthorn.protocol.http2 import PREFACE, Http2
+from lanthorn.protocol.proxyheader import ProxyHeaderError
+from lanthorn.protocol.proxyheader import parse as parse_proxy_header
 
 
 def connect(service: Service, peer: str, now: float) -> Connection:
-    """The driver for a newly accepted connection: HTTP, inside TLS when serving HTTPS.
-    A client past its connection limit is still spoken to, so it learns why: 503 on
-    HTTP/1, GOAWAY on HTTP/2 (nginx's limit_conn answers 503 too)."""
+    """The driver for a newly accepted connection: HTTP, inside TLS when serving HTTPS,
+    after a PROXY protocol header where the listener expects one (the client it names
+    is the peer from then on). A client past its connection limit is still spoken to,
+    so it learns why: 503 on HTTP/1, GOAWAY on HTTP/2 (nginx's limit_conn answers 503
+    too)."""
+    if service.proxied:
+        return Link(lambda link: ProxyHeader(link, service, peer, now))
+    return Link(speaker(service, peer, now))
+
+
+def speaker(service: Service, peer: str, now: float) -> Callable[[Link], Connection]:
+    """What speaks first to `peer`, given the link it will speak on."""
     if service.penalties.barred(peer, now):
-        return Barred(peer, service.penalties, now)
+        return lambda link: Barred(peer, service.penalties, now)
     admitted = service.admit(peer)
     if service.tls is None:
         if not service.h2c:
-            return Link(lambda link: HttpConnection(service, peer, now, admitted, link.switch))
-        return Link(lambda link: Preface(link, service, peer, now, admitted))
+            return lambda link: HttpConnection(service, peer, now, admitted, link.switch)
+        return lambda link: Preface(link, service, peer, now, admitted)
     # Over TLS, HTTP/2 is always offered (ALPN h2): --no-h2c is about cleartext.
     inner = Link(lambda link: Preface(link, service, peer, now, admitted))
-    return TlsSession(inner, service.tls, now + service.limits.header_timeout_s)
+    tls = service.tls
+    return lambda link: TlsSession(inner, tls, now + service.limits.header_timeout_s)
 
 
 class Link:
@@ -146,6 +158,58 @@ class Preface:
         if self._admitted:
             self._admitted = False
             self._service.release(self.peer)
+
+
+class ProxyHeader:
+    """The PROXY protocol header a balancer sends first (protocol/proxyheader), until it
+    is whole; then the connection is spoken to as if accepted from the client it names,
+    with every byte after it. Anything else, or nothing within the header timeout,
+    closes the connection unanswered (as nginx's `proxy_protocol` listeners do)."""
+
+    __slots__ = ("_link", "_seen", "_service", "deadline", "peer")
+
+    idle = True
+    multiplexed = False
+    reading = True
+    lingers = False  # nothing was answered
+
+    def __init__(self, link: Link, service: Service, peer: str, now: float) -> None:
+        self._link = link
+        self._service = service
+        self._seen = b""
+        self.peer = peer
+        self.deadline = now + service.limits.header_timeout_s
+
+    def feed(self, data: bytes, now: float) -> list[Action]:
+        seen = self._seen + data
+        try:
+            header = parse_proxy_header(seen) if data else None
+        except ProxyHeaderError:
+            return [CLOSE]
+        if header is None:
+            self._seen = seen
+            return [] if data else [CLOSE]
+        client, length = header
+        link = self._link
+        driver = speaker(self._service, client or self.peer, now)(link)
+        link.switch(driver)
+        rest = seen[length:]
+        return driver.feed(rest, now) if rest else []
+
+    def drained(self, now: float, data: bytes = b"") -> list[Action]:
+        return self.feed(data, now) if data else []
+
+    def progressed(self, now: float) -> None:
+        pass
+
+    def expired(self, now: float) -> list[Action]:
+        return [CLOSE] if now >= self.deadline else []
+
+    def shutdown(self) -> list[Action]:
+        return [CLOSE]
+
+    def abort(self) -> None:
+        pass
 
 
 class Barred:

@@ -57,8 +57,9 @@ SYNC_BATCHES = 16
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self, server: _Server) -> None:
+    def __init__(self, server: _Server, service: Service) -> None:
         self._server = server
+        self._service = service  # as the listener that accepted it speaks
         self._transport: asyncio.Transport | None = None
         self._conn: Connection | None = None
         self._write_paused = False
@@ -83,7 +84,7 @@ class _Protocol(asyncio.Protocol):
         self._transport = transport
         transport.set_write_buffer_limits(high=0, low=0)  # exact "buffer empty" signal
         self._conn = connect(
-            self._server.service, peer_host(transport.get_extra_info("peername")), monotonic()
+            self._service, peer_host(transport.get_extra_info("peername")), monotonic()
         )
         self._server.connections.add(self)
         if not self._conn.reading:
@@ -416,6 +417,7 @@ class _Server:
     async def accept(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         limit = self.service.limits.max_connections
+        service = self.service.door(listener.fileno())
         while True:
             await self._room.wait()  # at the cap: stop accepting; the kernel queues
             try:
@@ -434,7 +436,7 @@ class _Server:
             for conn in accepted:
                 conn.setblocking(False)
                 tune(conn)
-                await loop.connect_accepted_socket(lambda: _Protocol(self), conn)
+                await loop.connect_accepted_socket(lambda: _Protocol(self, service), conn)
             if len(self.connections) >= limit:
                 self._room.clear()
 

@@ -84,7 +84,8 @@ class _Reactor:
                 continue
             sock.setblocking(False)
             tune(sock)
-            peer = _Peer(sock, connect(self.service, peer_host(address), monotonic()))
+            service = self.service.door(listener.fileno())
+            peer = _Peer(sock, connect(service, peer_host(address), monotonic()))
             self.peers[sock.fileno()] = peer
             self.listen(peer)
             self.schedule(peer)

@@ -13,11 +13,12 @@ from types import FrameType
 
 from lanthorn.config import QUIC_MODELS, Config
 from lanthorn.driver import Service
-from lanthorn.driver.context import Worker
-from lanthorn.engines import datagrams, watch
+from lanthorn.driver.context import Door, Worker
+from lanthorn.engines import activation, datagrams, watch
 from lanthorn.engines import listeners as listening
 from lanthorn.engines.identity import account, become
 from lanthorn.engines.localtls import LocalCertificate
+from lanthorn.engines.notify import notify
 from lanthorn.engines.prefork import Supervisor
 from lanthorn.engines.tlscontext import server_tls
 
@@ -53,6 +54,23 @@ def _reopen_on_sigusr1(service: Service) -> None:
     signal.signal(signal.SIGUSR1, reopen)
 
 
+def doors(where: list[listening.Bound]) -> list[Door]:
+    """What each listener speaks; a redirecting one sends clients to the first HTTPS
+    listener's port."""
+    https = next((port for _, port, one in where if one.tls), None)
+    return [Door(one.tls, one.proxy, https if one.redirect else None) for _, _, one in where]
+
+
+def _advise_trust(certificate: LocalCertificate, where: list[listening.Bound]) -> None:
+    """How to make clients trust the local CA, with the first HTTPS listener's URL."""
+    https = next((port for _, port, one in where if one.tls), None)
+    if https is None:
+        return
+    log.info("to trust the local CA (once per machine and user):")
+    for command in certificate.trust_commands(listening.url("localhost", https, "https")):
+        log.info("  %s", command)
+
+
 def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT and a graceful drain."""
     server = config.server
@@ -65,7 +83,6 @@ def serve(config: Config) -> None:
     # Which worker is which, and the key they share (drawn here, before they fork).
     pairs = datagrams.mesh(server.workers) if server.quic and server.workers > 1 else ()
     group = Worker(count=server.workers, mesh=pairs)
-    scheme = "http" if tls is None else "https"
     if tls is not None and not server.quic and server.http3 is None:
         log.info(
             "HTTP/3 is off: the %s model has no UDP path (--model %s has one)",
@@ -73,47 +90,54 @@ def serve(config: Config) -> None:
             " or ".join(QUIC_MODELS),
         )
 
-    def announce(addresses: list[tuple[str, int]]) -> None:
-        for host, port in addresses:
+    def announce(where: list[listening.Bound]) -> None:
+        for host, port, one in where:
             log.info(
-                "serving %s at %s (model %s, %d worker%s%s)",
+                "serving %s at %s (model %s, %d worker%s%s%s)",
                 config.site.root,
-                listening.url(host, port, scheme),
+                listening.url(host, port, listening.scheme(one)),
                 server.model,
                 server.workers,
                 "" if server.workers == 1 else "s",
-                ", HTTP/3 on UDP too" if server.quic else "",
+                ", HTTP/3 on UDP too" if server.quic_on(one) else "",
+                ", after a PROXY protocol header" if one.proxy else "",
             )
-        if isinstance(certificate, LocalCertificate) and addresses:
-            url = listening.url("localhost", addresses[0][1], scheme)
-            log.info("to trust the local CA (once per machine and user):")
-            for command in certificate.trust_commands(url):
-                log.info("  %s", command)
+        if isinstance(certificate, LocalCertificate):
+            _advise_trust(certificate, where)
         if server.ready_file:
+            urls = [(host, port, listening.scheme(one)) for host, port, one in where]
             listening.write_ready_file(
-                server.ready_file, addresses, scheme, model=server.model, workers=server.workers
+                server.ready_file, urls, model=server.model, workers=server.workers
             )
+        notify(f"READY=1\nSTATUS=serving {config.site.root}")
 
-    def worker_main(sockets: list[socket.socket], ready: Callable[[], None], row: int) -> None:
-        """Worker `row` (the only one, or one of the supervisor's) on its bound sockets."""
+    def worker_main(opened: list[listening.Opened], ready: Callable[[], None], row: int) -> None:
+        """Worker `row` (the only one, or one of the supervisor's) on its listeners."""
+        sockets = [sock for sock, _ in opened]
+        streams = listening.streams(opened)
+        if len(streams) == len(opened):  # no UDP socket was passed: one beside each TLS one
+            quic = [sock for sock, one in streams if server.quic_on(one)]
+            sockets += listening.datagrams(quic, reuse_port=server.workers > 1)
         admission = Service.admission_for(config, table, row)
         worker = dataclasses.replace(group, row=row)
         service = Service(alt_svc(config, sockets), context, admission, worker, certificate)
         if certificate is not None:  # forked later than the first, it may be due already
             certificate.tick(time.monotonic())
+        for (sock, _), door in zip(streams, doors(listening.bound(streams)), strict=True):
+            if door != Door(context is not None):  # the service itself speaks as that one
+                service.open_door(sock.fileno(), door)
         _reopen_on_sigusr1(service)
         watch.start(service)
         become(server.user)  # the ports are bound and the log is open
         run(sockets, service, ready)
 
+    passed = activation.inherited(server)  # by systemd: served instead of the listeners
     try:
         if server.workers == 1:
-            sockets = listening.bind(server.host, server.port)
-            if server.quic:
-                sockets += listening.datagrams(sockets)
-            streams = [s for s in sockets if s.type == socket.SOCK_STREAM]
-            worker_main(sockets, lambda: announce(listening.addresses(streams)), 0)
+            opened = passed or listening.bind_each(server.listeners())
+            streams = listening.streams(opened)
+            worker_main(opened, lambda: announce(listening.bound(streams)), 0)
         else:
-            Supervisor(config, worker_main, table).run(announce)
+            Supervisor(config, worker_main, table, shared=passed).run(announce)
     finally:
         listening.remove_ready_file(server.ready_file)

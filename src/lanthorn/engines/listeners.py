@@ -13,6 +13,7 @@ import json
 import os
 import socket
 
+from lanthorn.config import Listen
 from lanthorn.errors import ConfigError
 
 BACKLOG = 1024
@@ -67,6 +68,38 @@ def bind(
     return sockets
 
 
+# A listening socket and the listener it was opened for.
+Opened = tuple[socket.socket, Listen]
+# Where a listener was bound (its address, its port now known) and what it speaks.
+Bound = tuple[str, int, Listen]
+
+
+def bind_each(
+    listeners: tuple[Listen, ...], *, reuse_port: bool = False, listen: bool = True
+) -> list[Opened]:
+    """Sockets for every listener (each on every address its host resolves to); one
+    that cannot be bound closes the others."""
+    opened: list[Opened] = []
+    try:
+        for one in listeners:
+            sockets = bind(one.host, one.port, reuse_port=reuse_port, listen=listen)
+            opened += [(sock, one) for sock in sockets]
+    except BaseException:
+        for sock, _ in opened:
+            sock.close()
+        raise
+    return opened
+
+
+def streams(opened: list[Opened]) -> list[Opened]:
+    """The TCP ones (the others are UDP, for HTTP/3)."""
+    return [(sock, one) for sock, one in opened if sock.type == socket.SOCK_STREAM]
+
+
+def bound(opened: list[Opened]) -> list[Bound]:
+    return [(str(s.getsockname()[0]), int(s.getsockname()[1]), one) for s, one in opened]
+
+
 def datagrams(sockets: list[socket.socket], *, reuse_port: bool = False) -> list[socket.socket]:
     """A UDP socket (for QUIC) beside each listening TCP socket: the same address and
     port number, non-blocking."""
@@ -93,20 +126,21 @@ def datagrams(sockets: list[socket.socket], *, reuse_port: bool = False) -> list
     return bound
 
 
-def addresses(sockets: list[socket.socket]) -> list[tuple[str, int]]:
-    return [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in sockets]
-
-
 def url(host: str, port: int, scheme: str = "http") -> str:
     return f"{scheme}://[{host}]:{port}/" if ":" in host else f"{scheme}://{host}:{port}/"
 
 
-def write_ready_file(path: str, bound: list[tuple[str, int]], scheme: str, **extra: object) -> None:
-    """Atomically write JSON describing where the server accepts connections."""
+def scheme(listener: Listen) -> str:
+    return "https" if listener.tls else "http"
+
+
+def write_ready_file(path: str, where: list[tuple[str, int, str]], **extra: object) -> None:
+    """Atomically write JSON describing where the server accepts connections: each
+    (host, port, scheme)."""
     document = {
         "pid": os.getpid(),
-        "addresses": [{"host": h, "port": p} for h, p in bound],
-        "urls": [url(h, p, scheme) for h, p in bound],
+        "addresses": [{"host": h, "port": p, "scheme": scheme} for h, p, scheme in where],
+        "urls": [url(h, p, scheme) for h, p, scheme in where],
         **extra,
     }
     tmp = f"{path}.tmp{os.getpid()}"

@@ -17,7 +17,7 @@ import getpass
 import ipaddress
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,13 +128,14 @@ class LocalCA:
         )
 
 
-def served_names(host: str) -> list[str]:
+def served_names(hosts: Iterable[str]) -> list[str]:
     """What a local server's certificate names: localhost and the loopback addresses,
-    and the host it listens on unless that is every address."""
+    and each host it listens on for HTTPS unless that is every address."""
     names = ["localhost", "127.0.0.1", "::1"]
-    host = host.strip("[]")
-    if host and host not in names and host not in ("0.0.0.0", "::"):
-        names.append(host)
+    for given in hosts:
+        host = given.strip("[]")
+        if host and host not in names and host not in ("0.0.0.0", "::"):
+            names.append(host)
     return names
 
 

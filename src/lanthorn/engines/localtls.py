@@ -117,7 +117,8 @@ def start(server: ServerConfig) -> LocalCertificate:
     directory = Path(server.tls_ca_dir) if server.tls_ca_dir else default_directory()
     ca = LocalCA.open(directory)
     log.info("local CA %r: %s", ca.name, ca.path)
-    return LocalCertificate(ca, served_names(server.host), _lifetime_s())
+    hosts = [one.host for one in server.listeners() if one.tls]
+    return LocalCertificate(ca, served_names(hosts), _lifetime_s())
 
 
 def _lifetime_s() -> float:

@@ -9,6 +9,9 @@ its share of datagrams), and connections that move between workers' sockets are 
 over by connection ID (driver/quic, engines/datagrams). A worker that dies is
 replaced; SIGTERM/SIGINT is passed to every worker, which drain within the grace
 period; stragglers are killed after it.
+
+With sockets passed by systemd (engines/activation), nothing is bound: the supervisor
+holds the passed sockets and every worker accepts from them, inherited over fork.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import logging
 import os
 import select
 import signal
-import socket
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -30,22 +32,27 @@ from lanthorn.engines import listeners as listening
 log = logging.getLogger("lanthorn")
 
 # (its listening sockets, "I am ready", its row in the shared per-client table)
-WorkerMain = Callable[[list[socket.socket], Callable[[], None], int], None]
+WorkerMain = Callable[[list[listening.Opened], Callable[[], None], int], None]
 RESPAWN_BACKOFF_S = 1.0
 
 
 class Supervisor:
     def __init__(
-        self, config: Config, worker_main: WorkerMain, clients: ClientTable | None = None
+        self,
+        config: Config,
+        worker_main: WorkerMain,
+        clients: ClientTable | None = None,
+        shared: list[listening.Opened] | None = None,
     ) -> None:
         self.config = config
+        self.shared = shared or []  # listening sockets every worker serves, if any
         self.worker_main = worker_main
         self.clients = clients
         self.workers: dict[int, float] = {}  # pid → start time
         self.rows: dict[int, int] = {}  # pid → its row in the per-client table
         self.stopping = False
 
-    def _spawn(self, addresses: list[tuple[str, int]], row: int) -> int:
+    def _spawn(self, addresses: list[listening.Bound], row: int) -> int:
         ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # worker
@@ -55,19 +62,13 @@ class Supervisor:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until the worker's own
-                socks = [
-                    s
-                    for host, port in addresses
-                    for s in listening.bind(host, port, reuse_port=True)
-                ]
-                if self.config.server.quic:
-                    socks += listening.datagrams(socks, reuse_port=True)
+                opened = self.shared or self._bind(addresses)
 
                 def ready() -> None:
                     os.write(ready_w, b"1")
                     os.close(ready_w)
 
-                self.worker_main(socks, ready, row)
+                self.worker_main(opened, ready, row)
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
                 code = 1
@@ -82,13 +83,27 @@ class Supervisor:
         self.rows[pid] = row
         return pid
 
-    def run(self, on_ready: Callable[[list[tuple[str, int]]], None]) -> None:
+    @staticmethod
+    def _bind(addresses: list[listening.Bound]) -> list[listening.Opened]:
+        """A worker's own listening sockets on the supervisor's addresses."""
+        return [
+            (sock, one)
+            for host, port, one in addresses
+            for sock in listening.bind(host, port, reuse_port=True)
+        ]
+
+    def run(self, on_ready: Callable[[list[listening.Bound]], None]) -> None:
         server = self.config.server
-        # Bound but not listening: the port is ours, every connection goes to a worker.
-        reserved = listening.bind(server.host, server.port, reuse_port=True, listen=False)
-        addresses = listening.addresses(reserved)
-        if server.quic:  # a UDP port taken by another program fails here, not in each worker
-            for sock in listening.datagrams(reserved, reuse_port=True):
+        if self.shared:
+            addresses = listening.bound(listening.streams(self.shared))
+            reserved = [sock for sock, _ in self.shared]
+        else:  # Bound but not listening: the ports are ours, every connection goes to a worker.
+            opened = listening.bind_each(server.listeners(), reuse_port=True, listen=False)
+            reserved = [sock for sock, _ in opened]
+            addresses = listening.bound(opened)
+            # A UDP port taken by another program fails here, not in each worker.
+            quic = [sock for sock, one in opened if server.quic_on(one)]
+            for sock in listening.datagrams(quic, reuse_port=True):
                 sock.close()
 
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -114,7 +129,7 @@ class Supervisor:
             for sock in reserved:
                 sock.close()
 
-    def _reap(self, addresses: list[tuple[str, int]]) -> None:
+    def _reap(self, addresses: list[listening.Bound]) -> None:
         while self.workers:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)

@@ -145,7 +145,7 @@ class Pool:
         sock.setblocking(True)
         with self.lock:
             self.open += 1
-        self.park(sock, blocking.start(sock, address, self.service))
+        self.park(sock, blocking.start(sock, address, self.service.door(listener.fileno())))
 
     def stop_listening(self) -> None:
         """Close the listeners now, so connections are refused, not queued unanswered

@@ -49,7 +49,7 @@ def echo_main(argv: list[str]) -> int:
         if args.ready_file:
             from lanthorn.engines.listeners import write_ready_file
 
-            write_ready_file(args.ready_file, [(host, port)], args.kind, kind=args.kind)
+            write_ready_file(args.ready_file, [(host, port, args.kind)], kind=args.kind)
 
     echo.run(args.kind, sock, args.model, args.max_size, ready)
     return 0
