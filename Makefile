@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEPS   := $(VENV)/.deps-stamp
-TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps gtlsclient caddy haproxy systemd-analyze
+TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps gtlsclient caddy haproxy \
+          systemd-analyze certutil
 APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl chromium procps ngtcp2-client \
-          caddy systemd haproxy
+          caddy systemd haproxy libnss3-tools
 
 .PHONY: run test check lint typecheck pytest system-tools peers bench clean fuzz autobahn
 

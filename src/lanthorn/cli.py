@@ -15,7 +15,16 @@ import sys
 from typing import Any, NoReturn
 
 from lanthorn import __version__
-from lanthorn.config import LOG_LEVELS, MODELS, TLS_VERSIONS, Config, build, load_toml, merge
+from lanthorn.config import (
+    LOG_LEVELS,
+    MODELS,
+    TLS_ISSUERS,
+    TLS_VERSIONS,
+    Config,
+    build,
+    load_toml,
+    merge,
+)
 from lanthorn.errors import ConfigError
 
 log = logging.getLogger("lanthorn")
@@ -55,6 +64,28 @@ def _size(text: str) -> int:
     return value
 
 
+def _tls_options(group: argparse._ArgumentGroup) -> None:
+    """Where HTTPS's certificate comes from, and the oldest TLS spoken."""
+    group.add_argument(
+        "--tls-cert", metavar="PEM", help="certificate chain: serve HTTPS (h2, http/1.1)"
+    )
+    group.add_argument(
+        "--tls-key", metavar="PEM", help="private key, if not in the certificate file"
+    )
+    group.add_argument("--tls-min", choices=TLS_VERSIONS, help="oldest TLS version (default 1.2)")
+    group.add_argument(
+        "--tls",
+        choices=TLS_ISSUERS[1:],
+        help="internal: serve HTTPS with a certificate of your own local CA, made once and "
+        "renewed while serving; the log says how to make clients trust it",
+    )
+    group.add_argument(
+        "--tls-ca-dir",
+        metavar="DIR",
+        help="where --tls internal keeps its CA (default: $XDG_DATA_HOME/lanthorn/ca)",
+    )
+
+
 def _listener_options(p: argparse.ArgumentParser) -> None:
     """Where to listen, and what is spoken there."""
     p.add_argument("--host", help="address or name to listen on (default: localhost)")
@@ -90,7 +121,8 @@ def _listener_options(p: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="lanthorn",
-        description="Serve a directory over HTTP/1.1, HTTP/2 and, with --tls-cert, HTTP/3. "
+        description="Serve a directory over HTTP/1.1, HTTP/2 and, with --tls-cert or "
+        "--tls internal, HTTP/3. "
         "ROOT defaults to ./www if it exists, else the current directory.",
         epilog="other commands: `lanthorn serve ...` (the same as `lanthorn ...`); "
         "`lanthorn bench --help` (load tests against nginx and Caddy); `lanthorn echo`, "
@@ -123,11 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--h3-max-streams", type=int, metavar="N", help="HTTP/3 requests in progress per connection"
     )
-    p.add_argument(
-        "--tls-cert", metavar="PEM", help="certificate chain: serve HTTPS (h2, http/1.1)"
-    )
-    p.add_argument("--tls-key", metavar="PEM", help="private key, if not in the certificate file")
-    p.add_argument("--tls-min", choices=TLS_VERSIONS, help="oldest TLS version (default 1.2)")
+    _tls_options(p.add_argument_group("HTTPS"))
     p.add_argument(
         "--http3",
         action="store_true",
@@ -228,6 +256,8 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "tls_cert": ("server", "tls_cert"),
     "tls_key": ("server", "tls_key"),
     "tls_min": ("server", "tls_min"),
+    "tls": ("server", "tls"),
+    "tls_ca_dir": ("server", "tls_ca_dir"),
     "http3": ("server", "http3"),
     "quic_retry": ("server", "quic_retry"),
     "user": ("server", "user"),

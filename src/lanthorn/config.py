@@ -25,6 +25,7 @@ MODELS = ("asyncio", "events", "threads", "single")
 QUIC_MODELS = ("asyncio", "events")  # the models with a UDP path for HTTP/3
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 TLS_VERSIONS = ("1.2", "1.3")
+TLS_ISSUERS = (None, "internal")  # None: the certificate is tls_cert's, if any
 
 
 @dataclass(frozen=True)
@@ -165,13 +166,17 @@ class ServerConfig:
     tls_cert: str | None = None  # PEM certificate chain: serve HTTPS instead of HTTP
     tls_key: str | None = None  # PEM private key, when not in the certificate file
     tls_min: str = "1.2"  # the oldest TLS version accepted: "1.2" or "1.3"
+    # "internal": serve HTTPS with a certificate of the user's own local CA (made once,
+    # renewed while serving: engines/localtls), as Caddy's `tls internal`.
+    tls: str | None = None
+    tls_ca_dir: str | None = None  # where that CA is kept (default: the user's data dir)
     user: str | None = None  # switch to this user once the ports are bound (started as root)
     # HTTP/3 over QUIC on the same port number, UDP (RFC 9114). None: wherever TLS is
     # served by a model with a UDP path (as Caddy does); True insists; False: never.
     http3: bool | None = None
     quic_retry: bool = False  # QUIC address validation: Retry before any connection state
     # Where to listen: "[tls:|h3:][proxy:][redirect:]HOST:PORT" each (see Listen.parse);
-    # none: one listener at host:port, HTTPS when tls_cert is given.
+    # none: one listener at host:port, HTTPS when tls_cert or tls is given.
     listen: tuple[str, ...] = ()
     proxy_protocol: bool = False  # every listener expects a PROXY protocol header first
     redirect_https: bool = False  # every cleartext listener answers 308 to the HTTPS one
@@ -189,11 +194,17 @@ class ServerConfig:
         _require_positive(self, "workers", "threads")
         if self.tls_key and not self.tls_cert:
             raise ConfigError("tls_key needs tls_cert")
+        if self.tls not in TLS_ISSUERS:
+            raise ConfigError(f"tls {self.tls!r} is not one of {', '.join(TLS_ISSUERS[1:])}")
+        if self.tls and self.tls_cert:
+            raise ConfigError(f"tls {self.tls} issues its own certificate: drop it or tls_cert")
+        if self.tls_ca_dir and self.tls != "internal":
+            raise ConfigError("tls_ca_dir needs tls internal")
         if self.tls_min not in TLS_VERSIONS:
             raise ConfigError(f"tls_min {self.tls_min!r} is not one of {', '.join(TLS_VERSIONS)}")
         if self.http3:
-            if not self.tls_cert:
-                raise ConfigError("http3 needs tls_cert: QUIC is always encrypted")
+            if not self.https:
+                raise ConfigError("http3 needs tls_cert or tls internal: QUIC is always encrypted")
             if self.model not in QUIC_MODELS:
                 raise ConfigError(
                     f"http3 needs the {' or '.join(QUIC_MODELS)} model (not {self.model})"
@@ -207,7 +218,7 @@ class ServerConfig:
         """Every listener, with the server-wide PROXY protocol and redirect switches
         applied (a redirect only where there is cleartext to redirect from)."""
         given = tuple(Listen.parse(spec) for spec in self.listen) or (
-            Listen(self.host, self.port, tls=bool(self.tls_cert)),
+            Listen(self.host, self.port, tls=self.https),
         )
         return tuple(
             dataclasses.replace(
@@ -223,8 +234,8 @@ class ServerConfig:
             raise ConfigError("http3 needs a tls listener: QUIC is always encrypted")
         kinds: dict[int, Listen] = {}
         for one in listeners:
-            if one.tls and not self.tls_cert:
-                raise ConfigError(f"listener {one} needs tls_cert")
+            if one.tls and not self.https:
+                raise ConfigError(f"listener {one} needs tls_cert or tls internal")
             if one.http3 and self.model not in QUIC_MODELS:
                 raise ConfigError(f"listener {one} needs the {' or '.join(QUIC_MODELS)} model")
             if one.redirect and one.tls:
@@ -246,6 +257,11 @@ class ServerConfig:
         HTTP/3 was not turned off."""
         wanted = self.http3 if listener.http3 is None else listener.http3
         return listener.tls and wanted is not False and self.model in QUIC_MODELS
+
+    @property
+    def https(self) -> bool:
+        """TLS is served: with the user's certificate, or one of the local CA's."""
+        return bool(self.tls_cert) or self.tls is not None
 
     @property
     def quic(self) -> bool:

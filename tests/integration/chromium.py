@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -51,15 +52,21 @@ class Page:
 
 
 @contextlib.contextmanager
-def launch(profile: Path, *flags: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def launch(
+    profile: Path, *flags: str, home: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """Chromium, headless, with `flags`, and the port of its DevTools endpoint.
-    Certificates are not checked: the tests' servers use their own."""
+    Certificates are not checked (the tests' servers use their own), unless a `home` is
+    given: then Chromium runs with that HOME and trusts what its NSS database
+    (`home/.pki/nssdb`) and the system trust."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is missing: `make test` installs it (apt-get install chromium)"
+    trust = [] if home is not None else ["--ignore-certificate-errors"]
+    env = None if home is None else {**os.environ, "HOME": str(home)}
     proc = subprocess.Popen(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
-         "--ignore-certificate-errors", f"--user-data-dir={profile}", *flags, "about:blank"],
-        stderr=subprocess.PIPE, text=True,
+         *trust, f"--user-data-dir={profile}", *flags, "about:blank"],
+        stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
         assert proc.stderr is not None

@@ -15,6 +15,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, StreamReset
 from aioquic.tls import SessionTicket
+from cryptography import x509
 
 
 def _udp() -> socket.socket:
@@ -58,10 +59,13 @@ class H3Client:
         host: str = "127.0.0.1",
         timeout: float = 10.0,
         ticket: SessionTicket | None = None,
+        cafile: str | None = None,
     ) -> None:
+        """`cafile`: verify the server's certificate against it (else it is not checked)."""
         config = QuicConfiguration(
-            is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE,
-            server_name="localhost", max_datagram_frame_size=65536, session_ticket=ticket,
+            is_client=True, alpn_protocols=H3_ALPN, server_name="localhost",
+            verify_mode=ssl.CERT_NONE if cafile is None else ssl.CERT_REQUIRED, cafile=cafile,
+            max_datagram_frame_size=65536, session_ticket=ticket,
         )  # fmt: skip
         self.address = (host, port)
         self.sock = _udp()
@@ -74,6 +78,11 @@ class H3Client:
         self.h3.heads = set()
         self.responses: dict[int, Response] = {}
         self.terminated: ConnectionTerminated | None = None
+
+    @property
+    def peer_certificate(self) -> x509.Certificate | None:
+        """The certificate the server presented (aioquic keeps it on its TLS context)."""
+        return self.quic.tls._peer_certificate
 
     def request(
         self,

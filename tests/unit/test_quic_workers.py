@@ -16,7 +16,7 @@ from qh3.quic.events import ConnectionIdIssued, HandshakeCompleted
 
 from lanthorn.config import Config, Limits, ServerConfig
 from lanthorn.driver import Service
-from lanthorn.driver.context import Worker
+from lanthorn.driver.context import CertificateFiles, Worker
 from lanthorn.driver.quic import QuicServer, TaggedConnection
 from lanthorn.driver.tickets import SessionTickets
 from lanthorn.engines.datagrams import handover, taken_over
@@ -74,7 +74,8 @@ def _server(pki: tuple[Path, Path], row: int, count: int) -> QuicServer:
     config = Config(server=ServerConfig(tls_cert=str(cert), tls_key=str(key)))
     worker = dataclasses.replace(Worker(count=count), row=row)
     tickets = SessionTickets(share=count > 1)
-    return QuicServer(Service(config, worker=worker), str(cert), str(key), tickets)
+    certificate = CertificateFiles(str(cert), str(key))
+    return QuicServer(Service(config, worker=worker, certificate=certificate), tickets)
 
 
 def _short(cid: bytes) -> bytes:

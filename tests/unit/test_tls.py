@@ -16,7 +16,7 @@ from lanthorn.driver import Service, connect
 from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action
 from lanthorn.driver.negotiate import Link
 from lanthorn.driver.tls import TlsSession
-from lanthorn.engines.tlscontext import server_context
+from lanthorn.engines import tlscontext
 from tests import certs
 
 BIG = bytes(range(256)) * 4096  # 1 MiB: several batches
@@ -36,7 +36,7 @@ def service(tmp_path: Path, pki: tuple[Path, Path, Path]) -> Iterator[Service]:
         site=SiteConfig(root=str(tmp_path)),
         limits=Limits(header_timeout_s=10, keepalive_timeout_s=20, send_timeout_s=30),
     )
-    service = Service(config, server_context(config))
+    service = Service(config, tlscontext.context(str(pki[1]), str(pki[2])))
     yield service
     service.close()
 
@@ -180,7 +180,7 @@ def test_h2_is_offered_over_tls_even_without_h2c(
         site=SiteConfig(root=str(tmp_path)),
         limits=Limits(header_timeout_s=10),
     )
-    service = Service(config, server_context(config))
+    service = Service(config, tlscontext.context(str(pki[1]), str(pki[2])))
     session, _ = _handshake(service, pki[0], ["h2", "http/1.1"])
     assert session.alpn == "h2"
     service.close()

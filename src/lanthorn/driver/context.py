@@ -1,5 +1,5 @@
 """What every connection driver of one worker shares, whatever the protocol: the site,
-limits, clocks, access log, TLS context and drain state."""
+limits, clocks, access log, TLS context and certificate, and drain state."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import logging
 import math
 import os
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from lanthorn.clock import DateCache
 from lanthorn.config import Config
@@ -35,6 +37,40 @@ class Changes:
 
     def notify(self, paths: tuple[str, ...]) -> None:
         self.latest = (self.latest[0] + 1, paths)
+
+
+# What takes a certificate in: (PEM chain file, PEM key file or None), as
+# ssl.SSLContext.load_cert_chain and qh3's QuicConfiguration.load_cert_chain do.
+Load = Callable[[str, str | None], None]
+
+
+class Certificate(Protocol):
+    """The server's certificate, as each TLS endpoint of a worker loads it: the TLS
+    context of its TCP connections, the QUIC configuration of each UDP socket. A new
+    certificate applies to the handshakes that begin after it is loaded."""
+
+    def load(self, into: Load) -> None:
+        """`into(cert, key)` now, and again each time the certificate is renewed."""
+
+    def tick(self, now: float) -> None:
+        """Housekeeping (`now` monotonic): renew when it is time; cheap when not.
+        Called on the thread that makes new connections' TLS sessions, so a load never
+        races a handshake's start."""
+
+
+@dataclass(frozen=True)
+class CertificateFiles:
+    """A certificate the user gave (--tls-cert, --tls-key): loaded as it is, never
+    renewed while the server runs."""
+
+    cert: str
+    key: str | None
+
+    def load(self, into: Load) -> None:
+        into(self.cert, self.key)
+
+    def tick(self, now: float) -> None:
+        return
 
 
 @dataclass(frozen=True)
@@ -78,6 +114,7 @@ class Service:
         tls: ssl.SSLContext | None = None,
         admission: Admission | None = None,
         worker: Worker | None = None,
+        certificate: Certificate | None = None,
     ) -> None:
         self.config = config
         self.worker = worker if worker is not None else Worker()
@@ -88,8 +125,10 @@ class Service:
         self.memory = MemoryBudget(config.limits.memory_budget_bytes)
         self.penalties = PenaltyBox(config.limits.abuse_penalty_s)
         self.h2c = config.server.h2c
-        # HTTPS when given (engines/tlscontext builds it once, before workers fork).
+        # HTTPS when given (engines/tlscontext builds it once, before workers fork),
+        # with the certificate loaded into it (and into each QUIC configuration).
         self.tls = tls
+        self.certificate = certificate
         self.site = Site(config.site)
         # WebSocket endpoints by path, and what live-reload sockets watch for.
         self.endpoints = config.websocket.endpoints(config.site.live_reload)
@@ -228,8 +267,11 @@ class Service:
         )
 
     def tick(self, now: float) -> None:
-        """Periodic housekeeping (about once a second): flush the access log, and open
-        it anew if SIGUSR1 asked for it (`reopen_logs`, set by engines/launch)."""
+        """Periodic housekeeping (about four times a second): flush the access log, and
+        open it anew if SIGUSR1 asked for it (`reopen_logs`, set by engines/launch);
+        renew the certificate when it is time."""
+        if self.certificate is not None:
+            self.certificate.tick(now)
         if self.access_log is not None:
             if self.reopen_logs:
                 self.reopen_logs = False

@@ -156,9 +156,7 @@ class QuicServer:
         "_worker",
     )
 
-    def __init__(
-        self, service: Service, cert: str, key: str | None, tickets: SessionTickets
-    ) -> None:
+    def __init__(self, service: Service, tickets: SessionTickets) -> None:
         self._service = service
         self._tickets = tickets
         self._worker: Worker = service.worker
@@ -173,7 +171,10 @@ class QuicServer:
             max_datagram_frame_size=65536,
             probe_datagram_size=False,
         )
-        config.load_cert_chain(cert, key)
+        # qh3 reads the certificate off the configuration as each connection begins, so
+        # a renewed one (loaded into it again) reaches new connections only.
+        assert service.certificate is not None  # the config refuses HTTP/3 without TLS
+        service.certificate.load(config.load_cert_chain)
         self._config = config
         self._routes: dict[bytes, _Connection] = {}
         self._connections: set[_Connection] = set()

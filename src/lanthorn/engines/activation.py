@@ -111,7 +111,7 @@ def inherited(server: ServerConfig) -> list[listening.Opened]:
             sock.close()
         raise ConfigError("systemd passed no TCP socket (LISTEN_FDS): add ListenStream=")
     by_port = {one.port: one for one in server.listeners()}
-    default = Listen(server.host, server.port, tls=bool(server.tls_cert))
+    default = Listen(server.host, server.port, tls=server.https)
 
     def listener(sock: socket.socket) -> Listen:
         port = sock.getsockname()[1]

@@ -238,12 +238,10 @@ def open_path(sockets: list[socket.socket], service: Service, wake: Wake) -> Udp
     from lanthorn.driver.quic import QuicServer
     from lanthorn.driver.tickets import SessionTickets
 
-    cert, key = service.config.server.tls_cert, service.config.server.tls_key
-    assert cert is not None  # the config refuses http3 without it
     worker = service.worker
     tickets = SessionTickets(share=bool(worker.mesh))
     endpoints = [
-        Endpoint(sock, QuicServer(service, cert, key, tickets), wake, index)
+        Endpoint(sock, QuicServer(service, tickets), wake, index)
         for index, sock in enumerate(sockets)
     ]
     joined = Mesh(worker, endpoints, tickets) if worker.mesh else None

@@ -7,6 +7,7 @@ import importlib
 import logging
 import signal
 import socket
+import time
 from collections.abc import Callable
 from types import FrameType
 
@@ -16,9 +17,10 @@ from lanthorn.driver.context import Door, Worker
 from lanthorn.engines import activation, datagrams, watch
 from lanthorn.engines import listeners as listening
 from lanthorn.engines.identity import account, become
+from lanthorn.engines.localtls import LocalCertificate
 from lanthorn.engines.notify import notify
 from lanthorn.engines.prefork import Generation, Supervisor
-from lanthorn.engines.tlscontext import server_context
+from lanthorn.engines.tlscontext import server_tls
 
 log = logging.getLogger("lanthorn")
 
@@ -59,19 +61,52 @@ def doors(where: list[listening.Bound]) -> list[Door]:
     return [Door(one.tls, one.proxy, https if one.redirect else None) for _, _, one in where]
 
 
+def _advise_trust(certificate: LocalCertificate, where: list[listening.Bound]) -> None:
+    """How to make clients trust the local CA, with the first HTTPS listener's URL."""
+    https = next((port for _, port, one in where if one.tls), None)
+    if https is None:
+        return
+    log.info("to trust the local CA (once per machine and user):")
+    for command in certificate.trust_commands(listening.url("localhost", https, "https")):
+        log.info("  %s", command)
+
+
 def prepare(config: Config, shared_udp: bool = False) -> Generation:
-    """What serving `config` needs before its workers fork: the TLS context (an unusable
-    certificate fails here, before binding or forking), the per-client table, the QUIC
-    mesh, and the worker's main function."""
+    """What serving `config` needs before its workers fork: the TLS context and
+    certificate (an unusable one fails here, before binding or forking), the
+    per-client table, the QUIC mesh, and the worker's main function."""
     server = config.server
     run = engine(server.model)
-    tls = server_context(config)
+    tls = server_tls(config)
+    context, certificate = tls if tls is not None else (None, None)
     if server.user is not None:
         account(server.user)  # an unknown user fails before binding too
     table = Service.client_table(config)  # per-client limits, shared by the workers
     # Which worker is which, and the key they share (drawn here, before they fork).
     pairs = datagrams.mesh(server.workers) if server.quic and server.workers > 1 else ()
     group = Worker(count=server.workers, mesh=pairs, shared_udp=shared_udp)
+
+    def announce(where: list[listening.Bound]) -> None:
+        """Say where the server is serving (the log, the ready file, systemd)."""
+        for host, port, one in where:
+            log.info(
+                "serving %s at %s (model %s, %d worker%s%s%s)",
+                config.site.root,
+                listening.url(host, port, listening.scheme(one)),
+                server.model,
+                server.workers,
+                "" if server.workers == 1 else "s",
+                ", HTTP/3 on UDP too" if server.quic_on(one) else "",
+                ", after a PROXY protocol header" if one.proxy else "",
+            )
+        if isinstance(certificate, LocalCertificate):
+            _advise_trust(certificate, where)
+        if server.ready_file:
+            urls = [(host, port, listening.scheme(one)) for host, port, one in where]
+            listening.write_ready_file(
+                server.ready_file, urls, model=server.model, workers=server.workers
+            )
+        notify(f"READY=1\nSTATUS=serving {config.site.root}")
 
     def worker_main(opened: list[listening.Opened], ready: Callable[[], None], row: int) -> None:
         """Worker `row` (the only one, or one of the supervisor's) on its listeners."""
@@ -82,38 +117,18 @@ def prepare(config: Config, shared_udp: bool = False) -> Generation:
             sockets += listening.datagrams(quic, reuse_port=server.workers > 1)
         admission = Service.admission_for(config, table, row)
         worker = dataclasses.replace(group, row=row)
-        service = Service(alt_svc(config, sockets), tls, admission, worker)
+        service = Service(alt_svc(config, sockets), context, admission, worker, certificate)
+        if certificate is not None:  # forked later than the first, it may be due already
+            certificate.tick(time.monotonic())
         for (sock, _), door in zip(streams, doors(listening.bound(streams)), strict=True):
-            if door != Door(tls is not None):  # the service itself speaks as that one
+            if door != Door(context is not None):  # the service itself speaks as that one
                 service.open_door(sock.fileno(), door)
         _reopen_on_sigusr1(service)
         watch.start(service)
         become(server.user)  # the ports are bound and the log is open
         run(sockets, service, ready)
 
-    return Generation(config, worker_main, table, pairs)
-
-
-def announce(config: Config, where: list[listening.Bound]) -> None:
-    """Say where the server is serving (the log, the ready file, systemd)."""
-    server = config.server
-    for host, port, one in where:
-        log.info(
-            "serving %s at %s (model %s, %d worker%s%s%s)",
-            config.site.root,
-            listening.url(host, port, listening.scheme(one)),
-            server.model,
-            server.workers,
-            "" if server.workers == 1 else "s",
-            ", HTTP/3 on UDP too" if server.quic_on(one) else "",
-            ", after a PROXY protocol header" if one.proxy else "",
-        )
-    if server.ready_file:
-        urls = [(host, port, listening.scheme(one)) for host, port, one in where]
-        listening.write_ready_file(
-            server.ready_file, urls, model=server.model, workers=server.workers
-        )
-    notify(f"READY=1\nSTATUS=serving {config.site.root}")
+    return Generation(config, worker_main, announce, table, pairs)
 
 
 def serve(config: Config, reload: Callable[[], Config] | None = None) -> None:
@@ -123,7 +138,7 @@ def serve(config: Config, reload: Callable[[], Config] | None = None) -> None:
     passed = activation.inherited(server)  # by systemd: served instead of the listeners
     shared_udp = len(listening.streams(passed)) < len(passed)
     generation = prepare(config, shared_udp)
-    if server.tls_cert and not server.quic and server.http3 is None:
+    if server.https and not server.quic and server.http3 is None:
         log.info(
             "HTTP/3 is off: the %s model has no UDP path (--model %s has one)",
             server.model,
@@ -134,10 +149,10 @@ def serve(config: Config, reload: Callable[[], Config] | None = None) -> None:
             _refuse_sighup()
             opened = passed or listening.bind_each(server.listeners())
             streams = listening.bound(listening.streams(opened))
-            generation.worker_main(opened, lambda: announce(config, streams), 0)
+            generation.worker_main(opened, lambda: generation.announce(streams), 0)
         else:
             renew = None if reload is None else lambda: prepare(reload(), shared_udp)
-            Supervisor(generation, passed, renew).run(announce)
+            Supervisor(generation, passed, renew).run()
     finally:
         listening.remove_ready_file(server.ready_file)
 

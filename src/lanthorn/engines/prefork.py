@@ -55,6 +55,7 @@ class Generation:
 
     config: Config
     worker_main: WorkerMain
+    announce: Callable[[list[listening.Bound]], None]  # where it serves (log, ready file)
     clients: ClientTable | None = None
     mesh: tuple[tuple[int, int], ...] = ()
 
@@ -133,7 +134,7 @@ class Supervisor:
             for sock in listening.bind(host, port, reuse_port=True)
         ]
 
-    def run(self, on_ready: Callable[[Config, list[listening.Bound]], None]) -> None:
+    def run(self) -> None:
         server = self.config.server
         if self.shared:
             addresses = listening.bound(listening.streams(self.shared))
@@ -162,14 +163,14 @@ class Supervisor:
         signal.signal(signal.SIGUSR1, reopen)
         for row in range(server.workers):
             self._spawn(addresses, row)
-        on_ready(self.config, addresses)
+        self.generation.announce(addresses)
         try:
             while not self.stopping:
                 time.sleep(0.1)
                 if self.reloading:
                     self.reloading = False
                     if self._reload(addresses):
-                        on_ready(self.config, addresses)
+                        self.generation.announce(addresses)
                 self._reap(addresses)
         finally:
             self._stop_all()

@@ -1,6 +1,7 @@
-"""The server's TLS context, built once by the launcher before it binds or forks (so it
-fails at start-up, and every worker shares its session-ticket keys); the driver's TLS
-sessions (driver/tls.py) only use it."""
+"""The server's TLS context and certificate, built once by the launcher before it binds
+or forks (so it fails at start-up, and every worker shares the context's session-ticket
+keys); the driver's TLS sessions (driver/tls.py) only use it. A renewed certificate
+(--tls internal) is loaded into the same context, so those keys stay shared."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import os
 import ssl
 
 from lanthorn.config import Config
+from lanthorn.driver.context import Certificate, CertificateFiles
 from lanthorn.driver.tls import ALPN
+from lanthorn.engines import localtls
 from lanthorn.errors import ConfigError
 
 # TLS 1.2 suites: forward secrecy and AEAD only (Mozilla's "intermediate" profile; none
@@ -26,14 +29,20 @@ def context(cert: str, key: str | None, min_version: str = "1.2") -> ssl.SSLCont
             raise ConfigError(f"TLS {kind} {path!r} is a directory, not a PEM file")
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"TLS {kind} {path!r} not found")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = _VERSIONS[min_version]  # at least 1.2: RFC 9113 §9.2
-    ctx.set_ciphers(CIPHERS)
-    ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION  # RFC 9113 §9.2.1
+    ctx = _bare(min_version)
     try:
         ctx.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(_unusable(cert, key, exc)) from exc
+    return ctx
+
+
+def _bare(min_version: str) -> ssl.SSLContext:
+    """A server context with everything but its certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = _VERSIONS[min_version]  # at least 1.2: RFC 9113 §9.2
+    ctx.set_ciphers(CIPHERS)
+    ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION  # RFC 9113 §9.2.1
     ctx.set_alpn_protocols(ALPN)
     return ctx
 
@@ -57,9 +66,17 @@ def _head(path: str) -> bytes:
         return pem.read(1 << 20)
 
 
-def server_context(config: Config) -> ssl.SSLContext | None:
-    """The TLS context when serving HTTPS, else None."""
+def server_tls(config: Config) -> tuple[ssl.SSLContext, Certificate] | None:
+    """The TLS context and the certificate loaded into it when serving HTTPS, else
+    None. With --tls internal, the local CA is made on first use and issues the first
+    certificate here."""
     server = config.server
+    if server.tls == "internal":
+        local = localtls.start(server)
+        ctx = _bare(server.tls_min)
+        local.load(ctx.load_cert_chain)
+        return ctx, local
     if server.tls_cert is None:
         return None
-    return context(server.tls_cert, server.tls_key, server.tls_min)
+    ctx = context(server.tls_cert, server.tls_key, server.tls_min)
+    return ctx, CertificateFiles(server.tls_cert, server.tls_key)

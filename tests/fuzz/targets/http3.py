@@ -28,7 +28,7 @@ from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection, QuicConnectionError
 
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig, WebSocketConfig
-from lanthorn.driver.context import Service
+from lanthorn.driver.context import CertificateFiles, Service
 from lanthorn.driver.quic import QuicServer
 from lanthorn.driver.tickets import SessionTickets
 from tests import certs
@@ -52,7 +52,7 @@ def _service() -> Service:
         limits=Limits(h3_max_streams=3, max_body_bytes=100, header_timeout_s=5),
         websocket=WebSocketConfig(echo="/ws", max_message_bytes=4096, ping_interval_s=5),
     )
-    return Service(config)
+    return Service(config, certificate=CertificateFiles(str(_CERT), str(_KEY)))
 
 
 class Pair:
@@ -60,7 +60,7 @@ class Pair:
 
     def __init__(self) -> None:
         self.service = _service()
-        self.server = QuicServer(self.service, str(_CERT), str(_KEY), SessionTickets(share=False))
+        self.server = QuicServer(self.service, SessionTickets(share=False))
         config = QuicConfiguration(is_client=True, alpn_protocols=["h3"], verify_mode=ssl.CERT_NONE)
         self.client = QuicConnection(configuration=config)
         self.now = 0.0
