@@ -24,6 +24,7 @@ MODELS = ("asyncio", "events", "threads", "single")
 QUIC_MODELS = ("asyncio", "events")  # the models with a UDP path for HTTP/3
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 TLS_VERSIONS = ("1.2", "1.3")
+ACCESS_LOG_FORMATS = ("combined", "json")
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,8 @@ class ServerConfig:
     model: str = "asyncio"
     threads: int = 32  # pool size of the `threads` model
     access_log: str = "-"  # "-" stdout, "off", or a file path
+    access_log_format: str = "combined"  # ACCESS_LOG_FORMATS
+    metrics: str | None = None  # "HOST:PORT": /metrics, /healthz, /readyz served there
     log_level: str = "info"
     ready_file: str | None = None
     h2c: bool = True  # HTTP/2 for clients with prior knowledge; with TLS, ALPN offers h2
@@ -180,6 +183,13 @@ class ServerConfig:
         _require_positive(self, "workers", "threads")
         if self.tls_key and not self.tls_cert:
             raise ConfigError("tls_key needs tls_cert")
+        if self.access_log_format not in ACCESS_LOG_FORMATS:
+            formats = ", ".join(ACCESS_LOG_FORMATS)
+            raise ConfigError(
+                f"access log format {self.access_log_format!r} is not one of {formats}"
+            )
+        if self.metrics is not None:
+            metrics_address(self.metrics)  # fails here if it is not HOST:PORT
         if self.tls_min not in TLS_VERSIONS:
             raise ConfigError(f"tls_min {self.tls_min!r} is not one of {', '.join(TLS_VERSIONS)}")
         if self.http3:
@@ -246,6 +256,15 @@ _SECTIONS: dict[str, type[Any]] = {
 LIVE_RELOAD_PATH = "/_lanthorn/live-reload"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _RATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?:\s*(?:r/|/)\s*([sm]))?")
+
+
+def metrics_address(text: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 address in brackets) as (host, port); port 0 is any free one."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not (sep and host and port.isdigit() and int(port) <= 65535):
+        raise ConfigError(f"metrics address {text!r} is not HOST:PORT")
+    return host, int(port)
 
 
 def _printable(value: str) -> bool:

@@ -25,6 +25,7 @@ def connect(service: Service, peer: str, now: float) -> Connection:
     A client past its connection limit is still spoken to, so it learns why: 503 on
     HTTP/1, GOAWAY on HTTP/2 (nginx's limit_conn answers 503 too)."""
     if service.penalties.barred(peer, now):
+        service.refused("penalty")
         return Barred(peer, service.penalties, now)
     admitted = service.admit(peer)
     if service.tls is None:
@@ -32,8 +33,13 @@ def connect(service: Service, peer: str, now: float) -> Connection:
             return Link(lambda link: HttpConnection(service, peer, now, admitted, link.switch))
         return Link(lambda link: Preface(link, service, peer, now, admitted))
     # Over TLS, HTTP/2 is always offered (ALPN h2): --no-h2c is about cleartext.
-    inner = Link(lambda link: Preface(link, service, peer, now, admitted))
-    return TlsSession(inner, service.tls, now + service.limits.header_timeout_s)
+    return TlsSession(
+        lambda session: Link(
+            lambda link: Preface(link, service, peer, now, admitted, secured=session)
+        ),
+        service,
+        now + service.limits.header_timeout_s,
+    )
 
 
 class Link:
@@ -93,17 +99,25 @@ class Link:
 class Preface:
     """A cleartext connection's first bytes, until they show HTTP/2 with prior knowledge
     (the 24-octet preface, RFC 9113 §3.3) or anything else (HTTP/1); then the link goes
-    to that driver with every byte seen. The first request's clock runs from accept."""
+    to that driver with every byte seen. The first request's clock runs from accept.
+    Inside TLS (`secured`), the first bytes come after the handshake: the driver is told
+    the TLS version agreed, for its access records."""
 
-    __slots__ = ("_admitted", "_link", "_opened", "_seen", "_service", "deadline", "peer")
+    __slots__ = (
+        "_admitted", "_link", "_opened", "_secured", "_seen", "_service", "deadline", "peer",
+    )  # fmt: skip
 
     idle = True
     multiplexed = False
     reading = True
     lingers = False  # nothing was answered
 
-    def __init__(self, link: Link, service: Service, peer: str, now: float, admitted: bool) -> None:
+    def __init__(
+        self, link: Link, service: Service, peer: str, now: float, admitted: bool,
+        *, secured: TlsSession | None = None,
+    ) -> None:  # fmt: skip
         self._link = link
+        self._secured = secured
         self._service = service
         self.peer = peer
         self._opened = now
@@ -120,13 +134,14 @@ class Preface:
             return []  # could still be either
         service, peer, opened, admitted = self._service, self.peer, self._opened, self._admitted
         self._admitted = False  # the count is the new driver's to release
+        tls = None if self._secured is None else self._secured.version
         driver: Connection
         if seen.startswith(PREFACE):
             # Extended CONNECT is offered where WebSockets answer (RFC 8441 §3).
             adapter = Http2(service.limits, opened, tunnels=bool(service.endpoints))
-            driver = Streams(service, peer, opened, adapter, admitted)
+            driver = Streams(service, peer, opened, adapter, admitted, tls=tls)
         else:
-            driver = HttpConnection(service, peer, opened, admitted, self._link.switch)
+            driver = HttpConnection(service, peer, opened, admitted, self._link.switch, tls=tls)
         self._link.switch(driver)
         return driver.feed(seen, now)
 
