@@ -10,11 +10,12 @@ import socket
 from collections.abc import Callable
 from types import FrameType
 
-from lanthorn.config import QUIC_MODELS, Config
+from lanthorn.config import QUIC_MODELS, Config, ServerConfig
 from lanthorn.driver import Service
 from lanthorn.driver.context import Worker
 from lanthorn.engines import datagrams, watch
 from lanthorn.engines import listeners as listening
+from lanthorn.engines.exporter import Exporter
 from lanthorn.engines.identity import account, become
 from lanthorn.engines.prefork import Supervisor
 from lanthorn.engines.tlscontext import server_context
@@ -51,6 +52,18 @@ def _reopen_on_sigusr1(service: Service) -> None:
     signal.signal(signal.SIGUSR1, reopen)
 
 
+def _exporter(server: ServerConfig) -> Exporter | None:
+    """The metrics endpoint, if asked for, bound before anything else (a missing extra
+    or a taken port fails here), its directory writable by the workers' user."""
+    if server.metrics is None:
+        return None
+    exporter = Exporter(server.metrics)
+    if server.user is not None:
+        user = account(server.user)
+        exporter.share(user.pw_uid, user.pw_gid)
+    return exporter
+
+
 def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT and a graceful drain."""
     server = config.server
@@ -58,10 +71,12 @@ def serve(config: Config) -> None:
     tls = server_context(config)  # fails early, before binding or forking
     if server.user is not None:
         account(server.user)  # an unknown user fails before binding too
+    exporter = _exporter(server)
     table = Service.client_table(config)  # per-client limits, shared by the workers
     # Which worker is which, and the key they share (drawn here, before they fork).
     pairs = datagrams.mesh(server.workers) if server.quic and server.workers > 1 else ()
-    group = Worker(count=server.workers, mesh=pairs)
+    metrics_dir = exporter.directory if exporter is not None else None
+    group = Worker(count=server.workers, mesh=pairs, metrics_dir=metrics_dir)
     scheme = "http" if tls is None else "https"
     if tls is not None and not server.quic and server.http3 is None:
         log.info(
@@ -81,9 +96,15 @@ def serve(config: Config) -> None:
                 "" if server.workers == 1 else "s",
                 ", HTTP/3 on UDP too" if server.quic else "",
             )
+        extra = exporter.announce() if exporter is not None else {}
         if server.ready_file:
             listening.write_ready_file(
-                server.ready_file, addresses, scheme, model=server.model, workers=server.workers
+                server.ready_file,
+                addresses,
+                scheme,
+                model=server.model,
+                workers=server.workers,
+                **extra,
             )
 
     def worker_main(sockets: list[socket.socket], ready: Callable[[], None], row: int) -> None:
@@ -91,6 +112,8 @@ def serve(config: Config) -> None:
         admission = Service.admission_for(config, table, row)
         worker = dataclasses.replace(group, row=row)
         service = Service(alt_svc(config, sockets), tls, admission, worker)
+        if exporter is not None:  # served here by the only worker, else by the supervisor
+            exporter.adopt(lambda: service.draining, here=server.workers == 1)
         _reopen_on_sigusr1(service)
         watch.start(service)
         become(server.user)  # the ports are bound and the log is open
@@ -104,6 +127,17 @@ def serve(config: Config) -> None:
             streams = [s for s in sockets if s.type == socket.SOCK_STREAM]
             worker_main(sockets, lambda: announce(listening.addresses(streams)), 0)
         else:
-            Supervisor(config, worker_main, table).run(announce)
+            supervisor = Supervisor(config, worker_main, table)
+
+            def started(addresses: list[tuple[str, int]]) -> None:
+                """Every worker is up: serve the endpoint (the threads start after the
+                first forks), ready until the supervisor stops."""
+                if exporter is not None:
+                    exporter.adopt(lambda: supervisor.stopping)
+                announce(addresses)
+
+            supervisor.run(started)
     finally:
         listening.remove_ready_file(server.ready_file)
+        if exporter is not None:
+            exporter.close()
