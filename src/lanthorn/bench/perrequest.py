@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lanthorn.clock import monotonic
 from lanthorn.config import Config, ServerConfig, SiteConfig
-from lanthorn.driver.context import Service
+from lanthorn.driver.context import Service, Worker
 from lanthorn.driver.http1 import HttpConnection
 
 REQUEST = b"GET /small.txt HTTP/1.1\r\nHost: localhost\r\nUser-Agent: perrequest/1\r\n\r\n"
@@ -37,8 +37,8 @@ def per_request(service: Service, count: int) -> float:
     return elapsed / count * 1e6
 
 
-def measure(config: Config, count: int) -> float:
-    service = Service(config)
+def measure(config: Config, count: int, worker: Worker | None = None) -> float:
+    service = Service(config, worker=worker)
     try:
         per_request(service, count // 10)  # warm the cache and the date
         return min(per_request(service, count) for _ in range(ROUNDS))
@@ -59,6 +59,9 @@ def main() -> None:
         ):
             config = dataclasses.replace(base, server=server)
             print(f"{label:>16}: {measure(config, args.count):6.2f} µs/request")
+        config = dataclasses.replace(base, server=ServerConfig(access_log="off"))
+        worker = Worker(metrics_dir=root)
+        print(f"{'log off, metrics':>16}: {measure(config, args.count, worker):6.2f} µs/request")
 
 
 if __name__ == "__main__":
