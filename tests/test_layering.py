@@ -15,7 +15,14 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "lanthorn"
 PACKAGE_LAYERS = ("core", "protocol", "driver", "engines")
 # Top-level modules every layer may use (they do no I/O of their own at import).
 BASE = frozenset(
-    {"lanthorn.config", "lanthorn.errors", "lanthorn.clock", "lanthorn.logs", "lanthorn.timers"}
+    {
+        "lanthorn.config",
+        "lanthorn.errors",
+        "lanthorn.clock",
+        "lanthorn.logs",
+        "lanthorn.metrics",
+        "lanthorn.timers",
+    }
 )
 # What the user runs: above every layer, may import anything.
 APP = frozenset(
@@ -24,7 +31,7 @@ APP = frozenset(
 
 # layer → lanthorn modules it may import (a name or its package prefix)
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "base": ("lanthorn.errors", "lanthorn.config"),
+    "base": ("lanthorn.errors", "lanthorn.config", "lanthorn.logs"),  # metrics counts records
     "core": ("lanthorn.core", "lanthorn.errors", "lanthorn.config", "lanthorn.clock"),
     # Adapters see the core's value types only: they translate, they never decide.
     "protocol": (

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from lanthorn import __version__
 from lanthorn.config import (
+    ACCESS_LOG_FORMATS,
     LOG_LEVELS,
     MODELS,
     TLS_ISSUERS,
@@ -118,6 +119,22 @@ def _listener_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _operations(p: argparse.ArgumentParser) -> None:
+    """Logs, metrics and health checks."""
+    p.add_argument("--access-log", metavar="-|PATH|off", help="access log (default: stdout)")
+    p.add_argument(
+        "--access-log-format",
+        choices=ACCESS_LOG_FORMATS,
+        help="access log lines: combined (nginx's) or json (default: combined)",
+    )
+    p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve /metrics (Prometheus), /healthz and /readyz there (needs lanthorn[metrics])",
+    )
+    p.add_argument("--log-level", choices=LOG_LEVELS, help="server log level (default: info)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="lanthorn",
@@ -135,8 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-w", "--workers", type=_workers, help="worker processes, or 'auto'")
     p.add_argument("--model", choices=MODELS, help="concurrency model (default: asyncio)")
     p.add_argument("--threads", type=int, help="pool size of the threads model (default 32)")
-    p.add_argument("--access-log", metavar="-|PATH|off", help="access log (default: stdout)")
-    p.add_argument("--log-level", choices=LOG_LEVELS, help="server log level (default: info)")
+    _operations(p)
     p.add_argument("--ready-file", metavar="PATH", help="write bound addresses as JSON here")
     p.add_argument("--config", metavar="FILE", help="TOML configuration file")
     p.add_argument("--max-connections", type=int, help="open connections per worker")
@@ -250,6 +266,8 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "model": ("server", "model"),
     "threads": ("server", "threads"),
     "access_log": ("server", "access_log"),
+    "access_log_format": ("server", "access_log_format"),
+    "metrics": ("server", "metrics"),
     "log_level": ("server", "log_level"),
     "ready_file": ("server", "ready_file"),
     "h2c": ("server", "h2c"),

@@ -26,6 +26,7 @@ QUIC_MODELS = ("asyncio", "events")  # the models with a UDP path for HTTP/3
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 TLS_VERSIONS = ("1.2", "1.3")
 TLS_ISSUERS = (None, "internal")  # None: the certificate is tls_cert's, if any
+ACCESS_LOG_FORMATS = ("combined", "json")
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,8 @@ class ServerConfig:
     model: str = "asyncio"
     threads: int = 32  # pool size of the `threads` model
     access_log: str = "-"  # "-" stdout, "off", or a file path
+    access_log_format: str = "combined"  # ACCESS_LOG_FORMATS
+    metrics: str | None = None  # "HOST:PORT": /metrics, /healthz, /readyz served there
     log_level: str = "info"
     ready_file: str | None = None
     h2c: bool = True  # HTTP/2 for clients with prior knowledge; with TLS, ALPN offers h2
@@ -200,6 +203,13 @@ class ServerConfig:
             raise ConfigError(f"tls {self.tls} issues its own certificate: drop it or tls_cert")
         if self.tls_ca_dir and self.tls != "internal":
             raise ConfigError("tls_ca_dir needs tls internal")
+        if self.access_log_format not in ACCESS_LOG_FORMATS:
+            formats = ", ".join(ACCESS_LOG_FORMATS)
+            raise ConfigError(
+                f"access log format {self.access_log_format!r} is not one of {formats}"
+            )
+        if self.metrics is not None:
+            metrics_address(self.metrics)  # fails here if it is not HOST:PORT
         if self.tls_min not in TLS_VERSIONS:
             raise ConfigError(f"tls_min {self.tls_min!r} is not one of {', '.join(TLS_VERSIONS)}")
         if self.http3:
@@ -380,6 +390,15 @@ _TABLE_PREFIXES = {
 LIVE_RELOAD_PATH = "/_lanthorn/live-reload"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _RATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?:\s*(?:r/|/)\s*([sm]))?")
+
+
+def metrics_address(text: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 address in brackets) as (host, port); port 0 is any free one."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not (sep and host and port.isdigit() and int(port) <= 65535):
+        raise ConfigError(f"metrics address {text!r} is not HOST:PORT")
+    return host, int(port)
 
 
 def _printable(value: str) -> bool:

@@ -46,19 +46,27 @@ class PlanCache:
         self._max_bytes = max_bytes
         self._revalidate_s = revalidate_s
         self._bytes = 0
+        # Lookups answered from the cache and not (plain requests only: those with
+        # validators or a Range never look). Read by the worker's metrics.
+        self.hits = 0
+        self.misses = 0
 
     def get(self, raw_path: bytes, now: float) -> ResponsePlan | None:
         entry = self._entries.get(raw_path)
         if entry is None:
+            self.misses += 1
             return None
         if now - entry.checked_at < self._revalidate_s:
+            self.hits += 1
             return entry.plan
         for relative, expected in entry.checks:
             st = self._source.stat(relative)
             if (None if st is None else identity(st)) != expected:
                 self._drop(raw_path)
+                self.misses += 1
                 return None
         entry.checked_at = now
+        self.hits += 1
         return entry.plan
 
     def put(self, raw_path: bytes, plan: ResponsePlan, checks: Checks, now: float) -> None:

@@ -22,6 +22,7 @@ from lanthorn.core.response import ResponsePlan
 from lanthorn.driver.admission import Admission, ClientTable, MemoryBudget, PenaltyBox
 from lanthorn.driver.realip import RealClient
 from lanthorn.logs import AccessLog
+from lanthorn.metrics import Tally
 
 log_error = logging.getLogger("lanthorn")
 NO_BODY_STATUSES = frozenset((204, 304))  # RFC 9110 §6.4.1
@@ -88,6 +89,8 @@ class Worker:
     # The key of what any worker must accept from another (QUIC Retry tokens), made once
     # per server before the workers fork.
     secret: bytes = field(default_factory=lambda: os.urandom(32))
+    # With --metrics, the private directory each worker publishes its counts to.
+    metrics_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,13 @@ class Service:
         # WebSocket endpoints by path, and what live-reload sockets watch for.
         self.endpoints = config.websocket.endpoints(config.site.live_reload)
         self.changes = Changes()
-        self.access_log = AccessLog.open(config.server.access_log)
+        directory = self.worker.metrics_dir
+        self.tally = Tally(directory) if directory is not None else None
+        self.access_log = AccessLog.open(
+            config.server.access_log,
+            config.server.access_log_format,
+            self.tally.count if self.tally is not None else None,
+        )
         self.dates = DateCache()
         self.clients = RealClient(config.server.trusted_networks())
         self.proxied = False  # a PROXY protocol header comes first (engines/launch sets it)
@@ -170,8 +179,32 @@ class Service:
         """A new connection from `peer`: False when that client has too many open, or
         the worker's memory budget is spent (then it was not counted)."""
         if self.memory.exceeded:
+            self.refused("memory")
             return False
-        return self.admission is None or self.admission.admit(peer)
+        if self.admission is None or self.admission.admit(peer):
+            return True
+        self.refused("client_limit")
+        return False
+
+    def connected(self, protocol: str) -> None:
+        """A connection now speaks `protocol` (for the metrics)."""
+        if self.tally is not None:
+            self.tally.opened(protocol)
+
+    def disconnected(self, protocol: str) -> None:
+        """A connection that spoke `protocol` is closed, or speaks another now."""
+        if self.tally is not None:
+            self.tally.closed(protocol)
+
+    def handshake(self, ok: bool) -> None:
+        """A TLS handshake (over TCP) completed, or failed (for the metrics)."""
+        if self.tally is not None:
+            self.tally.handshake(ok)
+
+    def refused(self, why: str) -> None:
+        """A connection was refused (for the metrics)."""
+        if self.tally is not None:
+            self.tally.refuse(why)
 
     def penalise(self, peer: str, now: float, why: str) -> None:
         """`peer` was cut off for protocol abuse: its next connections are refused."""
@@ -238,38 +271,10 @@ class Service:
                 self._too_many[retry_s] = plan
         return plan
 
-    def record(
-        self, peer: str, request: Request | None, status: int, sent: int, stamp: float,
-        *, lived: float | None = None,
-    ) -> None:  # fmt: skip
-        """One access-log record (formatted later, off the hot path); `lived`: how long a
-        socket that outlived its request (a WebSocket) was open."""
-        log = self.access_log
-        if log is None:
-            return
-        if request is None:  # the request could not be parsed
-            log.record((peer, b"", b"", "", status, sent, b"", b"", stamp, None))
-            return
-        headers = request.headers
-        log.record(
-            (
-                self.clients.of(peer, request),
-                request.method,
-                request.target,
-                request.version,
-                status,
-                sent,
-                headers.get(b"referer", b""),
-                headers.get(b"user-agent", b""),
-                stamp,
-                lived,
-            )
-        )
-
     def tick(self, now: float) -> None:
         """Periodic housekeeping (about four times a second): flush the access log, and
         open it anew if SIGUSR1 asked for it (`reopen_logs`, set by engines/launch);
-        renew the certificate when it is time."""
+        renew the certificate when it is time; publish the metrics when due."""
         if self.certificate is not None:
             self.certificate.tick(now)
         if self.access_log is not None:
@@ -277,7 +282,19 @@ class Service:
                 self.reopen_logs = False
                 self.access_log.reopen()
             self.access_log.tick(now)
+        if self.tally is not None and self.tally.due(now):
+            self._publish()
+
+    def _publish(self) -> None:
+        """Count what the access log holds, then publish (lanthorn.metrics)."""
+        assert self.tally is not None and self.access_log is not None
+        self.access_log.flush()
+        cache = self.site.cache
+        self.tally.cache = (cache.hits, cache.misses)
+        self.tally.publish()
 
     def close(self) -> None:
+        if self.tally is not None:
+            self._publish()  # the last counts outlive the worker
         if self.access_log is not None:
             self.access_log.close()

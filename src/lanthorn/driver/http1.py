@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from lanthorn.clock import wall
+from lanthorn.clock import monotonic, wall
 from lanthorn.core.response import Body, FileBody
 from lanthorn.driver.admission import MemoryBudget
 from lanthorn.driver.context import NO_BODY_STATUSES, Service
 from lanthorn.driver.contract import BATCH_BYTES, CLOSE, DRAIN_QUIET_S, Action, Connection
+from lanthorn.driver.ledger import Ledger
 from lanthorn.driver.websocket import Session, WebSocketConnection, endpoint, framing
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived, UpgradeRequested
 from lanthorn.protocol.http1 import Http1
@@ -30,6 +31,7 @@ from lanthorn.protocol.websocket import is_websocket_upgrade
 # in-memory bodies): the bound on what a client that pipelines without reading can make a
 # connection hold.
 _BATCH_FILES = 4
+PROTOCOL = "HTTP/1.1"  # the open-connections metric's label (HTTP/1.0 requests too)
 
 
 class HttpConnection:
@@ -43,6 +45,8 @@ class HttpConnection:
         "_head_started",
         "_held",
         "_idle_since",
+        "_ledger",
+        "_open",
         "_service",
         "_waiting",
         "_writing",
@@ -58,8 +62,13 @@ class HttpConnection:
         now: float,
         admitted: bool = True,
         handover: Callable[[Connection], None] | None = None,
+        *,
+        tls: str | None = None,
     ) -> None:
         self._service = service
+        self._ledger = Ledger(service.access_log, peer, tls, clients=service.clients)
+        self._open = True  # among the worker's open HTTP/1 connections (metrics)
+        service.connected(PROTOCOL)
         # How to give the connection to another driver (a WebSocket after its 101);
         # None: this connection cannot switch protocols.
         self._handover = handover
@@ -120,6 +129,7 @@ class HttpConnection:
         was_writing = self._writing
         self._writing = False
         self._batch_bytes = 0
+        self._ledger.written(now)
         if data and not self._closing:
             self._waiting.extend(self._adapter.receive(data))
         out = self._answer(now, was_writing)
@@ -138,7 +148,7 @@ class HttpConnection:
             return []
         self._closing = True
         if self._adapter.in_message and not self._writing:
-            return [*self._respond_error(408), CLOSE]
+            return [*self._respond_error(408, now), CLOSE]
         return [CLOSE]
 
     def shutdown(self) -> list[Action]:
@@ -154,7 +164,10 @@ class HttpConnection:
 
     def abort(self) -> None:
         """The socket is gone: release the client's connection count and the memory
-        accounted (HTTP/1 holds no files itself: the engine holds those it was handed)."""
+        accounted (HTTP/1 holds no files itself: the engine holds those it was handed);
+        the records of its last batch are written now (ledger)."""
+        self._ledger.written(monotonic())
+        self._gone()
         if self._counted:
             self._counted = False
             self._service.release(self.peer)
@@ -176,7 +189,7 @@ class HttpConnection:
                 event = waiting.popleft()
                 if isinstance(event, ProtocolFailed):
                     closing = True
-                    out += self._respond_error(event.error.status)
+                    out += self._respond_error(event.error.status, now)
                     break
                 assert isinstance(event, RequestReceived)
                 if type(event) is UpgradeRequested and self._upgrade(event, now, stamp, out):
@@ -225,10 +238,14 @@ class HttpConnection:
         self._waiting.clear()
         self._closing = True
         if status != 101:  # 400, 403 (a foreign Origin) or 426 (version)
-            service.record(self.peer, request, status, len(answer), stamp)
+            self._ledger.answered(request, status, len(answer), stamp, now)
             out.append(CLOSE)
             return True
-        session = Session(service, self.peer, ws, request, now=now, endpoint=answers)
+        # Requests answered before it in this batch are logged now: this driver hears no
+        # more of the batch (their end is the hand-over, just before it is written).
+        self._ledger.written(now)
+        session = Session(service, self._ledger, ws, request, now=now, endpoint=answers)
+        self._gone()  # a WebSocket now, counted as one
         socket = WebSocketConnection(service, session, now=now, counted=self._counted)
         self._counted = False  # the WebSocket releases the count now
         self._held = service.memory.update(self._held, 0)
@@ -252,7 +269,9 @@ class HttpConnection:
         if not send_body:
             plan.close()
         out += self._adapter.response(plan, send_body, keep_alive, date)
-        service.record(self.peer, request, plan.status, plan.body_length if send_body else 0, stamp)
+        self._ledger.answered(
+            request, plan.status, plan.body_length if send_body else 0, stamp, now
+        )
         return (plan.body if send_body else b""), keep_alive
 
     def _account(self) -> None:
@@ -284,10 +303,16 @@ class HttpConnection:
         # Otherwise (only blank lines arrived) the running clock is left alone, so bytes
         # that start no request cannot hold a connection open.
 
-    def _respond_error(self, status: int) -> list[Action]:
+    def _gone(self) -> None:
+        """No longer among the open HTTP/1 connections (closed, or a WebSocket now)."""
+        if self._open:
+            self._open = False
+            self._service.disconnected(PROTOCOL)
+
+    def _respond_error(self, status: int, now: float) -> list[Action]:
         plan = self._service.site.errors[status]
         stamp = wall()
-        self._service.record(self.peer, None, status, plan.body_length, stamp)
+        self._ledger.answered(None, status, plan.body_length, stamp, now)
         out: list[Action] = []
         out += self._adapter.response(plan, True, False, self._service.dates.value(stamp))
         return out

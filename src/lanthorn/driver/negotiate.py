@@ -36,6 +36,7 @@ def connect(service: Service, peer: str, now: float) -> Connection:
 def speaker(service: Service, peer: str, now: float) -> Callable[[Link], Connection]:
     """What speaks first to `peer`, given the link it will speak on."""
     if service.penalties.barred(peer, now):
+        service.refused("penalty")
         return lambda link: Barred(peer, service.penalties, now)
     admitted = service.admit(peer)
     if service.tls is None:
@@ -43,9 +44,14 @@ def speaker(service: Service, peer: str, now: float) -> Callable[[Link], Connect
             return lambda link: HttpConnection(service, peer, now, admitted, link.switch)
         return lambda link: Preface(link, service, peer, now, admitted)
     # Over TLS, HTTP/2 is always offered (ALPN h2): --no-h2c is about cleartext.
-    inner = Link(lambda link: Preface(link, service, peer, now, admitted))
-    tls = service.tls
-    return lambda link: TlsSession(inner, tls, now + service.limits.header_timeout_s)
+    deadline = now + service.limits.header_timeout_s
+    return lambda link: TlsSession(
+        lambda session: Link(
+            lambda inner: Preface(inner, service, peer, now, admitted, secured=session)
+        ),
+        service,
+        deadline,
+    )
 
 
 class Link:
@@ -105,17 +111,25 @@ class Link:
 class Preface:
     """A cleartext connection's first bytes, until they show HTTP/2 with prior knowledge
     (the 24-octet preface, RFC 9113 §3.3) or anything else (HTTP/1); then the link goes
-    to that driver with every byte seen. The first request's clock runs from accept."""
+    to that driver with every byte seen. The first request's clock runs from accept.
+    Inside TLS (`secured`), the first bytes come after the handshake: the driver is told
+    the TLS version agreed, for its access records."""
 
-    __slots__ = ("_admitted", "_link", "_opened", "_seen", "_service", "deadline", "peer")
+    __slots__ = (
+        "_admitted", "_link", "_opened", "_secured", "_seen", "_service", "deadline", "peer",
+    )  # fmt: skip
 
     idle = True
     multiplexed = False
     reading = True
     lingers = False  # nothing was answered
 
-    def __init__(self, link: Link, service: Service, peer: str, now: float, admitted: bool) -> None:
+    def __init__(
+        self, link: Link, service: Service, peer: str, now: float, admitted: bool,
+        *, secured: TlsSession | None = None,
+    ) -> None:  # fmt: skip
         self._link = link
+        self._secured = secured
         self._service = service
         self.peer = peer
         self._opened = now
@@ -132,13 +146,14 @@ class Preface:
             return []  # could still be either
         service, peer, opened, admitted = self._service, self.peer, self._opened, self._admitted
         self._admitted = False  # the count is the new driver's to release
+        tls = None if self._secured is None else self._secured.version
         driver: Connection
         if seen.startswith(PREFACE):
             # Extended CONNECT is offered where WebSockets answer (RFC 8441 §3).
             adapter = Http2(service.limits, opened, tunnels=bool(service.endpoints))
-            driver = Streams(service, peer, opened, adapter, admitted)
+            driver = Streams(service, peer, opened, adapter, admitted, tls=tls)
         else:
-            driver = HttpConnection(service, peer, opened, admitted, self._link.switch)
+            driver = HttpConnection(service, peer, opened, admitted, self._link.switch, tls=tls)
         self._link.switch(driver)
         return driver.feed(seen, now)
 

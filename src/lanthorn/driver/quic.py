@@ -73,6 +73,9 @@ _OURS = frozenset((QuicPacketType.ONE_RTT, QuicPacketType.HANDSHAKE))
 logging.getLogger("quic").setLevel(logging.ERROR)
 
 
+QUIC_TLS = "TLSv1.3"  # QUIC is always TLS 1.3 (RFC 9001 §4.2)
+
+
 class TaggedConnection(QuicConnection):
     """A server connection whose connection IDs all begin with `tag` (its worker's row).
     qh3 draws them itself: each is re-drawn right after qh3 makes it, before any is
@@ -302,7 +305,8 @@ class QuicServer:
         peer = peer_host(address)
         service = self._service
         adapter = Http3(service.limits, quic, address, tunnels=bool(service.endpoints))
-        streams = Streams(self._service, peer, now, adapter, self._service.admit(peer))
+        admitted = self._service.admit(peer)
+        streams = Streams(self._service, peer, now, adapter, admitted, tls=QUIC_TLS)
         connection = _Connection(adapter, streams, now + self._service.limits.header_timeout_s)
         self._connections.add(connection)
         self._route(connection, header.destination_cid)

@@ -36,6 +36,7 @@ from lanthorn.core.request import Request
 from lanthorn.core.response import Chunk, FileBody, ResponsePlan
 from lanthorn.driver.context import NO_BODY_STATUSES, Service, log_error
 from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action
+from lanthorn.driver.ledger import Due, Ledger
 from lanthorn.driver.tunnels import Tunnels
 from lanthorn.protocol.events import (
     ProtocolFailed,
@@ -52,12 +53,16 @@ _OPEN_FILES = 16
 
 class _Outgoing:
     """The rest of one stream's body: chunks in order, `pos` into the first. `ends`:
-    the stream ends with the last chunk (a tunnel's does not until its session ends)."""
+    the stream ends with the last chunk (a tunnel's does not until its session ends).
+    `due`: its access record, answered when the body is done with (sent or dropped)."""
 
-    __slots__ = ("chunks", "ends", "files", "pos", "reset_after")
+    __slots__ = ("chunks", "due", "ends", "files", "pos", "reset_after")
 
-    def __init__(self, chunks: deque[Chunk], reset_after: bool, ends: bool = True) -> None:
+    def __init__(
+        self, chunks: deque[Chunk], reset_after: bool, ends: bool = True, due: Due | None = None
+    ) -> None:
         self.chunks = chunks
+        self.due = due
         self.pos = 0
         self.files = any(isinstance(chunk, FileBody) for chunk in chunks)
         self.reset_after = reset_after  # answered before the request ended: RST NO_ERROR
@@ -85,6 +90,8 @@ class Streams:
         "_goaway_sent",
         "_held",
         "_idle_by",
+        "_ledger",
+        "_open",
         "_open_files",
         "_refused",
         "_send_by",
@@ -103,9 +110,16 @@ class Streams:
 
     def __init__(
         self, service: Service, peer: str, now: float, adapter: StreamAdapter,
-        admitted: bool = True,
+        admitted: bool = True, *, tls: str | None = None,
     ) -> None:  # fmt: skip
         self._service = service
+        # Over QUIC no batch is reported written: records go out as they are answered.
+        self._ledger = Ledger(
+            service.access_log, peer, tls, adapter.version,
+            immediate=not adapter.batched, clients=service.clients,
+        )  # fmt: skip
+        self._open = True  # among the worker's open connections of its protocol (metrics)
+        service.connected(adapter.protocol)
         # Past the client's connection limit: GOAWAY at once (streams it opened
         # meanwhile get 503), then close.
         self._refused = not admitted
@@ -115,7 +129,7 @@ class Streams:
         self._waiting: deque[RequestReceived] = deque()
         self._deferred: deque[RequestReceived] = deque()  # need a file; none is free
         self._sending: dict[int, _Outgoing] = {}  # insertion order is the round robin
-        self._tunnels = Tunnels(service, peer, adapter, self._queue)
+        self._tunnels = Tunnels(service, self._ledger, adapter, self._queue)
         self._open_files = 0
         self._writing = False
         self._closing = False
@@ -158,6 +172,7 @@ class Streams:
             return []  # CLOSE was the last word
         was_writing = self._writing
         self._writing = False
+        self._ledger.written(now)
         return self._guarded(data, now, was_writing)
 
     def progressed(self, now: float) -> None:
@@ -195,9 +210,13 @@ class Streams:
 
     def abort(self) -> None:
         """The socket is gone: release the client's connection count, open files and
-        the memory accounted."""
+        the memory accounted; write the records still due."""
         self._close()
+        self._ledger.written(monotonic())
         self._account(0)
+        if self._open:
+            self._open = False
+            self._service.disconnected(self._adapter.protocol)
         if self._counted:
             self._counted = False
             self._service.release(self.peer)
@@ -245,7 +264,7 @@ class Streams:
             elif type(event) is StreamReset:
                 self._forget(event.stream_id)
             elif type(event) is StreamFailed:
-                self._refuse(event.stream_id, event.error.status, event.request)
+                self._refuse(event.stream_id, event.error.status, now, event.request)
             elif type(event) is ProtocolFailed:
                 # h2 has queued GOAWAY with the error code; nothing else is owed.
                 if adapter.abuse:
@@ -253,12 +272,12 @@ class Streams:
                 return self._close(adapter.output())
         return None
 
-    def _refuse(self, stream_id: int, status: int, request: Request | None = None) -> None:
+    def _refuse(
+        self, stream_id: int, status: int, now: float, request: Request | None = None
+    ) -> None:
         self._worked = True
         plan = self._service.site.errors[status]
-        stamp = wall()
-        sent = self._start(stream_id, None, plan, self._service.dates.value(stamp))
-        self._service.record(self.peer, request, plan.status, sent, stamp)
+        self._start(stream_id, None, plan, now, request)
 
     def _answer(self, now: float, just_written: bool) -> list[Action]:
         had_sending = bool(self._sending)
@@ -296,7 +315,6 @@ class Streams:
         that needs a file when all file slots are taken is dropped unsent (its file is
         closed) and its request deferred, to be decided again when a slot frees."""
         stamp = wall()
-        date = self._service.dates.value(stamp)
         service = self._service
         queue = self._deferred
         self._deferred = deque()
@@ -310,31 +328,40 @@ class Streams:
                 plan.close()
                 self._deferred.append(event)
                 continue
-            sent = self._start(event.stream_id, request, plan, date)
-            service.record(self.peer, request, plan.status, sent, stamp)
+            self._start(event.stream_id, request, plan, now)
             self._served = self._worked = True
 
     def _start(
-        self, stream_id: int, request: Request | None, plan: ResponsePlan, date: bytes
-    ) -> int:
-        """HEADERS for `plan` now, its body queued for the pump; returns the body's length.
-        `request` is None for a stream refused before its request ended (413, 431, 408):
-        once answered, it is reset with NO_ERROR so the client stops sending (§8.1)."""
+        self, stream_id: int, request: Request | None, plan: ResponsePlan, now: float,
+        logged: Request | None = None,
+    ) -> None:  # fmt: skip
+        """HEADERS for `plan` now, its body queued for the pump; its access record is
+        answered with the last of the body (at once when there is none), for `request`,
+        or `logged`, what is known of a request not answered by the core. `request` is
+        None for a stream refused before its request ended (413, 431, 408) or a refused
+        tunnel: once answered, it is reset with NO_ERROR so the client stops sending
+        (§8.1)."""
         adapter = self._adapter
+        stamp = wall()
+        date = self._service.dates.value(stamp)
+        logged = request if logged is None else logged
         if not _needs_body(plan, request):
             plan.close()
             if adapter.respond(stream_id, plan, True, date) and request is None:
                 adapter.reset(stream_id, answered=True)
-            return 0
+            self._ledger.answered(logged, plan.status, 0, stamp, now)
+            return
         if not adapter.respond(stream_id, plan, False, date):
             plan.close()  # the stream is gone (h2 closed it): nothing to send
-            return 0
+            self._ledger.answered(logged, plan.status, 0, stamp, now)
+            return
         body = plan.body
-        outgoing = _Outgoing(deque(body if isinstance(body, tuple) else (body,)), request is None)
+        due = (logged, plan.status, plan.body_length, stamp, now)
+        chunks = deque(body if isinstance(body, tuple) else (body,))
+        outgoing = _Outgoing(chunks, request is None, due=due)
         if outgoing.files:
             self._open_files += 1
         self._sending[stream_id] = outgoing
-        return plan.body_length
 
     def _open_tunnel(self, event: TunnelRequested, now: float) -> None:
         """An extended CONNECT: a WebSocket opens on its stream, or it is answered and
@@ -346,8 +373,7 @@ class Streams:
         if plan is None:
             self._served = True
             return
-        sent = self._start(event.stream_id, None, plan, date)
-        self._service.record(self.peer, event.request, plan.status, sent, stamp)
+        self._start(event.stream_id, None, plan, now, event.request)
 
     def _queue(self, stream_id: int, data: bytes, ends: bool) -> int:
         """A tunnel's output: queued for the pump; its stream ends after it when
@@ -377,9 +403,13 @@ class Streams:
             self._release(outgoing)
 
     def _release(self, outgoing: _Outgoing) -> None:
+        """A body done with, sent whole or not (a stream reset, a connection closing)."""
         if outgoing.files:
             self._open_files -= 1
         outgoing.close()
+        if outgoing.due is not None:
+            self._ledger.answered(*outgoing.due)
+            outgoing.due = None
 
     def _pump(self) -> int:
         """DATA frames, one per stream in turn, while windows and the batch allow;
@@ -448,7 +478,7 @@ class Streams:
         if self._writing and now >= self._batch_by:
             return self._close()  # the client stopped reading mid-batch
         for stream_id in self._adapter.stalled(now - limits.header_timeout_s):
-            self._refuse(stream_id, 408)  # that request took too long to arrive
+            self._refuse(stream_id, 408, now)  # that request took too long to arrive
         for stream_id in self._tunnels.expired(now):  # no answer to a PING: gone
             self._forget(stream_id)
             self._adapter.reset(stream_id)

@@ -19,8 +19,10 @@ import os
 import re
 import ssl
 from collections import deque
+from collections.abc import Callable
 
 from lanthorn.core.response import FileBody
+from lanthorn.driver.context import Service
 from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action, Connection, discard
 
 log_error = logging.getLogger("lanthorn")
@@ -44,17 +46,23 @@ class TlsSession:
         "_pending",
         "_pos",
         "_ready",
+        "_service",
         "_tls",
         "_unread",
     )
 
     lingers = True  # after CLOSE, close_notify and what was sent must reach the client
 
-    def __init__(self, inner: Connection, tls: ssl.SSLContext, handshake_by: float) -> None:
-        self._inner = inner
+    def __init__(
+        self, inner: Callable[[TlsSession], Connection], service: Service, handshake_by: float
+    ) -> None:
+        """`inner` makes the driver inside from the session (which tells its `version`
+        once the handshake is done)."""
+        assert service.tls is not None
+        self._service = service
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
-        self._tls = tls.wrap_bio(self._in, self._out, server_side=True)
+        self._tls = service.tls.wrap_bio(self._in, self._out, server_side=True)
         self._ready = False  # handshake complete
         # What the inner driver asked for and we have not encrypted yet; `_pos` is how
         # far into a FileBody at its head we are.
@@ -65,6 +73,7 @@ class TlsSession:
         self._unread = b""
         self._eof = False
         self._handshake_by = handshake_by
+        self._inner = inner(self)
 
     @property
     def peer(self) -> str:
@@ -90,6 +99,11 @@ class TlsSession:
         return self._inner.reading
 
     @property
+    def version(self) -> str | None:
+        """The TLS version agreed ("TLSv1.3"); None before the handshake is done."""
+        return self._tls.version()
+
+    @property
     def alpn(self) -> str | None:
         return self._tls.selected_alpn_protocol()
 
@@ -104,10 +118,12 @@ class TlsSession:
                 return self._flush()
             except (ssl.SSLError, OSError) as exc:
                 log_error.debug("TLS handshake with %s failed: %s", self.peer, exc)
+                self._service.handshake(False)
                 if _PLAIN_HTTP.match(data):  # nginx's "plain HTTP request sent to HTTPS port"
                     return [_PLAIN_HTTP_ANSWER, CLOSE]
                 return [*self._flush(), CLOSE]  # the alert, if OpenSSL wrote one
             self._ready = True
+            self._service.handshake(True)
         plain, closed = self._read()
         self._eof |= closed
         actions = self._inner.feed(plain, now) if plain else []

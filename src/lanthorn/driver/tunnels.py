@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from lanthorn.core.pages import page_plan
 from lanthorn.core.response import ResponsePlan
 from lanthorn.driver.context import Service
+from lanthorn.driver.ledger import Ledger
 from lanthorn.driver.websocket import Session, endpoint, framing
 from lanthorn.protocol.events import TunnelData, TunnelRequested
 from lanthorn.protocol.multiplexed import StreamAdapter
@@ -41,11 +42,14 @@ class _Tunnel:
 
 
 class Tunnels:
-    __slots__ = ("_adapter", "_open", "_queue", "_service", "peer")
+    __slots__ = ("_adapter", "_ledger", "_open", "_queue", "_service", "peer")
 
-    def __init__(self, service: Service, peer: str, adapter: StreamAdapter, queue: Queue) -> None:
+    def __init__(
+        self, service: Service, ledger: Ledger, adapter: StreamAdapter, queue: Queue
+    ) -> None:
         self._service = service
-        self.peer = peer
+        self._ledger = ledger  # the connection's: each session's record goes there
+        self.peer = ledger.peer
         self._adapter = adapter
         self._queue = queue
         self._open: dict[int, _Tunnel] = {}
@@ -84,7 +88,7 @@ class Tunnels:
         if status != 200:
             return page_plan(status, fields) if fields else service.site.errors[status]
         if self._adapter.accept(event.stream_id, fields, date):
-            session = Session(service, self.peer, ws, request, now=now, endpoint=answers)
+            session = Session(service, self._ledger, ws, request, now=now, endpoint=answers)
             self._open[event.stream_id] = _Tunnel(session)
         return None
 

@@ -20,9 +20,11 @@ from lanthorn.clock import monotonic, wall
 from lanthorn.core.request import Request
 from lanthorn.driver.context import Service
 from lanthorn.driver.contract import CLOSE, Action
+from lanthorn.driver.ledger import Ledger
 from lanthorn.protocol.websocket import WebSocket
 
 GOING_AWAY = 1001  # RFC 6455 §7.4.1
+PROTOCOL = "WebSocket"  # the open-connections metric's label (over HTTP/1.1)
 POLL_S = 0.1  # how often a live-reload socket looks for changes (engines sweep coarser)
 
 
@@ -52,6 +54,7 @@ class Session:
 
     __slots__ = (
         "_echo",
+        "_ledger",
         "_opened",
         "_ping_at",
         "_pinged",
@@ -66,11 +69,12 @@ class Session:
     )
 
     def __init__(
-        self, service: Service, peer: str, ws: WebSocket, request: Request, *, now: float,
+        self, service: Service, ledger: Ledger, ws: WebSocket, request: Request, *, now: float,
         endpoint: str,
     ) -> None:  # fmt: skip
         self._service = service
-        self.peer = peer
+        self._ledger = ledger  # the connection's (HTTP/1.1's, or the stream's HTTP/2 or 3)
+        self.peer = ledger.peer
         self._ws = ws
         self._request: Request | None = request  # until the access record is written
         self._stamp = wall()
@@ -128,18 +132,28 @@ class Session:
         return data, ended
 
     def finish(self, now: float) -> None:
-        """The socket is gone: its access record (once), with how long it lived."""
+        """The socket is gone: its access record (once), with how long it lived (its
+        duration too: the request ends when the socket does)."""
         if self._request is not None:
             request, self._request = self._request, None
             status = 101 if request.version == "1.1" else 200  # 200 over HTTP/2
             lived = now - self._opened
-            self._service.record(self.peer, request, status, self._sent, self._stamp, lived=lived)
+            self._ledger.record(request, status, self._sent, self._stamp, lived, lived=lived)
 
 
 class WebSocketConnection:
     """A WebSocket that has its TCP connection to itself (after HTTP/1's 101)."""
 
-    __slots__ = ("_counted", "_held", "_send_by", "_service", "_session", "_writing", "peer")
+    __slots__ = (
+        "_counted",
+        "_held",
+        "_open",
+        "_send_by",
+        "_service",
+        "_session",
+        "_writing",
+        "peer",
+    )
 
     multiplexed = True  # read between batches: PINGs and CLOSEs arrive during an echo
     lingers = True  # the closing handshake's last frame must reach the client
@@ -149,6 +163,8 @@ class WebSocketConnection:
         self._service = service
         self.peer = session.peer
         self._counted = counted  # released once, by `abort`
+        self._open = True  # among the worker's open WebSockets (metrics), until `abort`
+        service.connected(PROTOCOL)
         self._held = 0
         self._writing = False
         self._send_by = now
@@ -200,6 +216,9 @@ class WebSocketConnection:
             self._service.release(self.peer)
         self._session.finish(monotonic())
         self._held = self._service.memory.update(self._held, 0)
+        if self._open:
+            self._open = False
+            self._service.disconnected(PROTOCOL)
 
     def _flush(self, now: float) -> list[Action]:
         data, ended = self._session.output(now)

@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from lanthorn.config import QUIC_MODELS, Config
+from lanthorn.config import QUIC_MODELS, Config, ServerConfig
 from lanthorn.driver import Service
 from lanthorn.driver.context import Door, Worker
 from lanthorn.engines import activation, datagrams, watch
 from lanthorn.engines import listeners as listening
+from lanthorn.engines.exporter import Exporter
 from lanthorn.engines.identity import account, become
 from lanthorn.engines.localtls import LocalCertificate
 from lanthorn.engines.notify import notify
@@ -54,6 +55,18 @@ def _reopen_on_sigusr1(service: Service) -> None:
     signal.signal(signal.SIGUSR1, reopen)
 
 
+def _exporter(server: ServerConfig) -> Exporter | None:
+    """The metrics endpoint, if asked for, bound before anything else (a missing extra
+    or a taken port fails here), its directory writable by the workers' user."""
+    if server.metrics is None:
+        return None
+    exporter = Exporter(server.metrics)
+    if server.user is not None:
+        user = account(server.user)
+        exporter.share(user.pw_uid, user.pw_gid)
+    return exporter
+
+
 def doors(where: list[listening.Bound]) -> list[Door]:
     """What each listener speaks; a redirecting one sends clients to the first HTTPS
     listener's port."""
@@ -71,7 +84,9 @@ def _advise_trust(certificate: LocalCertificate, where: list[listening.Bound]) -
         log.info("  %s", command)
 
 
-def prepare(config: Config, shared_udp: bool = False) -> Generation:
+def prepare(
+    config: Config, shared_udp: bool = False, exporter: Exporter | None = None
+) -> Generation:
     """What serving `config` needs before its workers fork: the TLS context and
     certificate (an unusable one fails here, before binding or forking), the
     per-client table, the QUIC mesh, and the worker's main function."""
@@ -81,10 +96,12 @@ def prepare(config: Config, shared_udp: bool = False) -> Generation:
     context, certificate = tls if tls is not None else (None, None)
     if server.user is not None:
         account(server.user)  # an unknown user fails before binding too
+    exporter = _exporter(server)
     table = Service.client_table(config)  # per-client limits, shared by the workers
     # Which worker is which, and the key they share (drawn here, before they fork).
     pairs = datagrams.mesh(server.workers) if server.quic and server.workers > 1 else ()
-    group = Worker(count=server.workers, mesh=pairs, shared_udp=shared_udp)
+    metrics_dir = exporter.directory if exporter is not None else None
+    group = Worker(count=server.workers, mesh=pairs, shared_udp=shared_udp, metrics_dir=metrics_dir)
 
     def announce(where: list[listening.Bound]) -> None:
         """Say where the server is serving (the log, the ready file, systemd)."""
@@ -101,10 +118,11 @@ def prepare(config: Config, shared_udp: bool = False) -> Generation:
             )
         if isinstance(certificate, LocalCertificate):
             _advise_trust(certificate, where)
+        extra = exporter.announce() if exporter is not None else {}
         if server.ready_file:
             urls = [(host, port, listening.scheme(one)) for host, port, one in where]
             listening.write_ready_file(
-                server.ready_file, urls, model=server.model, workers=server.workers
+                server.ready_file, urls, model=server.model, workers=server.workers, **extra
             )
         notify(f"READY=1\nSTATUS=serving {config.site.root}")
 
@@ -123,6 +141,8 @@ def prepare(config: Config, shared_udp: bool = False) -> Generation:
         for (sock, _), door in zip(streams, doors(listening.bound(streams)), strict=True):
             if door != Door(context is not None):  # the service itself speaks as that one
                 service.open_door(sock.fileno(), door)
+        if exporter is not None and server.workers == 1:  # else the supervisor serves it
+            exporter.adopt(lambda: service.draining, here=True)
         _reopen_on_sigusr1(service)
         watch.start(service)
         become(server.user)  # the ports are bound and the log is open
@@ -137,7 +157,8 @@ def serve(config: Config, reload: Callable[[], Config] | None = None) -> None:
     server = config.server
     passed = activation.inherited(server)  # by systemd: served instead of the listeners
     shared_udp = len(listening.streams(passed)) < len(passed)
-    generation = prepare(config, shared_udp)
+    exporter = _exporter(server)
+    generation = prepare(config, shared_udp, exporter)
     if server.https and not server.quic and server.http3 is None:
         log.info(
             "HTTP/3 is off: the %s model has no UDP path (--model %s has one)",
@@ -151,10 +172,20 @@ def serve(config: Config, reload: Callable[[], Config] | None = None) -> None:
             streams = listening.bound(listening.streams(opened))
             generation.worker_main(opened, lambda: generation.announce(streams), 0)
         else:
-            renew = None if reload is None else lambda: prepare(reload(), shared_udp)
-            Supervisor(generation, passed, renew).run()
+            renew = None if reload is None else lambda: prepare(reload(), shared_udp, exporter)
+            supervisor = Supervisor(generation, passed, renew)
+
+            def started() -> None:
+                """The first workers are up: serve the endpoint from here (its thread
+                starts after those forks), ready until the supervisor stops."""
+                if exporter is not None:
+                    exporter.adopt(lambda: supervisor.stopping)
+
+            supervisor.run(started)
     finally:
         listening.remove_ready_file(server.ready_file)
+        if exporter is not None:
+            exporter.close()
 
 
 def _refuse_sighup() -> None:

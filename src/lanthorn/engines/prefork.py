@@ -134,7 +134,8 @@ class Supervisor:
             for sock in listening.bind(host, port, reuse_port=True)
         ]
 
-    def run(self) -> None:
+    def run(self, started: Callable[[], None] | None = None) -> None:
+        """Serve until SIGTERM/SIGINT; `started` runs once the first workers are up."""
         server = self.config.server
         if self.shared:
             addresses = listening.bound(listening.streams(self.shared))
@@ -163,6 +164,8 @@ class Supervisor:
         signal.signal(signal.SIGUSR1, reopen)
         for row in range(server.workers):
             self._spawn(addresses, row)
+        if started is not None:
+            started()
         self.generation.announce(addresses)
         try:
             while not self.stopping:

@@ -98,6 +98,8 @@ class Http2:
     """One HTTP/2 connection's frame parser and serialiser (server side)."""
 
     protocol = "HTTP/2"
+    version = "2.0"  # as a request states it (the access log's protocol)
+    batched = True  # the engine reports each batch written (`drained`)
     __slots__ = (
         "_conn",
         "_encoded",
@@ -259,7 +261,7 @@ class Http2:
             self._reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
         try:
-            request = requestfields.request(fields, self._limits, "2.0")
+            request = requestfields.request(fields, self._limits, self.version)
         except requestfields.Malformed:
             self._reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
             self._count_reset()

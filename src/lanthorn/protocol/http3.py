@@ -157,6 +157,10 @@ class Http3:
     )
 
     protocol = "HTTP/3"
+    version = "3.0"  # as a request states it (the access log's protocol)
+    batched = (
+        False  # datagrams leave in the engine turn that made them; no batch is reported written
+    )
     abuse = ""  # QUIC's own limits end abusive connections (qh3 closes them itself)
     buffered = 0  # qh3 holds partial frames and field sections, within its bounds
 
@@ -294,7 +298,7 @@ class Http3:
             return  # trailers of a request already begun (RFC 9114 §4.1)
         self._highest = stream_id
         try:
-            request = requestfields.request(fields, self._limits, "3.0")
+            request = requestfields.request(fields, self._limits, self.version)
         except requestfields.Malformed:
             self._refuse(stream_id, ErrorCode.H3_MESSAGE_ERROR)
             return

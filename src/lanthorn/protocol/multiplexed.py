@@ -13,6 +13,10 @@ from lanthorn.protocol.events import Event
 
 class StreamAdapter(Protocol):
     protocol: str  # its name in the server's log: "HTTP/2", "HTTP/3"
+    version: str  # as its requests state it: "2.0", "3.0"
+    # The engine reports each batch of `output` written (TCP); False: what it sends
+    # leaves in the turn that made it (QUIC's datagrams).
+    batched: bool
 
     @property
     def in_message(self) -> bool:

@@ -1,0 +1,68 @@
+"""What one HTTP/1.1 keep-alive request for a small cached file costs the driver, in
+process, without sockets: `python -m lanthorn.bench.perrequest` feeds a GET, takes the
+answer, reports it written (`drained`), and prints µs per request, the best of ROUNDS,
+with the access log off, to /dev/null, and with metrics counted too.
+Records are formatted as they are in a server: in batches, at flush. A quick check of
+the per-request work a change adds; `lanthorn bench` measures the server for real."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+from lanthorn.clock import monotonic
+from lanthorn.config import Config, ServerConfig, SiteConfig
+from lanthorn.driver.context import Service, Worker
+from lanthorn.driver.http1 import HttpConnection
+
+REQUEST = b"GET /small.txt HTTP/1.1\r\nHost: localhost\r\nUser-Agent: perrequest/1\r\n\r\n"
+COUNT = 100_000
+ROUNDS = 5
+
+
+def per_request(service: Service, count: int) -> float:
+    """µs per request over `count` requests on one connection."""
+    conn = HttpConnection(service, "127.0.0.1", monotonic())
+    started = time.perf_counter()
+    for _ in range(count):
+        now = monotonic()
+        conn.feed(REQUEST, now)
+        conn.drained(now)
+        service.tick(now)
+    elapsed = time.perf_counter() - started
+    conn.abort()
+    return elapsed / count * 1e6
+
+
+def measure(config: Config, count: int, worker: Worker | None = None) -> float:
+    service = Service(config, worker=worker)
+    try:
+        per_request(service, count // 10)  # warm the cache and the date
+        return min(per_request(service, count) for _ in range(ROUNDS))
+    finally:
+        service.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=COUNT, help="requests per round")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as root:
+        (Path(root) / "small.txt").write_bytes(b"x" * 512)
+        base = Config(site=SiteConfig(root=root))
+        for label, server in (
+            ("log off", ServerConfig(access_log="off")),
+            ("log /dev/null", ServerConfig(access_log="/dev/null")),
+        ):
+            config = dataclasses.replace(base, server=server)
+            print(f"{label:>16}: {measure(config, args.count):6.2f} µs/request")
+        config = dataclasses.replace(base, server=ServerConfig(access_log="off"))
+        worker = Worker(metrics_dir=root)
+        print(f"{'log off, metrics':>16}: {measure(config, args.count, worker):6.2f} µs/request")
+
+
+if __name__ == "__main__":
+    main()
