@@ -25,22 +25,10 @@ REPO = Path(__file__).resolve().parents[2]
 SITE = "/srv/www"  # where the image and the units serve from: www/ in the image
 
 
-def _metrics_pending(args: list[str]) -> list[str]:
-    """`--metrics HOST:PORT` comes with the metrics work (issue 12). Until this parser
-    has it, its form is checked here and the pair left out of the parse; once it has
-    it, the whole command line is parsed."""
-    if "--metrics" in cli._parser().format_help() or "--metrics" not in args:
-        return args
-    at = args.index("--metrics")
-    host, _, port = args[at + 1].rpartition(":")
-    assert host and port.isdigit(), args[at + 1]
-    return args[:at] + args[at + 2 :]
-
-
 def lanthorn(args: Sequence[str]) -> Config:
     """The Config `lanthorn ARGS` would serve with (the site root read as www/)."""
     local = [str(REPO / "www") if arg == SITE else arg for arg in args]
-    return cli.config_from_args(_metrics_pending(local))
+    return cli.config_from_args(local)
 
 
 def option(args: Sequence[str], name: str) -> str:

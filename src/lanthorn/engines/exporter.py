@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -100,10 +101,18 @@ class _Server(ThreadingHTTPServer):
         self.exporter = exporter
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: object, client_address: Any) -> None:
+        """A client gone mid-answer (a balancer's check that resets, a probe that times
+        out) is no error; anything else is logged, without ending the endpoint."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        log.exception("metrics endpoint: a request from %s failed", client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "lanthorn-metrics"
+    timeout = 10  # seconds a client may take to send its request: a stalled one ends
 
     def do_GET(self) -> None:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

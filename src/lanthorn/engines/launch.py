@@ -96,7 +96,6 @@ def prepare(
     context, certificate = tls if tls is not None else (None, None)
     if server.user is not None:
         account(server.user)  # an unknown user fails before binding too
-    exporter = _exporter(server)
     table = Service.client_table(config)  # per-client limits, shared by the workers
     # Which worker is which, and the key they share (drawn here, before they fork).
     pairs = datagrams.mesh(server.workers) if server.quic and server.workers > 1 else ()
