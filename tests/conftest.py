@@ -8,6 +8,8 @@ from pathlib import Path
 import brotli
 import pytest
 
+from tests import certs
+
 # Models and worker counts every integration suite runs against.
 MODELS = [
     pytest.param(("asyncio", 1), id="asyncio"),
@@ -91,3 +93,10 @@ def site(jail: Path, outside: Path) -> Path:
 @pytest.fixture(scope="session")
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield tmp_path_factory.mktemp("scratch")
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A test CA and a certificate it signed for localhost, 127.0.0.1 and ::1: (CA
+    certificate, certificate chain, key)."""
+    return certs.make(tmp_path_factory.mktemp("pki"))

@@ -19,7 +19,6 @@ import h2.settings
 import pytest
 import requests
 
-from tests import certs
 from tests.conftest import MODELS
 from tests.h2client import H2Client
 from tests.integration import rawhttp
@@ -105,11 +104,6 @@ def test_past_the_rate_429_with_retry_after_over_both_protocols(capped: Server) 
 
 
 # --- TLS --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    return certs.make(tmp_path_factory.mktemp("pki"))
 
 
 def _handshake(port: int, ca: Path, version: ssl.TLSVersion, ciphers: str = "") -> str:

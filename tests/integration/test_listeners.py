@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import certs
 from tests.conftest import INDEX
 from tests.servers import Server
 
@@ -24,11 +23,6 @@ LISTENER_MODELS = [
     pytest.param(("asyncio", 2), id="asyncio-w2"),
 ]
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    return certs.make(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module", params=LISTENER_MODELS)

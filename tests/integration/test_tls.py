@@ -19,15 +19,9 @@ import httpx
 import pytest
 import requests
 
-from tests import certs
 from tests.conftest import INDEX, LARGE_SIZE, MODELS, STYLES
 from tests.integration import observe
 from tests.servers import Server
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    return certs.make(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module", params=MODELS)

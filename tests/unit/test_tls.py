@@ -17,14 +17,8 @@ from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action
 from lanthorn.driver.negotiate import Link
 from lanthorn.driver.tls import TlsSession
 from lanthorn.engines import tlscontext
-from tests import certs
 
 BIG = bytes(range(256)) * 4096  # 1 MiB: several batches
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    return certs.make(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

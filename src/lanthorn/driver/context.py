@@ -232,8 +232,19 @@ class Service:
         """The service as connections accepted on `listener` see it."""
         return self._doors.get(listener, self)
 
-    def drain(self, now: float) -> None:
-        """Graceful shutdown begins: finish what is in flight within the grace period."""
+    def drain(self, now: float, connections: int | None = None) -> None:
+        """Graceful shutdown begins: finish what is in flight within the grace period
+        (the server log says so, with how many `connections` are open, when known)."""
+        grace = self.limits.grace_s
+        if connections is None:
+            log_error.info("stopping: draining, what is left is cut in %g s", grace)
+        else:
+            log_error.info(
+                "stopping: %d connection%s draining, what is left is cut in %g s",
+                connections,
+                "" if connections == 1 else "s",
+                grace,
+            )
         for one in (self, *self._views):
             one.draining = True
             one.stop_at = now + self.limits.grace_s

@@ -108,34 +108,63 @@ class Link:
         return self.driver.lingers
 
 
-class Preface:
-    """A cleartext connection's first bytes, until they show HTTP/2 with prior knowledge
-    (the 24-octet preface, RFC 9113 §3.3) or anything else (HTTP/1); then the link goes
-    to that driver with every byte seen. The first request's clock runs from accept.
-    Inside TLS (`secured`), the first bytes come after the handshake: the driver is told
-    the TLS version agreed, for its access records."""
+class _FirstBytes:
+    """A connection whose first bytes are still awaited, to learn who speaks on it:
+    nothing answered yet, so nothing to drain or linger over. The header timeout runs
+    from accept."""
 
-    __slots__ = (
-        "_admitted", "_link", "_opened", "_secured", "_seen", "_service", "deadline", "peer",
-    )  # fmt: skip
+    __slots__ = ("_link", "_opened", "_seen", "_service", "deadline", "peer")
 
     idle = True
     multiplexed = False
     reading = True
     lingers = False  # nothing was answered
 
+    def __init__(self, link: Link, service: Service, peer: str, now: float) -> None:
+        self._link = link
+        self._service = service
+        self._seen = b""
+        self._opened = now
+        self.peer = peer
+        self.deadline = now + service.limits.header_timeout_s
+
+    def feed(self, data: bytes, now: float) -> list[Action]:
+        raise NotImplementedError
+
+    def drained(self, now: float, data: bytes = b"") -> list[Action]:
+        return self.feed(data, now) if data else []
+
+    def progressed(self, now: float) -> None:
+        pass
+
+    def expired(self, now: float) -> list[Action]:
+        return [CLOSE] if now >= self.deadline else []
+
+    def shutdown(self) -> list[Action]:
+        """Graceful stop: its first request may be on its way (HttpConnection.shutdown)."""
+        self.deadline = min(self.deadline, self._opened + DRAIN_QUIET_S)
+        return []
+
+    def abort(self) -> None:
+        pass
+
+
+class Preface(_FirstBytes):
+    """A cleartext connection's first bytes, until they show HTTP/2 with prior knowledge
+    (the 24-octet preface, RFC 9113 §3.3) or anything else (HTTP/1); then the link goes
+    to that driver with every byte seen. The first request's clock runs from accept.
+    Inside TLS (`secured`), the first bytes come after the handshake: the driver is told
+    the TLS version agreed, for its access records."""
+
+    __slots__ = ("_admitted", "_secured")
+
     def __init__(
         self, link: Link, service: Service, peer: str, now: float, admitted: bool,
         *, secured: TlsSession | None = None,
     ) -> None:  # fmt: skip
-        self._link = link
+        super().__init__(link, service, peer, now)
         self._secured = secured
-        self._service = service
-        self.peer = peer
-        self._opened = now
         self._admitted = admitted
-        self._seen = b""
-        self.deadline = now + service.limits.header_timeout_s
 
     def feed(self, data: bytes, now: float) -> list[Action]:
         if not data:
@@ -157,46 +186,19 @@ class Preface:
         self._link.switch(driver)
         return driver.feed(seen, now)
 
-    def drained(self, now: float, data: bytes = b"") -> list[Action]:
-        return self.feed(data, now) if data else []
-
-    def progressed(self, now: float) -> None:
-        pass
-
-    def expired(self, now: float) -> list[Action]:
-        return [CLOSE] if now >= self.deadline else []
-
-    def shutdown(self) -> list[Action]:
-        """Graceful stop: its first request may be on its way (HttpConnection.shutdown)."""
-        self.deadline = min(self.deadline, self._opened + DRAIN_QUIET_S)
-        return []
-
     def abort(self) -> None:
         if self._admitted:
             self._admitted = False
             self._service.release(self.peer)
 
 
-class ProxyHeader:
+class ProxyHeader(_FirstBytes):
     """The PROXY protocol header a balancer sends first (protocol/proxyheader), until it
     is whole; then the connection is spoken to as if accepted from the client it names,
     with every byte after it. Anything else, or nothing within the header timeout,
     closes the connection unanswered (as nginx's `proxy_protocol` listeners do)."""
 
-    __slots__ = ("_link", "_opened", "_seen", "_service", "deadline", "peer")
-
-    idle = True
-    multiplexed = False
-    reading = True
-    lingers = False  # nothing was answered
-
-    def __init__(self, link: Link, service: Service, peer: str, now: float) -> None:
-        self._link = link
-        self._service = service
-        self._seen = b""
-        self._opened = now
-        self.peer = peer
-        self.deadline = now + service.limits.header_timeout_s
+    __slots__ = ()
 
     def feed(self, data: bytes, now: float) -> list[Action]:
         seen = self._seen + data
@@ -213,23 +215,6 @@ class ProxyHeader:
         link.switch(driver)
         rest = seen[length:]
         return driver.feed(rest, now) if rest else []
-
-    def drained(self, now: float, data: bytes = b"") -> list[Action]:
-        return self.feed(data, now) if data else []
-
-    def progressed(self, now: float) -> None:
-        pass
-
-    def expired(self, now: float) -> list[Action]:
-        return [CLOSE] if now >= self.deadline else []
-
-    def shutdown(self) -> list[Action]:
-        """Graceful stop: its first request may be on its way (HttpConnection.shutdown)."""
-        self.deadline = min(self.deadline, self._opened + DRAIN_QUIET_S)
-        return []
-
-    def abort(self) -> None:
-        pass
 
 
 class Barred:

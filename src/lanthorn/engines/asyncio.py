@@ -510,7 +510,7 @@ class _Server:
             listener.close()
         if self._adopting:
             await asyncio.wait(list(self._adopting))
-        self.service.drain(monotonic())
+        self.service.drain(monotonic(), len(self.connections))
         for protocol in list(self.connections):
             protocol.shutdown()
         if path is not None:

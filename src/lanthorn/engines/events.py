@@ -273,7 +273,7 @@ class _Reactor:
                 self.set_accepting(False)
                 for listener in self.listeners:
                     listener.close()
-                self.service.drain(monotonic())
+                self.service.drain(monotonic(), len(self.peers))
                 stop_by = self.service.stop_at
                 if self.udp is not None:
                     self.udp.shutdown()

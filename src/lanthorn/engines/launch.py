@@ -170,6 +170,7 @@ def serve(config: Config, reload: Callable[[], Config] | None = None) -> None:
             opened = passed or listening.bind_each(server.listeners())
             streams = listening.bound(listening.streams(opened))
             generation.worker_main(opened, lambda: generation.announce(streams), 0)
+            log.info("stopped")
         else:
             renew = None if reload is None else lambda: prepare(reload(), shared_udp, exporter)
             supervisor = Supervisor(generation, passed, renew)

@@ -246,7 +246,8 @@ class Supervisor:
             self._spawn(addresses, child.row)
 
     def _stop_all(self) -> None:
-        self._signal_all(signal.SIGTERM)
+        count = self._signal_all(signal.SIGTERM)
+        log.info("stopping: %d worker%s draining", count, "" if count == 1 else "s")
         deadline = time.monotonic() + self.config.limits.grace_s + 2.0
         while self.workers and time.monotonic() < deadline:
             try:
@@ -257,8 +258,13 @@ class Supervisor:
                 self.workers.pop(pid, None)
             else:
                 time.sleep(0.05)
+        if self.workers:
+            log.warning(
+                "%d workers still running after the grace period: killed", len(self.workers)
+            )
         for pid in self.workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
         self.workers.clear()
+        log.info("stopped")

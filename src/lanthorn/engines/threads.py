@@ -162,7 +162,7 @@ class Pool:
                     pass
             self.stop_listening()
         if not self.service.draining:  # (single's handler has begun it)
-            self.service.drain(monotonic())
+            self.service.drain(monotonic(), self.open)
 
     def stop_listening(self) -> None:
         """Close the listeners now, so connections are refused, not queued unanswered
