@@ -5,7 +5,10 @@ the new configuration leaves the old one serving. Checked under `wrk` load."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -14,8 +17,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
 
 from lanthorn.bench.load import parse_wrk
+from tests import certs
 from tests.conftest import LARGE_SIZE
 from tests.servers import Server
 
@@ -128,8 +133,45 @@ def test_a_broken_configuration_keeps_the_old_one(
     assert "Traceback" not in srv.output(), srv.output()
 
 
-def test_one_worker_says_it_cannot_reload(site: Path, scratch: Path) -> None:
-    with Server(site, "--access-log", "off", tmp=scratch) as srv:
+def test_one_process_re_reads_its_certificate(site: Path, scratch: Path, tmp_path: Path) -> None:
+    """-w 1 cannot replace itself: SIGHUP re-reads the certificate files (certbot's
+    deploy hook), says the rest needs -w 2, and a broken pair keeps the old one."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first, second = certs.make(tmp_path / "one"), certs.make(tmp_path / "two")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(first[1], cert)
+    shutil.copy(first[2], key)
+    args = ("--tls-cert", str(cert), "--tls-key", str(key), "--access-log", "off")
+    with Server(site, *args, tmp=scratch) as srv:
+        assert _serial(srv.port) == _serial_of(first[1])
+        shutil.copy(second[1], cert)
+        shutil.copy(second[2], key)
         srv.signal(signal.SIGHUP)
-        _wait_for(srv, "reloading needs -w 2 or more")
-        assert requests.get(srv.url("/notes.txt"), timeout=10).status_code == 200
+        _wait_for(srv, "certificate re-read from")
+        assert "reloading the configuration needs -w 2 or more" in srv.output()
+        assert _serial(srv.port) == _serial_of(second[1])
+        key.write_text(first[2].read_text())  # not this certificate's key
+        srv.signal(signal.SIGHUP)
+        _wait_for(srv, "certificate not re-read, the old one stays")
+        assert _serial(srv.port) == _serial_of(second[1])
+        assert requests.get(srv.url("/notes.txt"), verify=str(second[0]), timeout=10).ok
+    assert "Traceback" not in srv.output(), srv.output()
+
+
+def _serial(port: int) -> int:
+    """The serial number of the certificate a new handshake gets."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def _serial_of(pem: Path) -> int:
+    return x509.load_pem_x509_certificate(pem.read_bytes()).serial_number

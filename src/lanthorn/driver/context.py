@@ -58,20 +58,38 @@ class Certificate(Protocol):
         Called on the thread that makes new connections' TLS sessions, so a load never
         races a handshake's start."""
 
+    def renew(self) -> None:
+        """Now (SIGHUP to a server of one process): files read again, or a new leaf;
+        on failure the old certificate stays, and the log says why."""
 
-@dataclass(frozen=True)
+
 class CertificateFiles:
-    """A certificate the user gave (--tls-cert, --tls-key): loaded as it is, never
-    renewed while the server runs."""
+    """A certificate the user gave (--tls-cert, --tls-key): loaded as it is, and read
+    again only when asked (`renew`, on SIGHUP: certbot's deploy hook)."""
 
-    cert: str
-    key: str | None
+    def __init__(self, cert: str, key: str | None) -> None:
+        self.cert = cert
+        self.key = key
+        self._loaders: list[Load] = []
 
     def load(self, into: Load) -> None:
         into(self.cert, self.key)
+        self._loaders.append(into)
 
     def tick(self, now: float) -> None:
         return
+
+    def renew(self) -> None:
+        """The files read again into every endpoint, once a scratch context has shown
+        they are a usable pair (a live context half-loaded would break handshakes)."""
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(self.cert, self.key)
+            for into in self._loaders:
+                into(self.cert, self.key)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            log_error.error("certificate not re-read, the old one stays: %s", exc)
+            return
+        log_error.info("certificate re-read from %s", self.cert)
 
 
 @dataclass(frozen=True)
@@ -151,6 +169,7 @@ class Service:
         self._views: list[Service] = []
         self.draining = False  # set on graceful shutdown: answer, then close
         self.reopen_logs = False  # SIGUSR1 came: the next tick opens the log files anew
+        self.renew_certificate = False  # SIGHUP came to the one process: re-read it then
         self.stop_at = math.inf  # monotonic time when draining connections are cut
 
     @staticmethod
@@ -287,6 +306,9 @@ class Service:
         open it anew if SIGUSR1 asked for it (`reopen_logs`, set by engines/launch);
         renew the certificate when it is time; publish the metrics when due."""
         if self.certificate is not None:
+            if self.renew_certificate:
+                self.renew_certificate = False
+                self.certificate.renew()
             self.certificate.tick(now)
         if self.access_log is not None:
             if self.reopen_logs:

@@ -143,6 +143,8 @@ def prepare(
         if exporter is not None and server.workers == 1:  # else the supervisor serves it
             exporter.adopt(lambda: service.draining, here=True)
         _reopen_on_sigusr1(service)
+        if server.workers == 1:
+            _renew_on_sighup(service)
         watch.start(service)
         become(server.user)  # the ports are bound and the log is open
         run(sockets, service, ready)
@@ -166,7 +168,6 @@ def serve(config: Config, reload: Callable[[], Config] | None = None) -> None:
         )
     try:
         if server.workers == 1:
-            _refuse_sighup()
             opened = passed or listening.bind_each(server.listeners())
             streams = listening.bound(listening.streams(opened))
             generation.worker_main(opened, lambda: generation.announce(streams), 0)
@@ -188,11 +189,14 @@ def serve(config: Config, reload: Callable[[], Config] | None = None) -> None:
             exporter.close()
 
 
-def _refuse_sighup() -> None:
-    """One worker serves in this very process, which cannot replace itself: SIGHUP says
-    so instead of ending it (SIGHUP's default)."""
+def _renew_on_sighup(service: Service) -> None:
+    """SIGHUP to a server of one process, which cannot replace itself: the certificate
+    is read again (at the next housekeeping tick, not in the handler); the rest of the
+    configuration needs -w 2 or more, or a restart, and the log says so."""
 
-    def refuse(signum: int, frame: FrameType | None) -> None:
-        log.warning("SIGHUP: reloading needs -w 2 or more (a supervisor); restart instead")
+    def renew(signum: int, frame: FrameType | None) -> None:
+        log.warning("SIGHUP: reloading the configuration needs -w 2 or more; restart instead")
+        if service.certificate is not None:
+            service.renew_certificate = True
 
-    signal.signal(signal.SIGHUP, refuse)
+    signal.signal(signal.SIGHUP, renew)

@@ -78,5 +78,7 @@ def server_tls(config: Config) -> tuple[ssl.SSLContext, Certificate] | None:
         return ctx, local
     if server.tls_cert is None:
         return None
-    ctx = context(server.tls_cert, server.tls_key, server.tls_min)
-    return ctx, CertificateFiles(server.tls_cert, server.tls_key)
+    ctx = context(server.tls_cert, server.tls_key, server.tls_min)  # errors said plainly
+    files = CertificateFiles(server.tls_cert, server.tls_key)
+    files.load(ctx.load_cert_chain)  # (again:) the context is among what SIGHUP re-reads
+    return ctx, files
