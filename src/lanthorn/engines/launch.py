@@ -13,12 +13,11 @@ from types import FrameType
 
 from lanthorn.config import QUIC_MODELS, Config, ServerConfig
 from lanthorn.driver import Service
-from lanthorn.driver.context import Door, Worker
+from lanthorn.driver.context import Certificate, Door, Worker
 from lanthorn.engines import activation, datagrams, watch
 from lanthorn.engines import listeners as listening
 from lanthorn.engines.exporter import Exporter
 from lanthorn.engines.identity import account, become
-from lanthorn.engines.localtls import LocalCertificate
 from lanthorn.engines.notify import notify
 from lanthorn.engines.prefork import Generation, Supervisor
 from lanthorn.engines.tlscontext import server_tls
@@ -74,10 +73,13 @@ def doors(where: list[listening.Bound]) -> list[Door]:
     return [Door(one.tls, one.proxy, https if one.redirect else None) for _, _, one in where]
 
 
-def _advise_trust(certificate: LocalCertificate, where: list[listening.Bound]) -> None:
-    """How to make clients trust the local CA, with the first HTTPS listener's URL."""
+def _advise_trust(certificate: Certificate | None, where: list[listening.Bound]) -> None:
+    """With --tls internal: how to make clients trust the local CA, with the first
+    HTTPS listener's URL."""
+    from lanthorn.engines.localtls import LocalCertificate  # (cryptography: only for it)
+
     https = next((port for _, port, one in where if one.tls), None)
-    if https is None:
+    if https is None or not isinstance(certificate, LocalCertificate):
         return
     log.info("to trust the local CA (once per machine and user):")
     for command in certificate.trust_commands(listening.url("localhost", https, "https")):
@@ -115,7 +117,7 @@ def prepare(
                 ", HTTP/3 on UDP too" if server.quic_on(one) else "",
                 ", after a PROXY protocol header" if one.proxy else "",
             )
-        if isinstance(certificate, LocalCertificate):
+        if server.tls == "internal":
             _advise_trust(certificate, where)
         extra = exporter.announce() if exporter is not None else {}
         if server.ready_file:

@@ -11,7 +11,6 @@ import ssl
 from lanthorn.config import Config
 from lanthorn.driver.context import Certificate, CertificateFiles
 from lanthorn.driver.tls import ALPN
-from lanthorn.engines import localtls
 from lanthorn.errors import ConfigError
 
 # TLS 1.2 suites: forward secrecy and AEAD only (Mozilla's "intermediate" profile; none
@@ -72,6 +71,8 @@ def server_tls(config: Config) -> tuple[ssl.SSLContext, Certificate] | None:
     certificate here."""
     server = config.server
     if server.tls == "internal":
+        from lanthorn.engines import localtls  # (cryptography: loaded only for it)
+
         local = localtls.start(server)
         ctx = _bare(server.tls_min)
         local.load(ctx.load_cert_chain)
