@@ -58,7 +58,7 @@ def _wait_for(server: Server, text: str, count: int = 1) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("model", ["asyncio", "events"])
+@pytest.mark.parametrize("model", ["asyncio", "events", "threads"])
 @pytest.mark.usefixtures("migrate_requests")
 def test_reloads_under_load_drop_nothing(
     model: str, site: Path, scratch: Path, tmp_path: Path
