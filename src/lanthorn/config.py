@@ -461,6 +461,33 @@ def build(mapping: Mapping[str, Any]) -> Config:
     return Config(**groups)
 
 
+# What a running process cannot change in place (SIGHUP to a server of one process, which
+# has no supervisor to start new workers): where and how it listens and runs, what its
+# TLS and logs were opened with, and the per-client state its limits keep.
+_FIXED = {
+    "server": ("host", "port", "workers", "model", "threads", "access_log", "access_log_format",
+               "ready_file", "tls", "tls_cert", "tls_key", "tls_min", "tls_ca_dir", "user",
+               "http3", "quic_retry", "listen", "proxy_protocol", "redirect_https",
+               "trusted_proxies", "metrics"),
+    "limits": ("max_connections", "max_conns_per_ip", "rate_limit", "rate_burst",
+               "memory_budget_bytes", "abuse_penalty_s"),
+    "site": ("live_reload",),
+}  # fmt: skip
+
+
+def fixed_changes(old: Config, new: Config) -> list[str]:
+    """The settings (as `section.key`) that differ between `old` and `new` but cannot
+    change in a running process; the rest (the site, timeouts and sizes, WebSocket
+    endpoints, h2c, the log level) can."""
+    changed = []
+    for section, keys in _FIXED.items():
+        before, after = getattr(old, section), getattr(new, section)
+        changed += [f"{section}.{k}" for k in keys if getattr(before, k) != getattr(after, k)]
+    if old.site.live_reload and old.site.root != new.site.root:
+        changed.append("site.root")  # the watcher watches the old one
+    return changed
+
+
 def _listen_tables(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     """`[[listen]]` tables in TOML become [server] listen entries, after any given there."""
     tables = mapping.get("listen")

@@ -134,8 +134,8 @@ def test_a_broken_configuration_keeps_the_old_one(
 
 
 def test_one_process_re_reads_its_certificate(site: Path, scratch: Path, tmp_path: Path) -> None:
-    """-w 1 cannot replace itself: SIGHUP re-reads the certificate files (certbot's
-    deploy hook), says the rest needs -w 2, and a broken pair keeps the old one."""
+    """-w 1 cannot replace itself: SIGHUP re-reads the certificate files in place
+    (certbot's deploy hook), and a broken pair keeps the old one."""
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     first, second = certs.make(tmp_path / "one"), certs.make(tmp_path / "two")
@@ -149,13 +149,41 @@ def test_one_process_re_reads_its_certificate(site: Path, scratch: Path, tmp_pat
         shutil.copy(second[2], key)
         srv.signal(signal.SIGHUP)
         _wait_for(srv, "certificate re-read from")
-        assert "reloading the configuration needs -w 2 or more" in srv.output()
         assert _serial(srv.port) == _serial_of(second[1])
         key.write_text(first[2].read_text())  # not this certificate's key
         srv.signal(signal.SIGHUP)
         _wait_for(srv, "certificate not re-read, the old one stays")
         assert _serial(srv.port) == _serial_of(second[1])
         assert requests.get(srv.url("/notes.txt"), verify=str(second[0]), timeout=10).ok
+    assert "Traceback" not in srv.output(), srv.output()
+
+
+@pytest.mark.parametrize("model", ["asyncio", "events", "threads", "single"])
+def test_one_process_reloads_in_place(
+    model: str, site: Path, scratch: Path, tmp_path: Path
+) -> None:
+    """-w 1: the site, limits and headers change for the next request, on every
+    listener; what only a restart can change is named and kept; a broken file changes
+    nothing."""
+    toml = tmp_path / "lanthorn.toml"
+    _config(toml, "one")
+    with Server(
+        site, "--config", str(toml), "--model", model, "--access-log", "off",
+        "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", tmp=scratch,
+    ) as srv:  # fmt: skip
+        ports = [a["port"] for a in srv.info["addresses"]]  # type: ignore[attr-defined]
+        _config(toml, "two", "[limits]", "max_url_bytes = 64", "max_conns_per_ip = 5")
+        srv.signal(signal.SIGHUP)
+        _wait_for(srv, "reloaded in place")
+        for port in ports:
+            url = f"http://127.0.0.1:{port}/notes.txt"
+            assert requests.get(url, timeout=10).headers["X-Generation"] == "two"
+            assert requests.get(url + "?" + "x" * 80, timeout=10).status_code == 414
+        assert "only a restart (or -w 2) applies: limits.max_conns_per_ip" in srv.output()
+        toml.write_text("[site\n")
+        srv.signal(signal.SIGHUP)
+        _wait_for(srv, "reload failed, the old configuration keeps serving")
+        assert _generation(srv) == "two"
     assert "Traceback" not in srv.output(), srv.output()
 
 

@@ -9,11 +9,11 @@ import math
 import os
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lanthorn.clock import DateCache
-from lanthorn.config import Config
+from lanthorn.config import Config, fixed_changes
 from lanthorn.core.pages import page_plan
 from lanthorn.core.redirects import to_https
 from lanthorn.core.request import Request
@@ -21,6 +21,7 @@ from lanthorn.core.respond import Site
 from lanthorn.core.response import ResponsePlan
 from lanthorn.driver.admission import Admission, ClientTable, MemoryBudget, PenaltyBox
 from lanthorn.driver.realip import RealClient
+from lanthorn.errors import ConfigError
 from lanthorn.logs import AccessLog
 from lanthorn.metrics import Tally
 
@@ -170,6 +171,10 @@ class Service:
         self.draining = False  # set on graceful shutdown: answer, then close
         self.reopen_logs = False  # SIGUSR1 came: the next tick opens the log files anew
         self.renew_certificate = False  # SIGHUP came to the one process: re-read it then
+        # The configuration read again (engines/launch sets it for a server of one
+        # process), and whether SIGHUP asked for it: applied at the next tick.
+        self.reread: Callable[[], Config] | None = None
+        self.reload_config = False
         self.stop_at = math.inf  # monotonic time when draining connections are cut
 
     @staticmethod
@@ -238,6 +243,33 @@ class Service:
         if self.admission is not None:
             self.admission.release(peer)
 
+    def _reload(self) -> None:
+        """SIGHUP to a server of one process: the configuration read again applies to
+        every request from now on, on every listener; what cannot change in place is
+        kept, and the log names it. A configuration that does not load changes nothing."""
+        if self.reread is None:
+            return
+        try:
+            new = self.reread()
+        except (ConfigError, OSError) as exc:
+            log_error.error("reload failed, the old configuration keeps serving: %s", exc)
+            return
+        kept = fixed_changes(self.config, new)
+        site = Site(new.site)
+        endpoints = new.websocket.endpoints(new.site.live_reload)
+        limits = replace(
+            new.limits, **{k.partition(".")[2]: getattr(self.limits, k.partition(".")[2])
+                           for k in kept if k.startswith("limits.")}
+        )  # fmt: skip
+        for one in (self, *self._views):
+            one.config, one.limits, one.site, one.endpoints = new, limits, site, endpoints
+            one.h2c = new.server.h2c
+            one._too_many = {}
+        logging.getLogger().setLevel(new.server.log_level.upper())
+        log_error.info("reloaded in place (the site, timeouts and sizes, WebSockets)")
+        if kept:
+            log_error.warning("changed, but only a restart (or -w 2) applies: %s", ", ".join(kept))
+
     def open_door(self, listener: int, door: Door) -> None:
         """Connections accepted on the socket `listener` (a file descriptor) are spoken
         to as `door` says."""
@@ -305,6 +337,9 @@ class Service:
         """Periodic housekeeping (about four times a second): flush the access log, and
         open it anew if SIGUSR1 asked for it (`reopen_logs`, set by engines/launch);
         renew the certificate when it is time; publish the metrics when due."""
+        if self.reload_config:
+            self.reload_config = False
+            self._reload()
         if self.certificate is not None:
             if self.renew_certificate:
                 self.renew_certificate = False

@@ -87,11 +87,15 @@ def _advise_trust(certificate: Certificate | None, where: list[listening.Bound])
 
 
 def prepare(
-    config: Config, shared_udp: bool = False, exporter: Exporter | None = None
+    config: Config,
+    shared_udp: bool = False,
+    exporter: Exporter | None = None,
+    reload: Callable[[], Config] | None = None,
 ) -> Generation:
     """What serving `config` needs before its workers fork: the TLS context and
     certificate (an unusable one fails here, before binding or forking), the
-    per-client table, the QUIC mesh, and the worker's main function."""
+    per-client table, the QUIC mesh, and the worker's main function (which, serving alone,
+    applies `reload()`'s configuration in place on SIGHUP)."""
     server = config.server
     run = engine(server.model)
     tls = server_tls(config)
@@ -145,8 +149,9 @@ def prepare(
         if exporter is not None and server.workers == 1:  # else the supervisor serves it
             exporter.adopt(lambda: service.draining, here=True)
         _reopen_on_sigusr1(service)
-        if server.workers == 1:
-            _renew_on_sighup(service)
+        if server.workers == 1 and reload is not None:
+            service.reread = lambda: alt_svc(reload(), sockets)
+            _reload_on_sighup(service)
         watch.start(service)
         become(server.user)  # the ports are bound and the log is open
         run(sockets, service, ready)
@@ -161,7 +166,7 @@ def serve(config: Config, reload: Callable[[], Config] | None = None) -> None:
     passed = activation.inherited(server)  # by systemd: served instead of the listeners
     shared_udp = len(listening.streams(passed)) < len(passed)
     exporter = _exporter(server)
-    generation = prepare(config, shared_udp, exporter)
+    generation = prepare(config, shared_udp, exporter, reload if server.workers == 1 else None)
     if server.https and not server.quic and server.http3 is None:
         log.info(
             "HTTP/3 is off: the %s model has no UDP path (--model %s has one)",
@@ -191,14 +196,13 @@ def serve(config: Config, reload: Callable[[], Config] | None = None) -> None:
             exporter.close()
 
 
-def _renew_on_sighup(service: Service) -> None:
-    """SIGHUP to a server of one process, which cannot replace itself: the certificate
-    is read again (at the next housekeeping tick, not in the handler); the rest of the
-    configuration needs -w 2 or more, or a restart, and the log says so."""
+def _reload_on_sighup(service: Service) -> None:
+    """SIGHUP to a server of one process, which cannot replace itself: the configuration
+    is read again and applied in place, and the certificate re-read, at the next
+    housekeeping tick (not in the handler)."""
 
-    def renew(signum: int, frame: FrameType | None) -> None:
-        log.warning("SIGHUP: reloading the configuration needs -w 2 or more; restart instead")
-        if service.certificate is not None:
-            service.renew_certificate = True
+    def reload(signum: int, frame: FrameType | None) -> None:
+        service.reload_config = True
+        service.renew_certificate = service.certificate is not None
 
-    signal.signal(signal.SIGHUP, renew)
+    signal.signal(signal.SIGHUP, reload)
