@@ -105,6 +105,30 @@ def test_request_response_and_close_notify(service: Service, pki: tuple[Path, Pa
     assert client.closed  # close_notify came before the CLOSE
 
 
+def test_alpn_h2_without_the_preface_is_a_connection_error(
+    service: Service, pki: tuple[Path, Path, Path]
+) -> None:
+    """RFC 9113 §3.4: ALPN chose h2, so HTTP/1 bytes get SETTINGS, then GOAWAY with
+    PROTOCOL_ERROR (last stream 0), and the connection closes; no HTTP/1 answer."""
+    session, client = _handshake(service, pki[0], ["h2"])
+    out = session.feed(client.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"), 1.0)
+    assert out[-1] is CLOSE
+    plain = client.receive(out)
+    assert b"HTTP/1.1" not in plain
+    goaway = bytes.fromhex("0000080700000000000000000000000001")
+    assert plain.endswith(goaway)
+
+
+def test_alpn_http1_is_http1_whatever_follows(
+    service: Service, pki: tuple[Path, Path, Path]
+) -> None:
+    """ALPN chose http/1.1: the HTTP/2 preface is an HTTP/1 request line (version 2.0:
+    505), not HTTP/2 by prior knowledge (that is for cleartext, RFC 9113 §3.3)."""
+    session, client = _handshake(service, pki[0], ["http/1.1"])
+    out = session.feed(client.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 1.0)
+    assert client.receive(out).startswith(b"HTTP/1.1 505 ")
+
+
 def test_file_bodies_are_encrypted_a_batch_at_a_time(
     service: Service, pki: tuple[Path, Path, Path]
 ) -> None:

@@ -170,14 +170,18 @@ class Preface(_FirstBytes):
         if not data:
             return [CLOSE]  # gone before it said anything
         seen = self._seen + data
-        if len(seen) < len(PREFACE) and PREFACE.startswith(seen):
+        # Over TLS, ALPN has chosen (RFC 9113 §3.2): h2 must begin with the preface, or
+        # the HTTP/2 driver ends the connection with PROTOCOL_ERROR (§3.4); http/1.1 is
+        # HTTP/1 whatever follows. Without ALPN, the first bytes decide (§3.3).
+        alpn = None if self._secured is None else self._secured.alpn
+        if alpn is None and len(seen) < len(PREFACE) and PREFACE.startswith(seen):
             self._seen = seen
             return []  # could still be either
         service, peer, opened, admitted = self._service, self.peer, self._opened, self._admitted
         self._admitted = False  # the count is the new driver's to release
         tls = None if self._secured is None else self._secured.version
         driver: Connection
-        if seen.startswith(PREFACE):
+        if alpn == "h2" or (alpn is None and seen.startswith(PREFACE)):
             # Extended CONNECT is offered where WebSockets answer (RFC 8441 §3).
             adapter = Http2(service.limits, opened, tunnels=bool(service.endpoints))
             driver = Streams(service, peer, opened, adapter, admitted, tls=tls)

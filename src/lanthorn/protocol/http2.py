@@ -110,6 +110,7 @@ class Http2:
         "_last_stream",
         "_limits",
         "_now",
+        "_preface",
         "_tunnels",
         "abuse",
         "answered",
@@ -156,6 +157,7 @@ class Http2:
         self.abuse = ""  # why the client was cut off for abuse (ENHANCE_YOUR_CALM)
         self._last_stream = 2**31  # after our GOAWAY: streams above it are refused
         self._failed = False  # a connection error was reported: nothing more is read
+        self._preface = b""  # the client's connection preface so far, until it is whole
         self._now = 0.0
 
     @property
@@ -191,6 +193,11 @@ class Http2:
         self._events = events
         self._now = now
         conn = self._conn
+        if len(self._preface) < len(PREFACE) and not self._preface_so_far(data):
+            # RFC 9113 §3.4: anything but the preface is a connection error.
+            conn.close_connection(ErrorCodes.PROTOCOL_ERROR)
+            self._fail(ProtocolError(400, "no HTTP/2 connection preface"))
+            return events
         abuse = self._guard.scan(data, now)
         if abuse is not None:  # h2 never sees these bytes
             self._calm(abuse)
@@ -213,6 +220,12 @@ class Http2:
             # h2 has queued GOAWAY with the error's code (RFC 9113 §5.4.1).
             self._fail(ProtocolError(400, str(exc) or type(exc).__name__))
         return events
+
+    def _preface_so_far(self, data: bytes) -> bool:
+        """Whether what came so far can still be the client's connection preface (which
+        h2 checks too, but without sending the GOAWAY RFC 9113 §5.4.1 asks for)."""
+        self._preface += data[: len(PREFACE) - len(self._preface)]
+        return PREFACE.startswith(self._preface)
 
     def _fail(self, error: ProtocolError) -> None:
         self._failed = True
