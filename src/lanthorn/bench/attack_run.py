@@ -116,8 +116,7 @@ class AttackNginx(Nginx):
     and h2c (prior knowledge; 1.22 cannot share a cleartext port) on `h2_port`."""
 
     def __init__(self, workers: int, extra: str = "") -> None:
-        super().__init__(workers, open_file_cache=True, http2=True)
-        self.name = "nginx" + (f" x{workers}" if workers > 1 else "")
+        super().__init__(workers, http2=True)
         self.extra = extra
         self.h2_port = 0
 

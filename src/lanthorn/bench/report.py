@@ -176,9 +176,9 @@ def _http3_table(rows: list[Row], plan: dict[str, Any]) -> list[str]:
 
 def _table(rows: list[Row]) -> list[str]:
     lines = [
-        "| file | conns | server | req/s | MiB/s | p50 ms | p99 ms | errors | CPU s "
-        "| peak RSS MiB | vs nginx |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| file | conns | server | req/s | MiB/s | p50 ms | p99 ms | errors | CPU µs/req "
+        "| CPU s | peak RSS MiB | vs nginx |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = "—" if r.ratio is None else f"{r.ratio:.2f}"
@@ -188,7 +188,7 @@ def _table(rows: list[Row]) -> list[str]:
         p99 = f"{r.latency_p99_ms:.2f}" if r.latency_p99_ms else "—"
         lines.append(
             f"| {r.file} | {r.conns} | {r.target} | {r.requests_per_s:,.0f} | {r.mib_per_s:,.1f} "
-            f"| {p50} | {p99} | {r.errors}{flag} "
+            f"| {p50} | {p99} | {r.errors}{flag} | {r.server_cpu_us_per_request:,.1f} "
             f"| {r.server_cpu_s:.2f} | {r.server_peak_rss_mib:.1f} | {ratio} |"
         )
     return lines

@@ -178,7 +178,7 @@ http {{
     sendfile on;
     tcp_nopush on;
     keepalive_requests 1000000;
-    {cache}
+    open_file_cache max=1000 inactive=60s;
     client_body_temp_path {work}/nginx-body;
     server {{ listen 127.0.0.1:{port} reuseport{ssl}{http2}; root {root}; {certificate} }}
 }}
@@ -186,31 +186,23 @@ http {{
 
 
 class Nginx(Process):
-    """nginx as Debian ships it, one worker, logging off (as lanthorn in the runs);
-    `open_file_cache=True` adds the descriptor cache a tuned deployment would turn on;
-    `http2=True` makes its port speak HTTP/2 (h2c, or h2 by ALPN with `tls`) for h2load."""
+    """nginx as Debian ships it, one worker, logging off (as lanthorn in the runs), with
+    `open_file_cache`: the descriptor cache its users turn on for static files, so the
+    baseline is nginx as it is run, not as it ships; `http2=True` makes its port speak
+    HTTP/2 (h2c, or h2 by ALPN with `tls`) for h2load."""
 
-    def __init__(
-        self,
-        workers: int = 1,
-        open_file_cache: bool = False,
-        http2: bool = False,
-        tls: Tls | None = None,
-    ) -> None:
+    def __init__(self, workers: int = 1, http2: bool = False, tls: Tls | None = None) -> None:
         self.workers = workers
-        self.open_file_cache = open_file_cache
         self.http2 = http2
         self.tls = tls
         self.name = "nginx" + (f" x{workers}" if workers > 1 else "")
-        self.name += " +open_file_cache" if open_file_cache else ""
 
     def start(self, root: Path, work: Path, cpu: int | None) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not os.path.exists(binary):
             raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
         self.port = free_port()
-        conf = work / f"nginx-{self.workers}-{self.open_file_cache}.conf"
-        cache = "open_file_cache max=1000 inactive=60s;" if self.open_file_cache else ""
+        conf = work / f"nginx-{self.workers}.conf"
         conf.write_text(
             NGINX_CONF.format(
                 workers=self.workers,
@@ -218,7 +210,6 @@ class Nginx(Process):
                 port=self.port,
                 root=root,
                 mime="/etc/nginx/mime.types",
-                cache=cache,
                 http2=" http2" if self.http2 else "",
                 ssl=" ssl" if self.tls else "",
                 certificate=(
