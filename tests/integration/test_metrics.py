@@ -15,6 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.h3client import H3Client
 from tests.servers import Server
 
 DEADLINE_S = 10.0  # a publish interval is half a second: this is many
@@ -145,3 +146,31 @@ def test_missing_extra_is_one_line(site: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "lanthorn: error: --metrics needs prometheus-client: pip install 'lanthorn[metrics]'"
     ]
+
+
+def test_tls_handshakes_over_tcp_and_quic(
+    site: Path, scratch: Path, pki: tuple[Path, Path, Path]
+) -> None:
+    """Handshakes are counted whatever carries them: two over TCP (curl, HTTP/2 and
+    HTTP/1.1), one in QUIC (HTTP/3), and one that never completes (garbage)."""
+    _, cert, key = pki
+    args = ("--metrics", "127.0.0.1:0", "--access-log", "off", "--tls-cert", str(cert),
+            "--tls-key", str(key))  # fmt: skip
+    with Server(site, *args, tmp=scratch) as srv:
+        for flag in ("--http2", "--http1.1"):
+            subprocess.run(["curl", "-sSk", flag, "-o", "/dev/null", srv.url("/notes.txt")],
+                           check=True, timeout=30)  # fmt: skip
+        client = H3Client(srv.port)
+        try:
+            assert client.get("/notes.txt").status == 200
+        finally:
+            client.close()
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as garbage:
+            garbage.sendall(b"\x16\x03\x01\x00\x05hello" + bytes(50))
+            garbage.recv(100)
+        want = {("lanthorn_tls_handshakes_total", ()): 4.0,
+                ("lanthorn_tls_handshake_failures_total", ()): 1.0}  # fmt: skip
+        deadline = time.monotonic() + DEADLINE_S
+        while (got := {k: _samples(srv).get(k) for k in want}) != want:
+            assert time.monotonic() < deadline, got
+            time.sleep(0.1)

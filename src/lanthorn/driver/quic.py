@@ -101,13 +101,14 @@ class TaggedConnection(QuicConnection):
 
 
 class _Connection:
-    __slots__ = ("adapter", "cids", "handshake_by", "streams")
+    __slots__ = ("adapter", "cids", "handshake_by", "shaken", "streams")
 
     def __init__(self, adapter: Http3, streams: Streams, handshake_by: float) -> None:
         self.adapter = adapter
         self.streams = streams
         self.cids: set[bytes] = set()
         self.handshake_by = handshake_by  # a handshake not done by then is dropped
+        self.shaken = False  # its handshake was confirmed (and counted for the metrics)
 
 
 class RetryTokens:
@@ -352,10 +353,16 @@ class QuicServer:
             due = min(due, timer)
         if not adapter.confirmed:
             due = min(due, connection.handshake_by)
+        elif not connection.shaken:
+            connection.shaken = True
+            self._service.handshake(True)
         self._timers.wake(connection, due)
 
     def _forget(self, connection: _Connection) -> None:
         if connection in self._connections:
+            if not connection.shaken:  # a handshake that never completed
+                connection.shaken = True
+                self._service.handshake(connection.adapter.confirmed)
             self._connections.discard(connection)
             self._timers.forget(connection)
             for cid in connection.cids:

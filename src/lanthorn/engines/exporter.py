@@ -217,11 +217,11 @@ class _Totals:
             connections.add_metric([protocol], n)
         yield connections
         yield CounterMetricFamily(
-            "lanthorn_tls_handshakes", "TLS handshakes over TCP, completed or failed.",
+            "lanthorn_tls_handshakes", "TLS handshakes (TCP and QUIC), completed or failed.",
             value=t["handshakes"],
         )  # fmt: skip
         yield CounterMetricFamily(
-            "lanthorn_tls_handshake_failures", "TLS handshakes over TCP that failed.",
+            "lanthorn_tls_handshake_failures", "TLS handshakes (TCP and QUIC) that failed.",
             value=t["handshake_failures"],
         )  # fmt: skip
         refused = CounterMetricFamily(
