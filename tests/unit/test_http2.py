@@ -18,8 +18,8 @@ from hyperframe.frame import GoAwayFrame
 
 from lanthorn.config import Config, Limits, ServerConfig, SiteConfig
 from lanthorn.core.response import ResponsePlan
-from lanthorn.driver import CLOSE, Action, Connection, Service, connect
-from lanthorn.protocol import fieldblocks
+from lanthorn.driver import BATCH_BYTES, CLOSE, Action, Connection, Service, connect
+from lanthorn.protocol import fieldblocks, priority
 from lanthorn.protocol.events import (
     ProtocolFailed,
     RequestReceived,
@@ -51,12 +51,14 @@ class Client:
         self.conn.initiate_connection()
 
     def request(
-        self, path: bytes = b"/a.txt", method: bytes = b"GET", end: bool = True, extra: int = 0
-    ) -> int:
+        self, path: bytes = b"/a.txt", method: bytes = b"GET", end: bool = True, extra: int = 0,
+        priority: bytes = b"",
+    ) -> int:  # fmt: skip
         stream_id = self.conn.get_next_available_stream_id()
         fields = [(b":method", method), (b":scheme", b"http"), (b":authority", b"example"),
                   (b":path", path)]  # fmt: skip
         fields += [(b"x-extra-%d" % i, b"v") for i in range(extra)]
+        fields += [(b"priority", priority)] if priority else []
         self.conn.send_headers(stream_id, fields, end_stream=end)
         return stream_id
 
@@ -475,14 +477,89 @@ def test_the_file_cap_defers_only_requests_that_need_a_file(service: Service) ->
     assert conn.feed(b"", now=3.0) == [CLOSE]
 
 
-def test_streams_share_the_connection_round_robin(service: Service) -> None:
+def _unbounded(service: Service) -> tuple[Client, Connection]:
+    """A connection whose flow-control windows never hold anything back."""
     client = Client({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
     conn = _connect(service, client)
     client.conn.increment_flow_control_window((1 << 31) - 1 - 65535)
-    ids = [client.request(b"/big.bin") for _ in range(3)]
+    return client, conn
+
+
+def test_incremental_streams_share_the_connection_in_turn(service: Service) -> None:
+    """RFC 9218 §4.2: responses that may be sent incrementally interleave, a frame each."""
+    client, conn = _unbounded(service)
+    ids = [client.request(b"/big.bin", priority=b"u=3, i") for _ in range(3)]
     got = _data(client.receive(wire(conn.feed(client.send(), now=1.0))))
     assert set(got) == set(ids) and max(got.values()) - min(got.values()) <= 16384
     conn.feed(b"", now=2.0)
+
+
+def test_priorities_order_the_streams(service: Service) -> None:
+    """RFC 9218 §10: the most urgent first; within an urgency, a response that is not
+    incremental (the default) is sent whole before the next, in stream order."""
+    client, conn = _unbounded(service)
+    first, second = client.request(b"/big.bin"), client.request(b"/big.bin")
+    urgent = client.request(b"/big.bin", priority=b"u=0")
+    got = _data(client.receive(wire(conn.feed(client.send(), now=1.0))))
+    size = 256000  # big.bin: the whole of it, then what is left of the batch
+    assert got == {urgent: size, first: BATCH_BYTES - size}
+    got = _data(client.receive(wire(conn.drained(1.0))))
+    assert got == {first: size - (BATCH_BYTES - size), second: 2 * BATCH_BYTES - 2 * size}
+    conn.feed(b"", now=2.0)  # the client goes: the files still open are closed
+
+
+def _priority_update(stream_id: int, value: bytes, on: int = 0) -> bytes:
+    """A PRIORITY_UPDATE frame (RFC 9218 §7.1), built by hand: h2 has no sender for it
+    (RFC 9113 §4.1: length, type, flags, stream; then the prioritized stream, the value)."""
+    body = stream_id.to_bytes(4, "big") + value
+    return len(body).to_bytes(3, "big") + b"\x10\x00" + on.to_bytes(4, "big") + body
+
+
+def test_priority_update_frames_reprioritize(service: Service) -> None:
+    """RFC 9218 §7: a PRIORITY_UPDATE before or after the request's HEADERS moves the
+    response; it wins over the Priority field."""
+    client, conn = _unbounded(service)
+    first = client.request(b"/big.bin", priority=b"u=1")
+    later = client.request(b"/big.bin", priority=b"u=1")
+    early = _priority_update(later, b"u=0")  # before anything was answered
+    got = _data(client.receive(wire(conn.feed(client.send() + early, now=1.0))))
+    assert got == {later: 256000, first: BATCH_BYTES - 256000}
+    third = client.request(b"/big.bin")
+    # While `first` is being sent: the third goes ahead of it.
+    out = conn.drained(1.0, client.send() + _priority_update(third, b"u=0"))
+    assert list(_data(client.receive(wire(out)))) == [third, first]
+    conn.feed(b"", now=2.0)
+
+
+@pytest.mark.parametrize(("target", "on"), [(1, 1), (0, 0)])
+def test_priority_update_in_the_wrong_place_is_a_connection_error(
+    service: Service, target: int, on: int
+) -> None:
+    client = Client()
+    conn = _connect(service, client)
+    stream_id = client.request()
+    out = conn.feed(client.send() + _priority_update(target, b"u=0", on=on), now=1.0)
+    events = client.receive(wire(out))
+    ended = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert ended and ended[0].error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    assert stream_id  # (its request may or may not have been answered first)
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        (b"", (3, False)),
+        (b"u=0", (0, False)),
+        (b"u=7, i", (7, True)),
+        (b"i, u=1", (1, True)),
+        (b"i=?0, u=5", (5, False)),
+        (b"u=8", (3, False)),  # out of range: the default
+        (b"u=1;x=y, i;z", (1, True)),  # parameters are ignored
+        (b"u=x, i=1, zz=3", (3, False)),  # invalid or unknown members
+    ],
+)
+def test_priority_field(value: bytes, parsed: tuple[int, bool]) -> None:
+    assert priority.parse(value) == parsed
 
 
 def test_input_between_batches_is_seen(service: Service) -> None:

@@ -38,7 +38,9 @@ from lanthorn.driver.context import NO_BODY_STATUSES, Service, log_error
 from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action
 from lanthorn.driver.ledger import Due, Ledger
 from lanthorn.driver.tunnels import Tunnels
+from lanthorn.protocol import priority
 from lanthorn.protocol.events import (
+    PriorityChanged,
     ProtocolFailed,
     RequestReceived,
     StreamFailed,
@@ -56,7 +58,9 @@ class _Outgoing:
     the stream ends with the last chunk (a tunnel's does not until its session ends).
     `due`: its access record, answered when the body is done with (sent or dropped)."""
 
-    __slots__ = ("chunks", "due", "ends", "files", "pos", "reset_after")
+    __slots__ = (
+        "chunks", "due", "ends", "files", "incremental", "pos", "reset_after", "urgency",
+    )  # fmt: skip
 
     def __init__(
         self, chunks: deque[Chunk], reset_after: bool, ends: bool = True, due: Due | None = None
@@ -67,6 +71,8 @@ class _Outgoing:
         self.files = any(isinstance(chunk, FileBody) for chunk in chunks)
         self.reset_after = reset_after  # answered before the request ended: RST NO_ERROR
         self.ends = ends
+        # RFC 9218: its urgency (0 first, 7 last) and whether it interleaves with others.
+        self.urgency, self.incremental = priority.DEFAULT
 
     @property
     def pending(self) -> int:
@@ -91,8 +97,10 @@ class Streams:
         "_held",
         "_idle_by",
         "_ledger",
+        "_max_priorities",
         "_open",
         "_open_files",
+        "_priorities",
         "_refused",
         "_send_by",
         "_sending",
@@ -131,6 +139,9 @@ class Streams:
         self._sending: dict[int, _Outgoing] = {}  # insertion order is the round robin
         self._tunnels = Tunnels(service, self._ledger, adapter, self._queue)
         self._open_files = 0
+        # Priority field values a PRIORITY_UPDATE gave streams not answered yet.
+        self._priorities: dict[int, bytes] = {}
+        self._max_priorities = service.limits.max_streams
         self._writing = False
         self._closing = False
         self._goaway_sent = False
@@ -263,6 +274,8 @@ class Streams:
                 self._open_tunnel(event, now)
             elif type(event) is StreamReset:
                 self._forget(event.stream_id)
+            elif type(event) is PriorityChanged:
+                self._reprioritize(event.stream_id, event.value)
             elif type(event) is StreamFailed:
                 self._refuse(event.stream_id, event.error.status, now, event.request)
             elif type(event) is ProtocolFailed:
@@ -359,9 +372,24 @@ class Streams:
         due = (logged, plan.status, plan.body_length, stamp, now)
         chunks = deque(body if isinstance(body, tuple) else (body,))
         outgoing = _Outgoing(chunks, request is None, due=due)
+        wanted = self._priorities.pop(stream_id, None)  # PRIORITY_UPDATE wins (§7)
+        if wanted is None and request is not None:
+            wanted = request.headers.get(b"priority")
+        if wanted is not None:
+            outgoing.urgency, outgoing.incremental = priority.parse(wanted)
         if outgoing.files:
             self._open_files += 1
         self._sending[stream_id] = outgoing
+
+    def _reprioritize(self, stream_id: int, value: bytes) -> None:
+        """PRIORITY_UPDATE (RFC 9218 §7): a response being sent is served in its new
+        place from now on; one still to come takes it when it starts (kept for as many
+        streams as the client may have open)."""
+        outgoing = self._sending.get(stream_id)
+        if outgoing is not None:
+            outgoing.urgency, outgoing.incremental = priority.parse(value)
+        elif stream_id in self._priorities or len(self._priorities) < self._max_priorities:
+            self._priorities[stream_id] = value
 
     def _open_tunnel(self, event: TunnelRequested, now: float) -> None:
         """An extended CONNECT: a WebSocket opens on its stream, or it is answered and
@@ -382,6 +410,7 @@ class Streams:
         if data:
             if outgoing is None:
                 outgoing = self._sending[stream_id] = _Outgoing(deque(), False, ends=False)
+                outgoing.incremental = True  # a tunnel never ends: it takes turns
             outgoing.chunks.append(data)
         if outgoing is None:
             if ends:
@@ -392,6 +421,7 @@ class Streams:
 
     def _forget(self, stream_id: int) -> None:
         """The stream was reset: drop whatever it was still owed."""
+        self._priorities.pop(stream_id, None)
         self._tunnels.forget(stream_id, monotonic())
         for queue in (self._waiting, self._deferred):
             for event in queue:
@@ -411,15 +441,32 @@ class Streams:
             self._ledger.answered(*outgoing.due)
             outgoing.due = None
 
+    def _order(self) -> list[int]:
+        """The streams in the order they are served (RFC 9218 §10): the most urgent
+        first; within an urgency, those that are not incremental one after another in
+        stream order, then the incremental ones in turn (the dict's order is the round
+        robin: a stream served goes to its back). A stream its window holds back is
+        passed over, so the others use what the connection allows."""
+        sending = self._sending
+        if len(sending) < 2:
+            return list(sending)
+
+        def rank(stream_id: int) -> tuple[int, bool, int]:
+            outgoing = sending[stream_id]
+            return outgoing.urgency, outgoing.incremental, 0 if outgoing.incremental else stream_id
+
+        return sorted(sending, key=rank)
+
     def _pump(self) -> int:
-        """DATA frames, one per stream in turn, while windows and the batch allow;
-        returns how many body bytes moved."""
+        """DATA frames in priority order (`_order`), a frame at a time, while windows and
+        the batch allow; a stream that is not incremental keeps the turn until it is
+        done or held back. Returns how many body bytes moved."""
         adapter = self._adapter
         sending = self._sending
         budget = BATCH_BYTES
         while sending and budget > 0 and adapter.connection_window() > 0:
             moved = False
-            for stream_id in list(sending):
+            for stream_id in self._order():
                 window = adapter.window(stream_id)
                 if window <= 0:
                     if window < 0:  # the stream is gone
@@ -445,6 +492,8 @@ class Streams:
                     self._tunnels.sent(stream_id, outgoing.pending)
                 if budget <= 0 or adapter.connection_window() <= 0:
                     break
+                if not outgoing.incremental and stream_id in sending:
+                    break  # it keeps the turn: the order is made again
             if not moved:
                 break
         return BATCH_BYTES - budget

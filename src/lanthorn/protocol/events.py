@@ -89,4 +89,15 @@ class StreamReset:
         self.stream_id = stream_id
 
 
-Event = RequestReceived | TunnelData | ProtocolFailed | StreamFailed | StreamReset
+class PriorityChanged:
+    """The client reprioritised a stream (RFC 9218 §7, PRIORITY_UPDATE): `value` is a
+    Priority field value, for the response being sent or still to come."""
+
+    __slots__ = ("stream_id", "value")
+
+    def __init__(self, stream_id: int, value: bytes) -> None:
+        self.stream_id = stream_id
+        self.value = value
+
+
+Event = RequestReceived | TunnelData | ProtocolFailed | StreamFailed | StreamReset | PriorityChanged

@@ -29,6 +29,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+import hyperframe.frame
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
@@ -38,6 +39,7 @@ from lanthorn.errors import ProtocolError
 from lanthorn.protocol import fieldblocks, requestfields
 from lanthorn.protocol.events import (
     Event,
+    PriorityChanged,
     ProtocolFailed,
     RequestReceived,
     StreamFailed,
@@ -49,6 +51,7 @@ from lanthorn.protocol.frameguard import PER_DATA_FRAME, FrameGuard
 from lanthorn.protocol.incoming import Incoming
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
+PRIORITY_UPDATE = 0x10  # RFC 9218 §7.1
 _SERVER_OPEN = h2.connection.ConnectionState.SERVER_OPEN
 _CLOSED = h2.connection.ConnectionState.CLOSED
 _SERVER = (b"server", b"lanthorn")
@@ -263,10 +266,27 @@ class Http2:
                 self._tunnels.discard(event.stream_id)
             self._events.append(StreamReset(event.stream_id))
             self._count_reset()
+        elif isinstance(event, h2.events.UnknownFrameReceived):
+            if isinstance(event.frame, hyperframe.frame.ExtensionFrame):
+                self._extension(event.frame)
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.peer_done = True
             if event.error_code != ErrorCodes.NO_ERROR:
                 self._fail(ProtocolError(400, f"client GOAWAY {event.error_code!r}"))
+
+    def _extension(self, frame: hyperframe.frame.ExtensionFrame) -> None:
+        """A frame type h2 does not know: PRIORITY_UPDATE (RFC 9218 §7.1) is read, on
+        stream 0 naming another stream (else a connection error); others are ignored
+        (RFC 9113 §5.5)."""
+        if frame.type != PRIORITY_UPDATE:
+            return
+        body = frame.body
+        target = int.from_bytes(body[:4], "big") & 0x7FFF_FFFF if len(body) >= 4 else 0
+        if frame.stream_id != 0 or target == 0:
+            self._conn.close_connection(ErrorCodes.PROTOCOL_ERROR)
+            self._fail(ProtocolError(400, "PRIORITY_UPDATE not on stream 0 or for stream 0"))
+            return
+        self._events.append(PriorityChanged(target, bytes(body[4:])))
 
     def _begin(self, stream_id: int, fields: list[tuple[bytes, bytes]]) -> None:
         if stream_id > self._last_stream:
