@@ -23,6 +23,12 @@ _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 def context(cert: str, key: str | None, min_version: str = "1.2") -> ssl.SSLContext:
     """The server's TLS context; ConfigError when the certificate or key cannot be used.
     ALPN offers h2 whatever --no-h2c says: that option is about cleartext."""
+    return _loaded(CertificateFiles(cert, key), min_version)
+
+
+def _loaded(files: CertificateFiles, min_version: str) -> ssl.SSLContext:
+    """A context with `files` loaded into it (and `files` knowing it, for SIGHUP)."""
+    cert, key = files.cert, files.key
     for kind, path in (("certificate", cert), ("key", key)):
         if path is not None and os.path.isdir(path):
             raise ConfigError(f"TLS {kind} {path!r} is a directory, not a PEM file")
@@ -30,7 +36,7 @@ def context(cert: str, key: str | None, min_version: str = "1.2") -> ssl.SSLCont
             raise ConfigError(f"TLS {kind} {path!r} not found")
     ctx = _bare(min_version)
     try:
-        ctx.load_cert_chain(cert, key)
+        files.load(ctx.load_cert_chain)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(_unusable(cert, key, exc)) from exc
     return ctx
@@ -79,7 +85,5 @@ def server_tls(config: Config) -> tuple[ssl.SSLContext, Certificate] | None:
         return ctx, local
     if server.tls_cert is None:
         return None
-    ctx = context(server.tls_cert, server.tls_key, server.tls_min)  # errors said plainly
     files = CertificateFiles(server.tls_cert, server.tls_key)
-    files.load(ctx.load_cert_chain)  # (again:) the context is among what SIGHUP re-reads
-    return ctx, files
+    return _loaded(files, server.tls_min), files
