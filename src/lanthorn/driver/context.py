@@ -257,10 +257,8 @@ class Service:
         kept = fixed_changes(self.config, new)
         site = Site(new.site)
         endpoints = new.websocket.endpoints(new.site.live_reload)
-        limits = replace(
-            new.limits, **{k.partition(".")[2]: getattr(self.limits, k.partition(".")[2])
-                           for k in kept if k.startswith("limits.")}
-        )  # fmt: skip
+        held = [k.removeprefix("limits.") for k in kept if k.startswith("limits.")]
+        limits = replace(new.limits, **{name: getattr(self.limits, name) for name in held})
         for one in (self, *self._views):
             one.config, one.limits, one.site, one.endpoints = new, limits, site, endpoints
             one.h2c = new.server.h2c
@@ -298,7 +296,7 @@ class Service:
             )
         for one in (self, *self._views):
             one.draining = True
-            one.stop_at = now + self.limits.grace_s
+            one.stop_at = now + grace
 
     def decide(
         self, request: Request, now: float, wall: float, peer: str, admitted: bool = True

@@ -66,10 +66,15 @@ def _exporter(server: ServerConfig) -> Exporter | None:
     return exporter
 
 
+def _https_port(where: list[listening.Bound]) -> int | None:
+    """The port of the first HTTPS listener, if any."""
+    return next((port for _, port, one in where if one.tls), None)
+
+
 def doors(where: list[listening.Bound]) -> list[Door]:
     """What each listener speaks; a redirecting one sends clients to the first HTTPS
     listener's port."""
-    https = next((port for _, port, one in where if one.tls), None)
+    https = _https_port(where)
     return [Door(one.tls, one.proxy, https if one.redirect else None) for _, _, one in where]
 
 
@@ -78,7 +83,7 @@ def _advise_trust(certificate: Certificate | None, where: list[listening.Bound])
     HTTPS listener's URL."""
     from lanthorn.engines.localtls import LocalCertificate  # (cryptography: only for it)
 
-    https = next((port for _, port, one in where if one.tls), None)
+    https = _https_port(where)
     if https is None or not isinstance(certificate, LocalCertificate):
         return
     log.info("to trust the local CA (once per machine and user):")

@@ -2,7 +2,8 @@
 
 The handler also puts the service into draining mode, so connections being served
 finish their current response and close instead of waiting for another request (the
-events engine drains at its loop's next turn instead, after closing its listeners).
+events and threads engines drain at their loop's next turn instead, after closing their
+listeners).
 """
 
 from __future__ import annotations

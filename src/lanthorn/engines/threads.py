@@ -372,8 +372,7 @@ class Pool:
             self.shutdown(pool)
 
     def shutdown(self, pool: list[threading.Thread]) -> None:
-        if not self.service.draining or self.listening:
-            self.begin_drain()
+        self.begin_drain()  # (done already when the loop saw the stop: then a no-op)
         self.collect()
         for fd in list(self.stalled):
             self.resume(fd)  # their responses may finish within the grace period
