@@ -286,7 +286,12 @@ class Http2:
             self._conn.close_connection(ErrorCodes.PROTOCOL_ERROR)
             self._fail(ProtocolError(400, "PRIORITY_UPDATE not on stream 0 or for stream 0"))
             return
-        self._events.append(PriorityChanged(target, bytes(body[4:])))
+        conn = self._conn
+        stream = conn.streams.get(target)
+        if target > conn.highest_inbound_stream_id or (stream is not None and not stream.closed):
+            # A closed stream's update is dropped (§7.1 lets the server ignore it), so
+            # the driver keeps only those for streams that may still be answered.
+            self._events.append(PriorityChanged(target, bytes(body[4:])))
 
     def _begin(self, stream_id: int, fields: list[tuple[bytes, bytes]]) -> None:
         if stream_id > self._last_stream:

@@ -1,7 +1,7 @@
 """HTTP/2 adapter: after the client preface, arbitrary frames (see `frames`), delivered
 in arbitrary pieces, with the server answering, resetting and going away in between.
 
-Invariants: no call on the adapter ever raises; `receive` yields only the four event
+Invariants: no call on the adapter ever raises; `receive` yields only the five event
 types; a connection error (ProtocolFailed) is reported once, last, nothing is read after
 it, and a GOAWAY has been queued for it (unless the client's own GOAWAY caused it); each
 stream's request is reported at most once, never on a stream that already failed; the
@@ -16,6 +16,7 @@ from lanthorn.core.response import ResponsePlan
 from lanthorn.protocol import requestfields
 from lanthorn.protocol.events import (
     Event,
+    PriorityChanged,
     ProtocolFailed,
     RequestReceived,
     StreamFailed,
@@ -85,6 +86,9 @@ class Connection:
             assert event.stream_id not in self.requested and event.stream_id % 2 == 1
             self.refused.add(event.stream_id)
             self.to_answer.append(event.stream_id)
+        elif isinstance(event, PriorityChanged):
+            # RFC 9218 §7.1: for a client stream that may still be answered
+            assert event.stream_id > 0, event.stream_id
         else:
             assert isinstance(event, StreamReset), type(event)
             self.answering.pop(event.stream_id, None)
