@@ -196,15 +196,23 @@ def test_rapid_reset_is_cut_off(server: Server) -> None:
     _still_serving(server)
 
 
-def test_too_many_streams_is_a_connection_error(server: Server) -> None:
+def test_streams_past_the_limit_are_refused_and_the_rest_served(server: Server) -> None:
+    """RFC 9113 §5.1.2: a stream over SETTINGS_MAX_CONCURRENT_STREAMS is a stream error
+    (REFUSED_STREAM, so the client may retry it); the connection goes on."""
     with H2Client(server.port) as client:
         # Sent before the server's SETTINGS are read, so h2's client does not know the
-        # limit (128) and does not enforce it itself.
-        for _ in range(129):
-            client.request("/notes.txt", end=False)
-        client.until_closed()
-        assert client.goaway is not None
-        assert client.goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+        # limit (128) and does not enforce it itself. Each request's body stays open,
+        # so all of them are in progress at once.
+        streams = [client.request("/notes.txt", end=False) for _ in range(129)]
+        refused = client.wait(streams[-1])
+        assert refused.reset == h2.errors.ErrorCodes.REFUSED_STREAM
+        for stream_id in streams[:-1]:
+            client.conn.end_stream(stream_id)
+        client.flush()
+        for stream_id in streams[:-1]:
+            reply = client.wait(stream_id)
+            assert reply.status == 200 and reply.reset is None
+        assert client.goaway is None
     _still_serving(server)
 
 

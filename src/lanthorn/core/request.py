@@ -7,7 +7,8 @@ import math
 
 class Request:
     """A request head. Header names are lowercase bytes; repeated fields are joined with
-    ", " as RFC 9110 §5.3 allows for list-valued fields."""
+    ", " as RFC 9110 §5.3 allows for list-valued fields. The headers are never changed
+    once parsed (requests made from one field block share them)."""
 
     __slots__ = ("headers", "method", "target", "version", "wall")
 
