@@ -106,6 +106,7 @@ class Streams:
         "_sending",
         "_served",
         "_service",
+        "_spent",
         "_tunnels",
         "_waiting",
         "_worked",
@@ -137,6 +138,7 @@ class Streams:
         self._waiting: deque[RequestReceived] = deque()
         self._deferred: deque[RequestReceived] = deque()  # need a file; none is free
         self._sending: dict[int, _Outgoing] = {}  # insertion order is the round robin
+        self._spent = 0  # body bytes sent this turn before the pump (`_start`)
         self._tunnels = Tunnels(service, self._ledger, adapter, self._queue)
         self._open_files = 0
         # Priority field values a PRIORITY_UPDATE gave streams not answered yet.
@@ -298,9 +300,10 @@ class Streams:
         ending = service.draining or self._refused
         if ending and not self._goaway_sent and self._tunnels:
             self._tunnels.close(now)  # 1001 on every WebSocket, before GOAWAY
+        self._spent = 0
         if self._waiting or (self._deferred and self._open_files < _OPEN_FILES):
             self._decide(now)
-        moved = self._pump() if self._sending else 0
+        moved = self._spent + (self._pump() if self._sending else 0)
         adapter = self._adapter
         data = adapter.output()
         if ending and not self._goaway_sent:
@@ -369,6 +372,11 @@ class Streams:
             self._ledger.answered(logged, plan.status, 0, stamp, now)
             return
         body = plan.body
+        if type(body) is bytes and not self._sending and self._at_once(stream_id, body):
+            self._ledger.answered(logged, plan.status, len(body), stamp, now)
+            if request is None:
+                adapter.reset(stream_id, answered=True)
+            return
         due = (logged, plan.status, plan.body_length, stamp, now)
         chunks = deque(body if isinstance(body, tuple) else (body,))
         outgoing = _Outgoing(chunks, request is None, due=due)
@@ -380,6 +388,17 @@ class Streams:
         if outgoing.files:
             self._open_files += 1
         self._sending[stream_id] = outgoing
+
+    def _at_once(self, stream_id: int, body: bytes) -> bool:
+        """A body in memory that fits one DATA frame goes out with its HEADERS when no
+        other body is waiting: the pump's order has nothing to choose from (RFC 9218
+        §10), and the request costs no queueing. What is sent so counts against the
+        batch."""
+        size = len(body)
+        if self._spent + size > BATCH_BYTES or size > self._adapter.window(stream_id):
+            return False
+        self._spent += size
+        return self._adapter.send(stream_id, body, True)
 
     def _reprioritize(self, stream_id: int, value: bytes) -> None:
         """PRIORITY_UPDATE (RFC 9218 §7): a response being sent is served in its new
@@ -463,7 +482,7 @@ class Streams:
         done or held back. Returns how many body bytes moved."""
         adapter = self._adapter
         sending = self._sending
-        budget = BATCH_BYTES
+        budget = BATCH_BYTES - self._spent
         while sending and budget > 0 and adapter.connection_window() > 0:
             moved = False
             for stream_id in self._order():
@@ -496,7 +515,7 @@ class Streams:
                     break  # it keeps the turn: the order is made again
             if not moved:
                 break
-        return BATCH_BYTES - budget
+        return BATCH_BYTES - self._spent - budget
 
     @staticmethod
     def _read(outgoing: _Outgoing, limit: int) -> bytes | None:
@@ -526,12 +545,15 @@ class Streams:
         limits = self._service.limits
         if self._writing and now >= self._batch_by:
             return self._close()  # the client stopped reading mid-batch
-        for stream_id in self._adapter.stalled(now - limits.header_timeout_s):
+        late = self._adapter.stalled(now - limits.header_timeout_s)
+        for stream_id in late:
             self._refuse(stream_id, 408, now)  # that request took too long to arrive
         for stream_id in self._tunnels.expired(now):  # no answer to a PING: gone
             self._forget(stream_id)
             self._adapter.reset(stream_id)
-        if (self._sending and now >= self._send_by) or (self._quiet(now) and now >= self._idle_by):
+        # (A 408 just answered is not idleness: the idle clock starts once it is written.)
+        quiet = not late and self._quiet(now) and now >= self._idle_by
+        if (self._sending and now >= self._send_by) or quiet:
             # Windows never reopened, or nothing to do for too long: GOAWAY, then close.
             return self._close(self._adapter.output() + self._goaway())
         return self._answer(now, False)
