@@ -121,7 +121,7 @@ def test_request_fields_and_response_frames() -> None:
     assert request.headers[b"host"] == b"example"  # from :authority (RFC 9113 §8.3.1)
     plan = ResponsePlan(200, [(b"content-type", b"text/plain"), (b"content-length", b"2")], b"hi")
     adapter.respond(stream_id, plan, False, b"Tue, 24 Nov 2026 00:00:00 GMT")
-    assert adapter.window(stream_id) == 16384  # min(65535 window, max frame 16384)
+    assert adapter.window(stream_id) == 65535  # the stream's window (send cuts frames)
     adapter.send(stream_id, b"hi", True)
     headers, body = _responses(client.receive(adapter.output()))[stream_id]
     assert headers == {

@@ -233,7 +233,7 @@ def test_the_initial_window_applies_to_open_streams_and_the_frame_size_to_blocks
     peer = Peer()
     adapter = peer.adapter
     peer.send(headers(1))
-    assert adapter.window(1) == 16384  # the frame size bounds it
+    assert adapter.window(1) == 65535
     assert adapter.respond(1, ResponsePlan(200, [], b"x" * 100), False, b"d")
     assert adapter.send(1, b"x" * 100, False)
     peer.send(frame(SETTING, 0, 0, b"\0\x04\0\0\0\x10"))  # 16: the stream is at 16 - 100
@@ -325,3 +325,25 @@ def test_data_frames_carry_end_stream_and_respect_the_connection_window() -> Non
     assert adapter.send(1, b"z", True)
     last = frames_of(adapter.output())[-1]
     assert isinstance(last, DataFrame) and "END_STREAM" in last.flags and last.data == b"z"
+
+
+@pytest.mark.parametrize(
+    ("frame_size", "sizes"), [(None, [16384, 16384, 7232]), (32768, [32768, 7232])]
+)
+def test_a_body_is_cut_into_frames_of_the_clients_size(
+    frame_size: int | None, sizes: list[int]
+) -> None:
+    """§4.2: DATA frames no larger than SETTINGS_MAX_FRAME_SIZE; END_STREAM on the last."""
+    peer = Peer()
+    if frame_size:
+        peer.send(frame(SETTING, 0, 0, b"\0\x05" + frame_size.to_bytes(4, "big")))
+    peer.send(headers(1))
+    adapter = peer.adapter
+    assert adapter.respond(1, ResponsePlan(200, [], b""), False, b"d")
+    body = bytes(range(256)) * 160  # 40960 octets
+    assert adapter.window(1) == 65535 and adapter.send(1, body[:40000], True)
+    data = [f for f in frames_of(adapter.output()) if isinstance(f, DataFrame)]
+    assert [len(f.data) for f in data] == sizes
+    assert [("END_STREAM" in f.flags) for f in data] == [False] * (len(sizes) - 1) + [True]
+    assert b"".join(f.data for f in data) == body[:40000]
+    assert adapter.window(1) == -1  # ended

@@ -51,6 +51,10 @@ from lanthorn.protocol.events import (
 from lanthorn.protocol.multiplexed import StreamAdapter
 
 _OPEN_FILES = 16
+# What an incremental stream sends in its turn (one HTTP/2 frame at the smallest frame
+# size) before the next takes its own; a stream that is not incremental sends all its
+# window and the batch allow, read from its file in one call.
+_QUANTUM = 16_384
 
 
 class _Outgoing:
@@ -477,45 +481,61 @@ class Streams:
         return sorted(sending, key=rank)
 
     def _pump(self) -> int:
-        """DATA frames in priority order (`_order`), a frame at a time, while windows and
-        the batch allow; a stream that is not incremental keeps the turn until it is
-        done or held back. Returns how many body bytes moved."""
+        """DATA frames in priority order (`_order`) while windows and the batch allow.
+        Returns how many body bytes moved."""
         adapter = self._adapter
         sending = self._sending
         budget = BATCH_BYTES - self._spent
         while sending and budget > 0 and adapter.connection_window() > 0:
             moved = False
             for stream_id in self._order():
-                window = adapter.window(stream_id)
-                if window <= 0:
-                    if window < 0:  # the stream is gone
-                        self._release(sending.pop(stream_id))
-                    continue
-                outgoing = sending.pop(stream_id)
-                data = self._read(outgoing, min(window, budget))
-                last = not outgoing.chunks and outgoing.ends
-                if data is None or not adapter.send(stream_id, data, last):
-                    # The file shrank under us, or h2 closed the stream: it cannot finish.
-                    self._release(outgoing)
-                    adapter.reset(stream_id)
-                    continue
-                budget -= len(data)
-                moved = True
-                if last:
-                    self._release(outgoing)
-                    if outgoing.reset_after:
-                        adapter.reset(stream_id, answered=True)
-                elif outgoing.chunks:
-                    sending[stream_id] = outgoing  # to the back of the round robin
-                if not outgoing.ends:  # a tunnel: more input may be taken now
-                    self._tunnels.sent(stream_id, outgoing.pending)
-                if budget <= 0 or adapter.connection_window() <= 0:
-                    break
-                if not outgoing.incremental and stream_id in sending:
-                    break  # it keeps the turn: the order is made again
+                sent = self._turn(stream_id, budget)
+                if sent >= 0:
+                    moved = True
+                    budget -= sent
+                    if budget <= 0 or adapter.connection_window() <= 0:
+                        break
             if not moved:
                 break
         return BATCH_BYTES - self._spent - budget
+
+    def _turn(self, stream_id: int, budget: int) -> int:
+        """One stream's turn: a stream that is not incremental keeps it, frame after
+        frame, until it is done or held back (by its window, the connection's or the
+        batch's); an incremental one sends a frame and goes to the back of the round
+        robin. Returns the body bytes moved, -1 if no frame went."""
+        adapter = self._adapter
+        window = adapter.window(stream_id)
+        if window <= 0:
+            if window < 0:  # the stream is gone
+                self._release(self._sending.pop(stream_id))
+            return -1  # held back: passed over, in its place
+        outgoing = self._sending.pop(stream_id)
+        moved = 0
+        while True:
+            limit = _QUANTUM if outgoing.incremental else budget
+            data = self._read(outgoing, min(window, budget, limit))
+            last = not outgoing.chunks and outgoing.ends
+            if data is None or not adapter.send(stream_id, data, last):
+                # The file shrank under us, or the stream was closed: it cannot finish.
+                self._release(outgoing)
+                adapter.reset(stream_id)
+                return moved
+            moved += len(data)
+            budget -= len(data)
+            if not outgoing.ends:  # a tunnel: more input may be taken now
+                self._tunnels.sent(stream_id, outgoing.pending)
+            if last:
+                self._release(outgoing)
+                if outgoing.reset_after:
+                    adapter.reset(stream_id, answered=True)
+                return moved
+            if not outgoing.chunks:
+                return moved  # a tunnel with nothing queued: `_queue` brings it back
+            window = adapter.window(stream_id)
+            if outgoing.incremental or window <= 0 or budget <= 0:
+                self._sending[stream_id] = outgoing  # to the back of the round robin
+                return moved
 
     @staticmethod
     def _read(outgoing: _Outgoing, limit: int) -> bytes | None:

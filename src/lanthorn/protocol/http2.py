@@ -149,6 +149,7 @@ class Http2:
         }
         if tunnels:
             settings[wire.ENABLE_CONNECT_PROTOCOL] = 1  # RFC 8441 §3
+        # Frames to send; DATA payloads may be views of a body read in one piece.
         self._out: list[bytes] = [wire.settings(settings)]  # §3.4: our preface
         # Lists over the advertised size but under twice it get 431 (requestfields).
         self._decoder = BlockDecoder(2 * header_list)
@@ -695,34 +696,52 @@ class Http2:
             self._grant(self._streams.get(stream_id), flow)
 
     def window(self, stream_id: int) -> int:
-        """How many body bytes may go out on the stream now, in one DATA frame; -1 when
-        the stream is closed. A window can be negative after the client lowers
+        """How many body bytes may go out on the stream now; -1 when the stream is
+        closed. A window can be negative after the client lowers
         SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 §6.9.2): that is 0, wait for updates."""
         stream = self._streams.get(stream_id)
         if stream is None or not stream.outbound or self._failed:
             return -1
-        return max(0, min(stream.window, self._window, self._max_frame))
+        window = stream.window
+        return max(0, window if window < self._window else self._window)
 
     def connection_window(self) -> int:
         return self._window
 
     def send(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
-        """A DATA frame that fits `window(stream_id)`; False if the stream is gone."""
+        """Body bytes that fit `window(stream_id)`, as DATA frames of the client's
+        frame size (the last one ending the stream if `end_stream`); False if the
+        stream is gone."""
         stream = self._streams.get(stream_id)
         size = len(data)
         if (
             stream is None
             or not stream.outbound
             or self._failed
-            or size > min(stream.window, self._window, self._max_frame)
+            or size > stream.window
+            or size > self._window
         ):
             return False
         stream.window -= size
         self._window -= size
-        self._out.append(_head(size, wire.DATA, wire.END_STREAM if end_stream else 0, stream_id))
-        if size:
-            self._out.append(data)
-        self._guard.credit(PER_DATA_FRAME)
+        out = self._out
+        frame = self._max_frame
+        flags = wire.END_STREAM if end_stream else 0
+        if size <= frame:
+            out.append(_head(size, wire.DATA, flags, stream_id))
+            if size:
+                out.append(data)
+            frames = 1
+        else:
+            view = memoryview(data)
+            last = size - (size - 1) % frame - 1  # where the last frame starts
+            for at in range(0, last, frame):
+                out.append(_head(frame, wire.DATA, 0, stream_id))
+                out.append(view[at : at + frame])  # type: ignore[arg-type]
+            out.append(_head(size - last, wire.DATA, flags, stream_id))
+            out.append(view[last:])  # type: ignore[arg-type]
+            frames = last // frame + 1
+        self._guard.credit(PER_DATA_FRAME * frames)
         if end_stream:
             self._finished(stream_id, stream)
         return True
