@@ -250,6 +250,26 @@ def _parser() -> argparse.ArgumentParser:
         "--spa", action="store_true", default=None, help="serve /index.html for unknown routes"
     )
     site.add_argument(
+        "--early-hints",
+        action="store_true",
+        default=None,
+        help="103 Early Hints before HTML pages over HTTP/2 and HTTP/3 (on by default)",
+    )
+    site.add_argument(
+        "--no-early-hints",
+        dest="early_hints",
+        action="store_false",
+        default=None,
+        help="no 103 Early Hints",
+    )
+    site.add_argument(
+        "--hint-link",
+        action="append",
+        metavar="GLOB=LINK",
+        help="a Link value for the Early Hints of matching pages, e.g. "
+        "'index.html=</font.woff2>; rel=preload; as=font; crossorigin' (repeatable)",
+    )
+    site.add_argument(
         "--live-reload",
         action="store_true",
         default=None,
@@ -307,6 +327,8 @@ _CLI_KEYS: dict[str, tuple[str, str]] = {
     "error_page": ("site", "error_pages"),
     "spa": ("site", "spa"),
     "live_reload": ("site", "live_reload"),
+    "early_hints": ("site", "early_hints"),
+    "hint_link": ("site", "hint_links"),
     "ws_echo": ("websocket", "echo"),
     "ws_max_message": ("websocket", "max_message_bytes"),
     "ws_origin": ("websocket", "origins"),

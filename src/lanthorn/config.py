@@ -15,7 +15,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -55,6 +55,10 @@ class SiteConfig:
     # Development: HTML pages get a script that reloads them (or swaps a stylesheet) when
     # a file under the root changes; files are re-checked on every request meanwhile.
     live_reload: bool = False
+    # 103 Early Hints (RFC 8297) before HTML pages, over HTTP/2 and HTTP/3 (never HTTP/1.1):
+    # Link values from a scan of the page (core/hints) and from `hint_links`.
+    early_hints: bool = True
+    hint_links: tuple[str, ...] = ()  # "GLOB=LINK", every match applies, in order
 
     def __post_init__(self) -> None:
         if not os.path.isdir(self.root):
@@ -64,19 +68,17 @@ class SiteConfig:
         _require_positive(self, "small_file_bytes", "cache_entries", "cache_bytes")
         _require_positive(self, "compress_min_bytes", "compress_max_bytes")
         self.cache_control_rules()
+        self.hint_link_rules()
         self.extra_headers()
         self.error_page_map()
 
     def cache_control_rules(self) -> list[tuple[str, str]]:
         """(glob, value) pairs; `.css=...` is shorthand for `*.css=...`."""
-        rules = []
-        for rule in self.cache_control:
-            glob, eq, value = rule.partition("=")
-            glob, value = glob.strip(), value.strip()
-            if not eq or not glob or not value or not _printable(value):
-                raise ConfigError(f"cache-control rule {rule!r} is not GLOB=VALUE")
-            rules.append(("*" + glob if glob.startswith(".") else glob, value))
-        return rules
+        return _glob_rules(self.cache_control, "cache-control rule", "VALUE", _printable)
+
+    def hint_link_rules(self) -> list[tuple[str, str]]:
+        """(glob, Link field value) pairs, each value one or more `<URI>; params`."""
+        return _glob_rules(self.hint_links, "hint link", "<URI>; PARAMS", _LINK.fullmatch)
 
     def extra_headers(self) -> list[tuple[bytes, bytes]]:
         pairs = []
@@ -389,6 +391,12 @@ _TABLE_PREFIXES = {
 # Where live-reload pages connect back to (the script injected into them names it).
 LIVE_RELOAD_PATH = "/_lanthorn/live-reload"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 3986 §2: the characters a URI reference may hold (unreserved, reserved, and % of
+# percent-encoding). None of them can end a Link's `<...>` or its field (no CR, LF, <, >).
+URI_REFERENCE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+# A Link field value (RFC 8288 §3) as configured: a URI reference in angle brackets, then
+# parameters (and maybe more links) in visible ASCII and spaces, nothing that ends a field.
+_LINK = re.compile(rf"<{URI_REFERENCE.pattern}>[\x20-\x7e]*")
 _RATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?:\s*(?:r/|/)\s*([sm]))?")
 
 
@@ -404,6 +412,21 @@ def metrics_address(text: str) -> tuple[str, int]:
 def _printable(value: str) -> bool:
     """A field value that cannot split a header (no CR, LF, NUL or other controls)."""
     return all(ch == "\t" or 0x20 <= ord(ch) < 0x7F or 0x80 <= ord(ch) <= 0xFF for ch in value)
+
+
+def _glob_rules(
+    rules: tuple[str, ...], what: str, form: str, valid: Callable[[str], object]
+) -> list[tuple[str, str]]:
+    """`GLOB=VALUE` rules as (glob, value) pairs, each value `valid`; `.css` is shorthand
+    for `*.css`, and a leading `/` is dropped (globs match paths under the root)."""
+    pairs = []
+    for rule in rules:
+        glob, eq, value = rule.partition("=")
+        glob, value = glob.strip().lstrip("/"), value.strip()
+        if not eq or not glob or not value or not valid(value):
+            raise ConfigError(f"{what} {rule!r} is not GLOB={form}")
+        pairs.append(("*" + glob if glob.startswith(".") else glob, value))
+    return pairs
 
 
 def _require_positive(obj: object, *names: str) -> None:
@@ -444,7 +467,7 @@ def _coerce(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
 def build(mapping: Mapping[str, Any]) -> Config:
     """Validate a nested mapping and build the Config; raises ConfigError."""
     groups: dict[str, Any] = {}
-    mapping = _listen_tables(mapping)
+    mapping = _hint_table(_listen_tables(mapping))
     for section, values in mapping.items():
         cls = _SECTIONS.get(section)
         if cls is None:
@@ -498,6 +521,25 @@ def _listen_tables(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     server = dict(mapping.get("server", {}))
     server["listen"] = [*server.get("listen", ()), *(Listen.table(t) for t in tables)]
     return {**{k: v for k, v in mapping.items() if k != "listen"}, "server": server}
+
+
+def _hint_table(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A TOML `[hint_links]` table (glob → a Link value or a list of them) becomes
+    [site] hint_links entries, after any given there."""
+    table = mapping.get("hint_links")
+    if table is None:
+        return mapping
+    if not isinstance(table, Mapping):
+        raise ConfigError("hint_links must be a table: GLOB = LINK or [LINK, ...]")
+    rules = []
+    for glob, links in table.items():
+        values = [links] if isinstance(links, str) else links
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"[hint_links] {glob!r} must be a Link value or a list of them")
+        rules += [f"{glob}={link}" for link in values]
+    site = dict(mapping.get("site", {}))
+    site["hint_links"] = [*site.get("hint_links", ()), *rules]
+    return {**{k: v for k, v in mapping.items() if k != "hint_links"}, "site": site}
 
 
 def load_toml(path: str) -> dict[str, Any]:

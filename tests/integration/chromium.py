@@ -51,6 +51,19 @@ class Page:
         raise AssertionError(f"never true: {expression}")
 
 
+def trusting_home(home: Path, ca: Path | None) -> Path:
+    """A HOME whose NSS database (Chromium's on Linux) trusts `ca`, or nothing: for
+    `launch(..., home=)`."""
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    if ca is not None:
+        subprocess.run(
+            ["certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "lanthorn", "-i", str(ca)],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+    return home
+
+
 @contextlib.contextmanager
 def launch(
     profile: Path, *flags: str, home: Path | None = None

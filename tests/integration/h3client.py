@@ -43,6 +43,7 @@ class Response:
     received: bytearray = field(default_factory=bytearray)
     ended: bool = False
     reset: int | None = None  # the server reset the stream with this error code
+    interim: list[list[tuple[bytes, bytes]]] = field(default_factory=list)  # 1xx, in order
 
     @property
     def body(self) -> bytes:
@@ -177,6 +178,9 @@ class H3Client:
                 if response is None:
                     continue
                 if isinstance(h3_event, HeadersReceived):
+                    if dict(h3_event.headers).get(b":status", b"").startswith(b"1"):
+                        response.interim.append(list(h3_event.headers))  # RFC 9114 §4.1
+                        continue
                     response.headers = dict(h3_event.headers)
                     response.status = int(response.headers[b":status"])
                     response.ended = h3_event.stream_ended

@@ -206,18 +206,6 @@ def test_the_certificate_is_renewed_while_serving(
     assert "Traceback" not in srv.output(), srv.output()
 
 
-def _trusting_home(home: Path, ca: Path | None) -> Path:
-    """A HOME whose NSS database (Chromium's on Linux) trusts `ca`, or nothing."""
-    nssdb = home / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    if ca is not None:
-        subprocess.run(
-            ["certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "lanthorn", "-i", str(ca)],
-            check=True, capture_output=True, timeout=30,
-        )  # fmt: skip
-    return home
-
-
 @pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "untrusted"])
 def test_chromium_loads_the_demo_site_once_the_ca_is_trusted(
     trusted: bool, tmp_path: Path, scratch: Path, ca_dir: Path
@@ -227,7 +215,7 @@ def test_chromium_loads_the_demo_site_once_the_ca_is_trusted(
     stylesheet, script and image load over HTTPS. Without the CA: an error page."""
     with _internal(WWW, scratch, ca_dir, "--access-log", "off") as srv:
         ca = ca_dir / "ca.pem" if trusted else None
-        home = _trusting_home(tmp_path / "home", ca)
+        home = chromium.trusting_home(tmp_path / "home", ca)
         url = f"https://localhost:{srv.port}/"
         with (
             chromium.launch(tmp_path / "profile", home=home) as (_, devtools),
@@ -254,7 +242,7 @@ def test_chromium_verifies_the_certificate_over_quic_too(
     not take Alt-Svc from a server whose CA is not a public one (its QUIC handshake then
     fails "certificate unknown" and it stays on HTTP/2), hence the flag."""
     with _internal(WWW, scratch, ca_dir, "--access-log", "off") as srv:
-        home = _trusting_home(tmp_path / "home", ca_dir / "ca.pem")
+        home = chromium.trusting_home(tmp_path / "home", ca_dir / "ca.pem")
         url = f"https://127.0.0.1:{srv.port}/"  # QUIC to localhost went to ::1: not listened on
         force = f"--origin-to-force-quic-on=127.0.0.1:{srv.port}"
         with (

@@ -143,6 +143,10 @@ def test_cli_errors_name_the_options(
         (["--header", "Bad Name: x"], "NAME: VALUE"),
         (["--header", "X-Ok: a\rb"], "NAME: VALUE"),
         (["--cache-control", "nonsense"], "GLOB=VALUE"),
+        (["--hint-link", "/a.css; rel=preload"], "GLOB=<URI>; PARAMS"),
+        (["--hint-link", "*.html=</a b.css>; rel=preload"], "GLOB=<URI>; PARAMS"),
+        (["--hint-link", "*.html=</a.css>; rel=preload\r\nx: y"], "GLOB=<URI>; PARAMS"),
+        (["--hint-link", "*.html=</caf\u00e9.css>; rel=preload"], "GLOB=<URI>; PARAMS"),
         (["--error-page", "404:/x"], "STATUS=/path"),
         (["--error-page", "200=/x.html"], "4xx or 5xx"),
     ],
@@ -166,3 +170,38 @@ def test_site_options_from_cli(tmp_path: Path) -> None:
     assert site.extra_headers() == [(b"a", b"b")]
     assert site.cache_control_rules() == [("*.css", "no-store")]
     assert site.error_page_map() == {404: "/404.html"}
+
+
+def test_early_hints_switch_and_links(tmp_path: Path) -> None:
+    """On by default; --no-early-hints turns it off, --early-hints back on over a file's
+    `early_hints = false`; links come from the options and from a [hint_links] table
+    (a value or a list), the options' first; a leading / of a glob is dropped."""
+    assert config_from_args([str(tmp_path)]).site.early_hints
+    assert not config_from_args([str(tmp_path), "--no-early-hints"]).site.early_hints
+    path = tmp_path / "lanthorn.toml"
+    path.write_text(
+        "[site]\nearly_hints = false\n"
+        '[hint_links]\n"/index.html" = "</a.css>; rel=preload; as=style"\n'
+        '"docs/*" = ["</b.js>; rel=preload; as=script", "<https://cdn.example>; rel=preconnect"]\n'
+    )
+    argv = [str(tmp_path), "--config", str(path), "--hint-link", "*.html=</c.css>; rel=preload"]
+    site = config_from_args(argv).site
+    assert not site.early_hints
+    assert site.hint_link_rules() == [
+        ("*.html", "</c.css>; rel=preload"),
+        ("index.html", "</a.css>; rel=preload; as=style"),
+        ("docs/*", "</b.js>; rel=preload; as=script"),
+        ("docs/*", "<https://cdn.example>; rel=preconnect"),
+    ]
+    assert config_from_args([*argv, "--early-hints"]).site.early_hints
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["hint_links = 3", '[hint_links]\n"*.html" = 3', '[hint_links]\n"*.html" = ["</a.css>", 3]'],
+)
+def test_hint_link_tables_are_checked(table: str, tmp_path: Path) -> None:
+    path = tmp_path / "lanthorn.toml"
+    path.write_text(table + "\n")
+    with pytest.raises(ConfigError, match="hint_links"):
+        config_from_args([str(tmp_path), "--config", str(path)])

@@ -134,6 +134,42 @@ def test_request_fields_and_response_frames() -> None:
     assert body == b"hi"
 
 
+HINTS = (
+    (b"link", b"</a.css>; rel=preload; as=style"),
+    (b"link", b"</b.js>; rel=preload; as=script"),
+)
+
+
+def test_early_hints_go_before_the_final_response() -> None:
+    """A 103 (RFC 8297) is a HEADERS frame without END_STREAM before the final one, in
+    the connection's first field block here (which empties the dynamic table); h2's
+    client decodes both."""
+    adapter, client = _open()
+    stream_id = client.request()
+    adapter.receive(client.send(), 0.0)
+    assert adapter.inform(stream_id, HINTS)
+    plan = ResponsePlan(200, [(b"content-length", b"0")], b"")
+    assert adapter.respond(stream_id, plan, True, b"Tue, 24 Nov 2026 00:00:00 GMT")
+    events = client.receive(adapter.output())
+    informed, answered, ended = events
+    assert isinstance(informed, h2.events.InformationalResponseReceived)
+    assert informed.headers == [(b":status", b"103"), *HINTS]
+    assert isinstance(answered, h2.events.ResponseReceived)
+    assert dict(answered.headers)[b":status"] == b"200"
+    assert isinstance(ended, h2.events.StreamEnded)
+    assert adapter.answered == 1  # the 103 did not finish anything
+
+
+def test_early_hints_on_a_stream_gone_are_refused() -> None:
+    adapter, client = _open()
+    stream_id = client.request()
+    adapter.receive(client.send(), 0.0)
+    client.conn.reset_stream(stream_id)
+    assert isinstance(adapter.receive(client.send(), 0.0)[0], StreamReset)
+    assert not adapter.inform(stream_id, HINTS)
+    assert not adapter.inform(99, HINTS)
+
+
 def test_repeated_fields_are_joined_cookies_with_semicolons() -> None:
     adapter, client = _open()
     stream_id = client.conn.get_next_available_stream_id()
@@ -475,6 +511,40 @@ def test_the_file_cap_defers_only_requests_that_need_a_file(service: Service) ->
     replies = _responses(client.receive(wire(conn.feed(client.send(), now=2.0))))
     assert set(replies) == set(big[16:])  # slots freed: the rest start
     assert conn.feed(b"", now=3.0) == [CLOSE]
+
+
+PAGE = b'<!doctype html><link rel=stylesheet href="/a.css"><script src="/b.js"></script>'
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["on", "off"])
+def test_the_driver_sends_early_hints_for_a_get_of_a_page(tmp_path: Path, on: bool) -> None:
+    """A 103 before the 200 of a page's GET, with the links the page names; none for a
+    HEAD, a 304, a file that is not HTML, or with early hints off."""
+    (tmp_path / "page.html").write_bytes(PAGE)
+    (tmp_path / "a.css").write_bytes(b"p{}")
+    site = SiteConfig(root=str(tmp_path), early_hints=on)
+    service = Service(Config(server=ServerConfig(access_log="off"), site=site))
+    client = Client()
+    conn = _connect(service, client)
+    get, head, css = (client.request(b"/page.html"), client.request(b"/page.html", b"HEAD"),
+                      client.request(b"/a.css"))  # fmt: skip
+    stream_id = client.conn.get_next_available_stream_id()
+    fields = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"example"),
+              (b":path", b"/page.html"), (b"if-none-match", b"*")]  # fmt: skip
+    client.conn.send_headers(stream_id, fields, end_stream=True)
+    events = client.receive(wire(conn.feed(client.send(), now=1.0)))
+    informed = [e for e in events if isinstance(e, h2.events.InformationalResponseReceived)]
+    final = {e.stream_id: e for e in events if isinstance(e, h2.events.ResponseReceived)}
+    statuses = {i: dict(e.headers)[b":status"] for i, e in final.items()}
+    assert statuses == {get: b"200", head: b"200", css: b"200", stream_id: b"304"}
+    if not on:
+        assert informed == []
+    else:
+        assert [(e.stream_id, e.headers) for e in informed] == [
+            (get, [(b":status", b"103"), *HINTS])
+        ]
+        assert events.index(informed[0]) < events.index(final[get])
+    service.close()
 
 
 def _unbounded(service: Service) -> tuple[Client, Connection]:

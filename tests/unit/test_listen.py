@@ -15,6 +15,7 @@ from lanthorn.config import Listen
 from lanthorn.core.redirects import to_https
 from lanthorn.core.request import Request
 from lanthorn.driver.realip import RealClient
+from lanthorn.engines.listeners import NOTSENT_LOWAT_BYTES, tune
 from lanthorn.errors import ConfigError
 from lanthorn.protocol.proxyheader import V2_SIGNATURE, ProxyHeaderError, parse
 
@@ -32,6 +33,22 @@ from lanthorn.protocol.proxyheader import V2_SIGNATURE, ProxyHeaderError, parse
 )
 def test_listen_specs(spec: str, expected: Listen) -> None:
     assert Listen.parse(spec) == expected
+
+
+def test_accepted_tcp_connections_are_tuned() -> None:
+    """No Nagle delay, and little unsent data left in the kernel, where a more urgent
+    HTTP/2 response could not pass it; Unix sockets have neither."""
+    with (
+        socket.create_server(("127.0.0.1", 0)) as listener,
+        socket.create_connection(listener.getsockname()),
+        listener.accept()[0] as conn,
+    ):
+        tune(conn)
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT) == NOTSENT_LOWAT_BYTES
+    one, other = socket.socketpair()
+    with one, other:
+        tune(one)  # nothing to set, and nothing raised
 
 
 @pytest.mark.parametrize("spec", ["8080", "tls:8443", "::1:80", "host:99999", "tls:[::1:80", ""])

@@ -14,6 +14,7 @@ Rules (RFC 9112 §3.2, RFC 3986 §5.2.4, and DESIGN §3 "Paths"):
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
@@ -82,3 +83,11 @@ def safe_path(raw_path: bytes, *, allow_dotfiles: bool = False) -> SafePath:
         parts.append(segment)
     directory = segments[-1] in ("", ".", "..")
     return SafePath(tuple(parts), directory)
+
+
+def glob_matches(relative: str, glob: str) -> bool:
+    """Whether a configured GLOB names the file at `relative` (under the root): by its
+    whole path (`docs/*.html`) or by its name alone (`*.css`)."""
+    return fnmatch.fnmatchcase(relative, glob) or fnmatch.fnmatchcase(
+        relative.rpartition("/")[2], glob
+    )

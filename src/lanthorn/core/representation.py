@@ -15,7 +15,7 @@ from lanthorn.clock import http_date
 from lanthorn.core import conditional, ranges
 from lanthorn.core.pages import page_plan
 from lanthorn.core.request import Request
-from lanthorn.core.response import Body, Chunk, FileBody, ResponsePlan
+from lanthorn.core.response import Body, Chunk, Fields, FileBody, ResponsePlan
 
 Headers = list[tuple[bytes, bytes]]
 _LAST_HTTP_DATE = 253402300799  # 9999-12-31T23:59:59Z
@@ -66,10 +66,13 @@ def validators(st: os.stat_result) -> tuple[bytes, int]:
 
 
 def plan_for(
-    request: Request, variant: Variant, content_type: bytes, extra: Headers
+    request: Request, variant: Variant, content_type: bytes, extra: Headers, hints: Fields = ()
 ) -> ResponsePlan:
     """The response for a representation; `extra` holds Vary, Cache-Control and the
-    site's own headers. Takes ownership of `variant` (closes what it does not send)."""
+    site's own headers, `hints` the 103's fields, which only a 200 takes (the page is
+    being fetched whole; after a 304 it comes from the browser's cache, and its
+    subresources most likely too). Takes ownership of `variant` (closes what it does
+    not send)."""
     validator_headers = [(b"last-modified", variant.last_modified), (b"etag", variant.etag)]
     headers = request.headers
     status = conditional.evaluate(request.method, headers, variant.etag, variant.mtime_s)
@@ -106,6 +109,7 @@ def plan_for(
             *extra,
         ],
         variant.whole(),
+        hints,
     )
 
 

@@ -9,7 +9,6 @@ headers (Cache-Control, X-Content-Type-Options, configured extras).
 from __future__ import annotations
 
 import errno
-import fnmatch
 from urllib.parse import quote
 
 from lanthorn.config import SiteConfig
@@ -17,9 +16,10 @@ from lanthorn.core import encodings, listing, livereload
 from lanthorn.core.cache import Identity, PlanCache, identity
 from lanthorn.core.compress import CompressedCache, compressible
 from lanthorn.core.files import FileSource, Opened, OsFileSource, OutsideRoot
+from lanthorn.core.hints import Hints
 from lanthorn.core.mime import content_type
 from lanthorn.core.pages import page_plan
-from lanthorn.core.paths import PathRejected, SafePath, safe_path, split_target
+from lanthorn.core.paths import PathRejected, SafePath, glob_matches, safe_path, split_target
 from lanthorn.core.representation import Variant, etag, plan_for, validators
 from lanthorn.core.request import Request
 from lanthorn.core.response import REASONS, ResponsePlan
@@ -77,6 +77,9 @@ class Site:
         self._options = ResponsePlan(204, [(b"allow", ALLOW), *self.common], b"")
         self._compressed = CompressedCache(config.cache_bytes // 4) if config.compress else None
         self._negotiates = config.precompressed or config.compress
+        self._hints = (
+            Hints(config.hint_link_rules(), config.cache_entries) if config.early_hints else None
+        )
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -219,6 +222,11 @@ class Site:
         now: float,
     ) -> ResponsePlan:
         ctype = content_type(relative, self.config.charset)
+        hints = (  # read before a variant takes the file (core/hints)
+            self._hints.fields(relative, opened)
+            if self._hints is not None and ctype.startswith(b"text/html")
+            else ()
+        )
         checks: Checks = [(relative, identity(opened.stat))]
         chosen, varies = self._variant(opened, relative, ctype, request, checks)
         extra: Headers = []
@@ -230,7 +238,7 @@ class Site:
         extra += self.common
         if chosen is None:
             return page_plan(406, extra)
-        plan = plan_for(request, chosen, ctype, extra)
+        plan = plan_for(request, chosen, ctype, extra, hints)
         if cache_key is not None and plan.status == 200 and isinstance(plan.body, bytes):
             self.cache.put(cache_key, plan, checks, now)
         return plan
@@ -325,9 +333,7 @@ class Site:
 
     def _cache_control(self, relative: str) -> bytes | None:
         for glob, value in self._rules:
-            if fnmatch.fnmatchcase(relative, glob) or fnmatch.fnmatchcase(
-                relative.rpartition("/")[2], glob
-            ):
+            if glob_matches(relative, glob):
                 return value.encode("latin-1")
         return None
 

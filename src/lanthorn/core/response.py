@@ -73,20 +73,27 @@ Chunk = bytes | FileBody
 Body = Chunk | tuple[Chunk, ...]  # a tuple: multipart/byteranges parts, in order
 
 
+Fields = tuple[tuple[bytes, bytes], ...]
+
+
 class ResponsePlan:
-    """Status, content headers (lowercase names) and body.
+    """Status, content headers (lowercase names) and body; `hints`, the fields of a
+    103 Early Hints response (RFC 8297) that may go before it (core/hints).
 
     Invariant: a `content-length` header, when present, equals the body's length; the body
     is sent only when the adapter's rules allow (not for HEAD, 1xx, 204 or 304 —
     RFC 9110 §6.4.1).
     """
 
-    __slots__ = ("body", "headers", "memo", "status")
+    __slots__ = ("body", "headers", "hints", "memo", "status")
 
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: Body) -> None:
+    def __init__(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: Body, hints: Fields = ()
+    ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.hints = hints
         self.memo: dict[object, bytes] = {}
 
     @property

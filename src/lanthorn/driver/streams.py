@@ -355,16 +355,19 @@ class Streams:
         self, stream_id: int, request: Request | None, plan: ResponsePlan, now: float,
         logged: Request | None = None,
     ) -> None:  # fmt: skip
-        """HEADERS for `plan` now, its body queued for the pump; its access record is
-        answered with the last of the body (at once when there is none), for `request`,
-        or `logged`, what is known of a request not answered by the core. `request` is
-        None for a stream refused before its request ended (413, 431, 408) or a refused
-        tunnel: once answered, it is reset with NO_ERROR so the client stops sending
-        (§8.1)."""
+        """HEADERS for `plan` now (after its 103 Early Hints, for a GET), its body queued
+        for the pump; its access record is answered with the last of the body (at once
+        when there is none), for `request`, or `logged`, what is known of a request not
+        answered by the core. `request` is None for a stream refused before its request
+        ended (413, 431, 408) or a refused tunnel: once answered, it is reset with
+        NO_ERROR so the client stops sending (§8.1)."""
         adapter = self._adapter
         stamp = wall()
         date = self._service.dates.value(stamp)
         logged = request if logged is None else logged
+        if plan.hints and request is not None and request.method == b"GET":
+            # 103 Early Hints first (RFC 8297; a stream gone is found by `respond`).
+            adapter.inform(stream_id, plan.hints)
         if not _needs_body(plan, request):
             plan.close()
             if adapter.respond(stream_id, plan, True, date) and request is None:

@@ -155,7 +155,19 @@ def remove_ready_file(path: str | None) -> None:
             os.remove(path)
 
 
+# How much unsent data the kernel may hold for a TCP connection (TCP_NOTSENT_LOWAT): what
+# is written past it waits in the server, where HTTP/2's scheduler can still send a more
+# urgent response first (RFC 9218). Without it, the send buffer (up to 4 MiB by Linux's
+# default tcp_wmem) is filled with a large download, and a stylesheet asked for later
+# waits behind all of it. Chromium loading a 20 MB image, then a stylesheet, on loopback:
+# image bytes that reached it while the CSS was on its way, median 5.5 MB (4 runs)
+# without this, 1.0 MB (18 runs) with 16 KiB.
+NOTSENT_LOWAT_BYTES = 16 * 1024
+
+
 def tune(conn: socket.socket) -> None:
-    """Per-connection options: responses are written whole, so Nagle only adds delay."""
+    """Per-connection options: responses are written whole, so Nagle only adds delay;
+    little unsent data is left to the kernel (NOTSENT_LOWAT_BYTES)."""
     if conn.family in (socket.AF_INET, socket.AF_INET6):
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, NOTSENT_LOWAT_BYTES)

@@ -651,6 +651,18 @@ class Http2:
             block = plan.memo[Http2] = fieldblocks.block([status, _SERVER, *plan.headers])
         return self._send_block(stream_id, block + _date_field(date), end_stream)
 
+    def inform(self, stream_id: int, fields: tuple[tuple[bytes, bytes], ...]) -> bool:
+        """HEADERS of a 103 Early Hints (RFC 8297) with `fields`, before the stream's
+        final response: without END_STREAM (RFC 9113 §8.1: informational responses come
+        first, each one field block); False if the stream can no longer take it. h2 is
+        shown the 1xx status so that it keeps the stream waiting for the final one."""
+        self._encoded.block = fieldblocks.block([(b":status", b"103"), *fields])
+        try:
+            self._conn.send_headers(stream_id, [(b":status", b"103")])
+        except h2.exceptions.ProtocolError:
+            return False
+        return True
+
     def accept(self, stream_id: int, fields: list[tuple[bytes, bytes]], date: bytes) -> bool:
         """A 2xx for an extended CONNECT: the tunnel is open (RFC 8441 §5); False if the
         stream is gone."""

@@ -54,7 +54,7 @@ from qh3.quic.packet import QuicFrameType
 
 from lanthorn.config import Limits
 from lanthorn.core.request import Request
-from lanthorn.core.response import ResponsePlan
+from lanthorn.core.response import Fields, ResponsePlan
 from lanthorn.errors import ProtocolError
 from lanthorn.protocol import requestfields
 from lanthorn.protocol.events import (
@@ -364,6 +364,13 @@ class Http3:
             self._active.discard(stream_id)
         status = (b":status", b"%d" % plan.status)
         return self._head(stream_id, [status, _SERVER, *plan.headers, (b"date", date)], end_stream)
+
+    def inform(self, stream_id: int, fields: Fields) -> bool:
+        """A HEADERS frame of a 103 Early Hints (RFC 8297) with `fields`, before the
+        stream's final response (RFC 9114 §4.1: informational responses come first);
+        False if the stream is gone. qh3 lets a server send it: a 1xx :status without
+        the end of the stream leaves it waiting for the final HEADERS."""
+        return self._head(stream_id, [(b":status", b"103"), *fields])
 
     def accept(self, stream_id: int, fields: list[tuple[bytes, bytes]], date: bytes) -> bool:
         """A 2xx for an extended CONNECT: the tunnel is open (RFC 9220 §3); False if the

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from lanthorn.core.response import ResponsePlan
+from lanthorn.core.response import Fields, ResponsePlan
 from lanthorn.protocol.events import Event
 
 
@@ -50,6 +50,11 @@ class StreamAdapter(Protocol):
     def respond(
         self, stream_id: int, plan: ResponsePlan, end_stream: bool, date: bytes
     ) -> bool: ...
+
+    def inform(self, stream_id: int, fields: Fields) -> bool:
+        """A 103 Early Hints with `fields` before the stream's final response; False if
+        the stream is gone."""
+        ...
 
     def accept(self, stream_id: int, fields: list[tuple[bytes, bytes]], date: bytes) -> bool: ...
 

@@ -28,7 +28,8 @@ _ROOT = scratch("streams")
 (_ROOT / "a.txt").write_bytes(b"hello")
 (_ROOT / "big.bin").write_bytes(bytes(range(256)) * 300)  # 75 KiB: several DATA frames
 (_ROOT / "sub").mkdir()
-(_ROOT / "sub" / "index.html").write_bytes(b"<p>sub</p>")
+# A page that names a stylesheet: its GET gets a 103 Early Hints before the 200.
+(_ROOT / "sub" / "index.html").write_bytes(b'<link rel=stylesheet href="/a.txt"><p>sub</p>')
 
 LIMITS = (
     Limits(header_timeout_s=10, keepalive_timeout_s=20, send_timeout_s=30),
