@@ -51,6 +51,7 @@ from lanthorn.protocol.incoming import Incoming
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 _SERVER = (b"server", b"lanthorn")
+_EARLY_HINTS = (b":status", b"103")
 _HEAD = wire.HEAD
 _HEAD_SIZE = wire.HEAD_SIZE
 _MASK = wire.STREAM_MASK
@@ -654,14 +655,8 @@ class Http2:
     def inform(self, stream_id: int, fields: tuple[tuple[bytes, bytes], ...]) -> bool:
         """HEADERS of a 103 Early Hints (RFC 8297) with `fields`, before the stream's
         final response: without END_STREAM (RFC 9113 §8.1: informational responses come
-        first, each one field block); False if the stream can no longer take it. h2 is
-        shown the 1xx status so that it keeps the stream waiting for the final one."""
-        self._encoded.block = fieldblocks.block([(b":status", b"103"), *fields])
-        try:
-            self._conn.send_headers(stream_id, [(b":status", b"103")])
-        except h2.exceptions.ProtocolError:
-            return False
-        return True
+        first, each one field block); False if the stream can no longer take it."""
+        return self._send_block(stream_id, fieldblocks.block([_EARLY_HINTS, *fields]), False)
 
     def accept(self, stream_id: int, fields: list[tuple[bytes, bytes]], date: bytes) -> bool:
         """A 2xx for an extended CONNECT: the tunnel is open (RFC 8441 §5); False if the
