@@ -37,7 +37,7 @@ pump comes back when the client's ACKs arrive.
 
 from __future__ import annotations
 
-from qh3._hazmat import BufferReadError, DecoderStreamError, EncoderStreamError
+from qh3._hazmat import Buffer, BufferReadError, DecoderStreamError, EncoderStreamError
 from qh3.h3.connection import (
     ErrorCode,
     FrameType,
@@ -46,6 +46,7 @@ from qh3.h3.connection import (
     Setting,
     encode_frame,
 )
+from qh3.h3.connection import ProtocolError as H3ProtocolError
 from qh3.h3.events import DataReceived, H3Event, HeadersReceived
 from qh3.h3.events import StreamReset as H3StreamReset
 from qh3.quic import events as quic_events
@@ -59,6 +60,7 @@ from lanthorn.errors import ProtocolError
 from lanthorn.protocol import requestfields
 from lanthorn.protocol.events import (
     Event,
+    PriorityChanged,
     ProtocolFailed,
     RequestReceived,
     StreamFailed,
@@ -116,8 +118,25 @@ class StreamCredit(Limit):
         self._value = max(self._value, count)
 
 
+# RFC 9218 §7.2: PRIORITY_UPDATE for a request stream, on the control stream.
+PRIORITY_UPDATE = 0xF0700
+
+
+class _IdError(H3ProtocolError):
+    error_code = ErrorCode.H3_ID_ERROR
+
+
+class _PriorityUpdate(H3Event):
+    """A PRIORITY_UPDATE frame read from the client's control stream."""
+
+    def __init__(self, stream_id: int, value: bytes) -> None:
+        self.stream_id = stream_id
+        self.value = value
+
+
 class _H3(H3Connection):
-    """qh3's HTTP/3, offering extended CONNECT when `connect` (it has no setting for it)."""
+    """qh3's HTTP/3, offering extended CONNECT when `connect` (it has no setting for it),
+    and reading PRIORITY_UPDATE frames (it ignores them as unknown types)."""
 
     def __init__(self, quic: QuicConnection, connect: bool) -> None:
         self._connect = connect  # (read by __init__, which sends the SETTINGS)
@@ -128,6 +147,15 @@ class _H3(H3Connection):
         if self._connect:
             settings[Setting.ENABLE_CONNECT_PROTOCOL] = 1  # RFC 9220 §3
         return settings
+
+    def _handle_control_frame(self, frame_type: int, frame_data: bytes) -> list[H3Event]:
+        if frame_type != PRIORITY_UPDATE or not self._settings_received:
+            return super()._handle_control_frame(frame_type, frame_data)
+        buf = Buffer(data=frame_data)
+        stream_id = buf.pull_uint_var()  # cut short: BufferReadError, H3_FRAME_ERROR
+        if stream_id % 4:  # §7.2: not a client-initiated bidirectional stream
+            raise _IdError("PRIORITY_UPDATE for a stream that is not a request stream")
+        return [_PriorityUpdate(stream_id, frame_data[buf.tell() :])]
 
 
 class Http3:
@@ -286,6 +314,11 @@ class Http3:
                 )
             if event.stream_ended:
                 self._end(event.stream_id)
+        elif isinstance(event, _PriorityUpdate):
+            # RFC 9218 §7.2; one for a stream already done is dropped (§7 lets it be).
+            stream_id = event.stream_id
+            if stream_id > self._highest or stream_id in self._active:
+                self._events.append(PriorityChanged(stream_id, event.value))
         elif isinstance(event, H3StreamReset):
             self._incoming.drop(event.stream_id)
             self._active.discard(event.stream_id)
