@@ -10,8 +10,22 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+from hyperframe.frame import Frame
 
 TIMEOUT_S = 10.0
+
+
+def frames(data: bytes) -> list[Frame]:
+    """The whole frames in `data`, parsed by hyperframe (a frame cut short is left out)."""
+    out = []
+    while len(data) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        if len(data) < 9 + length:
+            break
+        frame.parse_body(memoryview(data[9 : 9 + length]))
+        out.append(frame)
+        data = data[9 + length :]
+    return out
 
 
 @dataclass

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from hpack import Decoder
-from hyperframe.frame import Frame, HeadersFrame, PingFrame, SettingsFrame
+from hyperframe.frame import HeadersFrame, PingFrame, SettingsFrame
 
 from lanthorn.bench import h2wire
 from lanthorn.bench.attack_report import SCHEMA
+from tests.h2client import frames
 
 ATTACKS = ("ping-flood", "slowloris")
 TARGETS = ("lanthorn asyncio", "nginx")
@@ -101,22 +102,12 @@ def test_unknown_attack_is_refused() -> None:
     assert proc.returncode == 2 and "'teardrop' is not one of" in proc.stderr
 
 
-def _frames(data: bytes) -> list[Frame]:
-    frames = []
-    while data:
-        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
-        frame.parse_body(memoryview(data[9 : 9 + length]))
-        frames.append(frame)
-        data = data[9 + length :]
-    return frames
-
-
 def test_frames_parse_as_h2_parses_them() -> None:
-    ping, settings = _frames(h2wire.PING_FRAME + h2wire.settings(initial_window_size=0))
+    ping, settings = frames(h2wire.PING_FRAME + h2wire.settings(initial_window_size=0))
     assert isinstance(ping, PingFrame) and ping.opaque_data == b"lanthorn" and not ping.flags
     assert isinstance(settings, SettingsFrame)
     assert settings.settings == {SettingsFrame.INITIAL_WINDOW_SIZE: 0}
-    (headers,) = _frames(h2wire.get(7, h2wire.request_block("/large.bin")))
+    (headers,) = frames(h2wire.get(7, h2wire.request_block("/large.bin")))
     assert isinstance(headers, HeadersFrame) and headers.stream_id == 7
     assert set(headers.flags) == {"END_STREAM", "END_HEADERS"}
     fields = {str(name): str(value) for name, value in Decoder().decode(headers.data)}

@@ -14,10 +14,10 @@ import h2.errors
 import h2.settings
 import pytest
 import requests
-from hyperframe.frame import Frame, GoAwayFrame, PingFrame, SettingsFrame
+from hyperframe.frame import GoAwayFrame, PingFrame, SettingsFrame
 
 from tests.conftest import MODELS
-from tests.h2client import H2Client
+from tests.h2client import H2Client, frames
 from tests.integration import rawhttp
 from tests.integration.conftest import model_server
 from tests.servers import Server
@@ -118,16 +118,6 @@ def test_the_first_head_is_due_within_the_header_timeout_of_accept(target: Serve
 # --- HTTP/2 floods (defects 1, 4) ------------------------------------------------------------
 
 
-def _frames(data: bytes) -> Iterator[Frame]:
-    while len(data) >= 9:
-        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
-        if len(data) < 9 + length:
-            return
-        frame.parse_body(memoryview(data[9 : 9 + length]))
-        yield frame
-        data = data[9 + length :]
-
-
 # Attackers have addresses of their own (the server bars them for a while).
 FLOODERS = {"ping": "127.0.0.9", "settings": "127.0.0.10"}
 
@@ -161,7 +151,7 @@ def _flood_until_closed(port: int, frame: bytes, source: str) -> tuple[int | Non
                 break
             received += chunk
     elapsed = time.monotonic() - started
-    codes = [f.error_code for f in _frames(bytes(received)) if isinstance(f, GoAwayFrame)]
+    codes = [f.error_code for f in frames(bytes(received)) if isinstance(f, GoAwayFrame)]
     return (codes[-1] if codes else None), elapsed
 
 

@@ -28,6 +28,7 @@ from lanthorn.protocol import frameguard
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived
 from lanthorn.protocol.frameguard import FrameGuard
 from lanthorn.protocol.http2 import PREFACE, Http2
+from tests.h2client import frames as parsed
 from tests.unit.test_http2 import LIMITS, Client, _connect, _open, _responses, service, wire
 
 __all__ = ["service"]  # the stream-driver fixture, shared
@@ -40,14 +41,8 @@ def frames(*items: Frame) -> bytes:
 def _goaway_code(adapter: Http2, client: Client) -> int | None:
     """The error code of the GOAWAY the adapter has queued, read frame by frame (h2's
     client would refuse frames for streams it never opened)."""
-    data = adapter.output()
-    while data:
-        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
-        if isinstance(frame, GoAwayFrame):
-            frame.parse_body(memoryview(data[9 : 9 + length]))
-            return int(frame.error_code)
-        data = data[9 + length :]
-    return None
+    goaways = [f for f in parsed(adapter.output()) if isinstance(f, GoAwayFrame)]
+    return int(goaways[0].error_code) if goaways else None
 
 
 def _failed(events: list[Event]) -> bool:

@@ -26,6 +26,7 @@ from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived, Str
 from lanthorn.protocol.h2wire import ErrorCode
 from lanthorn.protocol.http2 import PREFACE, Http2
 from tests.fuzz.targets.frames import frame
+from tests.h2client import frames
 
 LIMITS = Limits(max_streams=4)
 GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"t"), (b":path", b"/")]
@@ -38,28 +39,18 @@ def headers(stream_id: int, flags: int = END_BOTH, block: bytes = BLOCK) -> byte
     return frame(h2wire.HEADERS, flags, stream_id, block)
 
 
-def frames_of(data: bytes) -> list[Frame]:
-    out = []
-    while data:
-        parsed, length = Frame.parse_frame_header(memoryview(data[:9]))
-        parsed.parse_body(memoryview(data[9 : 9 + length]))
-        out.append(parsed)
-        data = data[9 + length :]
-    return out
-
-
 class Peer:
     """The adapter after both prefaces."""
 
     def __init__(self, limits: Limits = LIMITS, tunnels: bool = False) -> None:
         self.adapter = Http2(limits, 0.0, tunnels)
         assert self.adapter.receive(PREFACE + frame(h2wire.SETTINGS, 0, 0, b""), 0.0) == []
-        sent = frames_of(self.adapter.output())
+        sent = frames(self.adapter.output())
         assert isinstance(sent[0], SettingsFrame) and "ACK" in sent[1].flags
 
     def send(self, data: bytes) -> tuple[list[Event], list[Frame]]:
         events = self.adapter.receive(data, 1.0)
-        return events, frames_of(self.adapter.output())
+        return events, frames(self.adapter.output())
 
 
 def _goaway(data: bytes) -> int | None:
@@ -156,7 +147,7 @@ def test_frames_on_a_closed_stream_are_a_connection_error_unless_we_reset_it() -
     peer = Peer()
     peer.send(headers(3, h2wire.END_HEADERS))
     peer.adapter.reset(3)
-    assert isinstance(frames_of(peer.adapter.output())[0], RstStreamFrame)
+    assert isinstance(frames(peer.adapter.output())[0], RstStreamFrame)
     events, sent = peer.send(frame(h2wire.DATA, h2wire.END_STREAM, 3, b"late"))
     assert events == [] and not any(isinstance(f, (GoAwayFrame, RstStreamFrame)) for f in sent)
 
@@ -245,7 +236,7 @@ def test_the_initial_window_applies_to_open_streams_and_the_frame_size_to_blocks
     peer.send(headers(3))
     long = ResponsePlan(200, [(b"x-long", b"v" * 40_000)], b"")
     assert adapter.respond(3, long, True, b"Wed, 02 Dec 2026 00:00:00 GMT")
-    sent = frames_of(adapter.output())
+    sent = frames(adapter.output())
     kinds = [type(f) for f in sent if f.stream_id == 3]
     assert kinds == [HeadersFrame, ContinuationFrame, ContinuationFrame]
     assert "END_HEADERS" in sent[-1].flags and "END_STREAM" in sent[-3].flags
@@ -315,7 +306,7 @@ def test_data_frames_carry_end_stream_and_respect_the_connection_window() -> Non
     while adapter.connection_window():
         sent += adapter.window(1)
         assert adapter.send(1, b"z" * adapter.window(1), False)
-    data = [f for f in frames_of(adapter.output()) if isinstance(f, DataFrame)]
+    data = [f for f in frames(adapter.output()) if isinstance(f, DataFrame)]
     assert sent == 65535 and [len(f.data) for f in data] == [16384] * 3 + [16383]
     assert adapter.window(1) == 0 and not adapter.send(1, b"z", True)
     peer.send(frame(h2wire.WINDOW_UPDATE, 0, 0, b"\0\0\0\1"))
@@ -323,7 +314,7 @@ def test_data_frames_carry_end_stream_and_respect_the_connection_window() -> Non
     peer.send(frame(h2wire.WINDOW_UPDATE, 0, 1, b"\0\0\0\1"))
     assert adapter.window(1) == 1
     assert adapter.send(1, b"z", True)
-    last = frames_of(adapter.output())[-1]
+    last = frames(adapter.output())[-1]
     assert isinstance(last, DataFrame) and "END_STREAM" in last.flags and last.data == b"z"
 
 
@@ -342,7 +333,7 @@ def test_a_body_is_cut_into_frames_of_the_clients_size(
     assert adapter.respond(1, ResponsePlan(200, [], b""), False, b"d")
     body = bytes(range(256)) * 160  # 40960 octets
     assert adapter.window(1) == 65535 and adapter.send(1, body[:40000], True)
-    data = [f for f in frames_of(adapter.output()) if isinstance(f, DataFrame)]
+    data = [f for f in frames(adapter.output()) if isinstance(f, DataFrame)]
     assert [len(f.data) for f in data] == sizes
     assert [("END_STREAM" in f.flags) for f in data] == [False] * (len(sizes) - 1) + [True]
     assert b"".join(f.data for f in data) == body[:40000]
