@@ -45,6 +45,8 @@ from qh3.h3.connection import (
     H3Connection,
     Setting,
     encode_frame,
+    encode_settings,
+    parse_settings,
 )
 from qh3.h3.connection import ProtocolError as H3ProtocolError
 from qh3.h3.events import DataReceived, H3Event, HeadersReceived
@@ -118,6 +120,11 @@ class StreamCredit(Limit):
         self._value = max(self._value, count)
 
 
+# What qh3's QPACK encoder can be told of the client's decoder (a 32-bit integer). The
+# client may announce more (RFC 9204 §5: any varint); it only bounds what our encoder
+# may use, so larger values are lowered to this.
+_QPACK_SETTINGS = (Setting.QPACK_MAX_TABLE_CAPACITY, Setting.QPACK_BLOCKED_STREAMS)
+_QPACK_LARGEST = 2**32 - 1
 # RFC 9218 §7.2: PRIORITY_UPDATE for a request stream, on the control stream.
 PRIORITY_UPDATE = 0xF0700
 
@@ -149,6 +156,13 @@ class _H3(H3Connection):
         return settings
 
     def _handle_control_frame(self, frame_type: int, frame_data: bytes) -> list[H3Event]:
+        if frame_type == FrameType.SETTINGS and not self._settings_received:
+            settings = parse_settings(frame_data)  # (qh3 reports what is wrong with it)
+            if any(settings.get(key, 0) > _QPACK_LARGEST for key in _QPACK_SETTINGS):
+                for key in _QPACK_SETTINGS:
+                    if key in settings:
+                        settings[key] = min(settings[key], _QPACK_LARGEST)
+                frame_data = encode_settings(settings)
         if frame_type != PRIORITY_UPDATE or not self._settings_received:
             return super()._handle_control_frame(frame_type, frame_data)
         buf = Buffer(data=frame_data)
