@@ -28,15 +28,15 @@ The adapter is injected (`StreamAdapter`): HTTP/2's today, HTTP/3's next.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 
 from lanthorn.clock import monotonic, wall
 from lanthorn.core.request import Request
-from lanthorn.core.response import Chunk, FileBody, ResponsePlan
+from lanthorn.core.response import FileBody, ResponsePlan
 from lanthorn.driver.context import NO_BODY_STATUSES, Service, log_error
 from lanthorn.driver.contract import BATCH_BYTES, CLOSE, Action
-from lanthorn.driver.ledger import Due, Ledger
+from lanthorn.driver.ledger import Ledger
+from lanthorn.driver.outgoing import Outgoing, order
 from lanthorn.driver.tunnels import Tunnels
 from lanthorn.protocol import priority
 from lanthorn.protocol.events import (
@@ -55,39 +55,6 @@ _OPEN_FILES = 16
 # size) before the next takes its own; a stream that is not incremental sends all its
 # window and the batch allow, read from its file in one call.
 _QUANTUM = 16_384
-
-
-class _Outgoing:
-    """The rest of one stream's body: chunks in order, `pos` into the first. `ends`:
-    the stream ends with the last chunk (a tunnel's does not until its session ends).
-    `due`: its access record, answered when the body is done with (sent or dropped)."""
-
-    __slots__ = (
-        "chunks", "due", "ends", "files", "incremental", "pos", "reset_after", "urgency",
-    )  # fmt: skip
-
-    def __init__(
-        self, chunks: deque[Chunk], reset_after: bool, ends: bool = True, due: Due | None = None
-    ) -> None:
-        self.chunks = chunks
-        self.due = due
-        self.pos = 0
-        self.files = any(isinstance(chunk, FileBody) for chunk in chunks)
-        self.reset_after = reset_after  # answered before the request ended: RST NO_ERROR
-        self.ends = ends
-        # RFC 9218: its urgency (0 first, 7 last) and whether it interleaves with others.
-        self.urgency, self.incremental = priority.DEFAULT
-
-    @property
-    def pending(self) -> int:
-        """Bytes still to send (a tunnel's chunks are all bytes)."""
-        return sum(len(chunk) for chunk in self.chunks if type(chunk) is bytes) - self.pos
-
-    def close(self) -> None:
-        for chunk in self.chunks:
-            if isinstance(chunk, FileBody):
-                chunk.close()
-        self.chunks.clear()
 
 
 class Streams:
@@ -141,7 +108,7 @@ class Streams:
         self._adapter = adapter
         self._waiting: deque[RequestReceived] = deque()
         self._deferred: deque[RequestReceived] = deque()  # need a file; none is free
-        self._sending: dict[int, _Outgoing] = {}  # insertion order is the round robin
+        self._sending: dict[int, Outgoing] = {}  # insertion order is the round robin
         self._spent = 0  # body bytes sent this turn before the pump (`_start`)
         self._tunnels = Tunnels(service, self._ledger, adapter, self._queue)
         self._open_files = 0
@@ -386,7 +353,7 @@ class Streams:
             return
         due = (logged, plan.status, plan.body_length, stamp, now)
         chunks = deque(body if isinstance(body, tuple) else (body,))
-        outgoing = _Outgoing(chunks, request is None, due=due)
+        outgoing = Outgoing(chunks, request is None, due=due)
         wanted = self._priorities.pop(stream_id, None)  # PRIORITY_UPDATE wins (§7)
         if wanted is None and request is not None:
             wanted = request.headers.get(b"priority")
@@ -435,7 +402,7 @@ class Streams:
         outgoing = self._sending.get(stream_id)
         if data:
             if outgoing is None:
-                outgoing = self._sending[stream_id] = _Outgoing(deque(), False, ends=False)
+                outgoing = self._sending[stream_id] = Outgoing(deque(), False, ends=False)
                 outgoing.incremental = True  # a tunnel never ends: it takes turns
             outgoing.chunks.append(data)
         if outgoing is None:
@@ -458,7 +425,7 @@ class Streams:
         if outgoing is not None:
             self._release(outgoing)
 
-    def _release(self, outgoing: _Outgoing) -> None:
+    def _release(self, outgoing: Outgoing) -> None:
         """A body done with, sent whole or not (a stream reset, a connection closing)."""
         if outgoing.files:
             self._open_files -= 1
@@ -467,31 +434,15 @@ class Streams:
             self._ledger.answered(*outgoing.due)
             outgoing.due = None
 
-    def _order(self) -> list[int]:
-        """The streams in the order they are served (RFC 9218 §10): the most urgent
-        first; within an urgency, those that are not incremental one after another in
-        stream order, then the incremental ones in turn (the dict's order is the round
-        robin: a stream served goes to its back). A stream its window holds back is
-        passed over, so the others use what the connection allows."""
-        sending = self._sending
-        if len(sending) < 2:
-            return list(sending)
-
-        def rank(stream_id: int) -> tuple[int, bool, int]:
-            outgoing = sending[stream_id]
-            return outgoing.urgency, outgoing.incremental, 0 if outgoing.incremental else stream_id
-
-        return sorted(sending, key=rank)
-
     def _pump(self) -> int:
-        """DATA frames in priority order (`_order`) while windows and the batch allow.
+        """DATA frames in priority order (`outgoing.order`) while windows and the batch allow.
         Returns how many body bytes moved."""
         adapter = self._adapter
         sending = self._sending
         budget = BATCH_BYTES - self._spent
         while sending and budget > 0 and adapter.connection_window() > 0:
             moved = False
-            for stream_id in self._order():
+            for stream_id in order(self._sending):
                 sent = self._turn(stream_id, budget)
                 if sent >= 0:
                     moved = True
@@ -517,7 +468,7 @@ class Streams:
         moved = 0
         while True:
             limit = _QUANTUM if outgoing.incremental else budget
-            data = self._read(outgoing, min(window, budget, limit))
+            data = outgoing.read(min(window, budget, limit))
             last = not outgoing.chunks and outgoing.ends
             if data is None or not adapter.send(stream_id, data, last):
                 # The file shrank under us, or the stream was closed: it cannot finish.
@@ -539,30 +490,6 @@ class Streams:
             if outgoing.incremental or window <= 0 or budget <= 0:
                 self._sending[stream_id] = outgoing  # to the back of the round robin
                 return moved
-
-    @staticmethod
-    def _read(outgoing: _Outgoing, limit: int) -> bytes | None:
-        """Up to `limit` bytes of the body's current chunk, advancing past it when done."""
-        chunk = outgoing.chunks[0]
-        pos = outgoing.pos
-        if type(chunk) is bytes:
-            data = chunk[pos : pos + limit]
-            size = len(chunk)
-        else:
-            assert isinstance(chunk, FileBody)
-            size = chunk.count
-            want = min(limit, size - pos)
-            data = os.pread(chunk.fileno(), want, chunk.offset + pos)
-            if len(data) < want:
-                return None
-        pos += len(data)
-        if pos >= size:
-            outgoing.chunks.popleft()
-            if isinstance(chunk, FileBody):
-                chunk.close()
-            pos = 0
-        outgoing.pos = pos
-        return data
 
     def _expire(self, now: float) -> list[Action]:
         limits = self._service.limits
