@@ -9,9 +9,10 @@ import pytest
 
 from lanthorn.config import Limits
 from lanthorn.protocol.events import ProtocolFailed, RequestReceived
+from lanthorn.protocol.h2wire import frame
 from lanthorn.protocol.http2 import Http2
 from tests.fuzz.targets import load
-from tests.fuzz.targets.frames import PREFACE, frame
+from tests.fuzz.targets.frames import PREFACE
 
 FOUND = [
     # http1: the harness first asserted that splitting never changes the events. The

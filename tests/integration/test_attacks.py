@@ -17,6 +17,7 @@ from hyperframe.frame import HeadersFrame, PingFrame, SettingsFrame
 
 from lanthorn.bench import h2wire
 from lanthorn.bench.attack_report import SCHEMA
+from lanthorn.protocol import h2wire as wire
 from tests.h2client import frames
 
 ATTACKS = ("ping-flood", "slowloris")
@@ -103,7 +104,7 @@ def test_unknown_attack_is_refused() -> None:
 
 
 def test_frames_parse_as_h2_parses_them() -> None:
-    ping, settings = frames(h2wire.PING_FRAME + h2wire.settings(initial_window_size=0))
+    ping, settings = frames(h2wire.PING_FRAME + wire.settings({wire.INITIAL_WINDOW_SIZE: 0}))
     assert isinstance(ping, PingFrame) and ping.opaque_data == b"lanthorn" and not ping.flags
     assert isinstance(settings, SettingsFrame)
     assert settings.settings == {SettingsFrame.INITIAL_WINDOW_SIZE: 0}
@@ -115,7 +116,7 @@ def test_frames_parse_as_h2_parses_them() -> None:
 
 
 def test_scanner_finds_goaway_across_reads() -> None:
-    goaway = h2wire.frame(h2wire.GOAWAY, 0, 0, (5).to_bytes(4, "big") + (11).to_bytes(4, "big"))
+    goaway = wire.goaway(5, wire.ErrorCode.ENHANCE_YOUR_CALM)
     data = h2wire.EMPTY_SETTINGS + h2wire.PING_FRAME + goaway
     scanner = h2wire.Scanner()
     for i in range(0, len(data), 5):

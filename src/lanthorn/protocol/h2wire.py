@@ -77,28 +77,31 @@ def head(length: int, kind: int, flags: int, stream_id: int) -> bytes:
     return _pack_head(length >> 16, length & 0xFFFF, kind, flags, stream_id)
 
 
+def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    return head(len(payload), kind, flags, stream_id) + payload
+
+
 def settings(values: dict[int, int]) -> bytes:
-    payload = b"".join(_SETTING.pack(key, value) for key, value in values.items())
-    return head(len(payload), SETTINGS, 0, 0) + payload
+    return frame(SETTINGS, 0, 0, b"".join(_SETTING.pack(key, v) for key, v in values.items()))
 
 
-SETTINGS_ACK = head(0, SETTINGS, ACK, 0)
+SETTINGS_ACK = frame(SETTINGS, ACK, 0)
 
 
 def ping_ack(opaque: bytes) -> bytes:
-    return head(8, PING, ACK, 0) + opaque
+    return frame(PING, ACK, 0, opaque)
 
 
 def rst_stream(stream_id: int, code: int) -> bytes:
-    return head(4, RST_STREAM, 0, stream_id) + _U32.pack(code)
+    return frame(RST_STREAM, 0, stream_id, _U32.pack(code))
 
 
 def window_update(stream_id: int, increment: int) -> bytes:
-    return head(4, WINDOW_UPDATE, 0, stream_id) + _U32.pack(increment)
+    return frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(increment))
 
 
 def goaway(last_stream_id: int, code: int) -> bytes:
-    return head(8, GOAWAY, 0, 0) + _GOAWAY.pack(last_stream_id, code)
+    return frame(GOAWAY, 0, 0, _GOAWAY.pack(last_stream_id, code))
 
 
 def u32(payload: bytes, offset: int = 0) -> int:

@@ -20,6 +20,7 @@ import h2.connection
 import hpack
 from hyperframe.frame import ContinuationFrame, Frame, GoAwayFrame, HeadersFrame
 
+from lanthorn.protocol.h2wire import frame
 from tests.fuzz.source import Source
 
 
@@ -48,12 +49,6 @@ REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"exampl
 FLUSH = "flush"
 WIRE = "wire"
 ACT = "act"
-
-
-def frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(payload))[1:] + struct.pack(">BBI", kind, flags, stream_id) + payload
-    )
 
 
 def _stream(source: Source) -> int:
