@@ -50,7 +50,7 @@ def per_request(service: Service, count: int) -> float:
 def per_stream(service: Service, count: int) -> float:
     """µs per HTTP/2 request over `count` requests on one connection, STREAMS at once;
     the client's field blocks are those of an HPACK encoder (indexed after the first),
-    and it returns the connection window the bodies used."""
+    and with each batch it grants back the connection window the bodies used."""
     conn = connect(service, "127.0.0.1", monotonic())
     conn.feed(PREFACE + h2wire.settings({}), monotonic())
     # The client's blocks: literals that enter its dynamic table, then indexes only.

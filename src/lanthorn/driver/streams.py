@@ -364,7 +364,7 @@ class Streams:
         self._sending[stream_id] = outgoing
 
     def _at_once(self, stream_id: int, body: bytes) -> bool:
-        """A body in memory that fits one DATA frame goes out with its HEADERS when no
+        """A body in memory that fits the windows goes out with its HEADERS when no
         other body is waiting: the pump's order has nothing to choose from (RFC 9218
         §10), and the request costs no queueing. What is sent so counts against the
         batch."""
@@ -435,14 +435,14 @@ class Streams:
             outgoing.due = None
 
     def _pump(self) -> int:
-        """DATA frames in priority order (`outgoing.order`) while windows and the batch allow.
-        Returns how many body bytes moved."""
+        """DATA frames in priority order (`outgoing.order`) while windows and the batch
+        allow. Returns how many body bytes moved."""
         adapter = self._adapter
         sending = self._sending
         budget = BATCH_BYTES - self._spent
         while sending and budget > 0 and adapter.connection_window() > 0:
             moved = False
-            for stream_id in order(self._sending):
+            for stream_id in order(sending):
                 sent = self._turn(stream_id, budget)
                 if sent >= 0:
                     moved = True
@@ -454,8 +454,8 @@ class Streams:
         return BATCH_BYTES - self._spent - budget
 
     def _turn(self, stream_id: int, budget: int) -> int:
-        """One stream's turn: a stream that is not incremental keeps it, frame after
-        frame, until it is done or held back (by its window, the connection's or the
+        """One stream's turn: a stream that is not incremental keeps it, read after
+        read, until it is done or held back (by its window, the connection's or the
         batch's); an incremental one sends a frame and goes to the back of the round
         robin. Returns the body bytes moved, -1 if no frame went."""
         adapter = self._adapter

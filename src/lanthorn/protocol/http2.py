@@ -365,10 +365,9 @@ class Http2:
             self._stream_error(stream_id, ErrorCode.PROTOCOL_ERROR)
             return
         except ProtocolError as error:
-            self._incoming.begin(stream_id, None, self._now)
+            if not end_stream:  # answered now; what else comes on it is discarded
+                self._incoming.begin(stream_id, None, self._now)
             self._events.append(StreamFailed(stream_id, error))
-            if end_stream:
-                self._incoming.end(stream_id)
             return
         length = request.headers.get(b"content-length")
         if length is not None:
@@ -386,8 +385,7 @@ class Http2:
             self._tunnels.add(stream_id)
             self._events.append(TunnelRequested(request, stream_id))
             if end_stream:
-                self._tunnels.discard(stream_id)
-                self._events.append(TunnelData(stream_id, b"", True, 0))
+                self._ended(stream_id, stream)
             return
         if end_stream:
             self._events.append(RequestReceived(request, True, stream_id))
@@ -405,11 +403,15 @@ class Http2:
         self._last_fields, self._last_request = fields, request
         return request
 
-    def _ended(self, stream_id: int, stream: _Stream) -> None:
-        """The client's END_STREAM on a stream whose request had begun."""
+    def _half_close(self, stream_id: int, stream: _Stream) -> None:
+        """The client's END_STREAM: the stream closes if our side is done too (§5.1)."""
         stream.inbound = False
         if not stream.outbound:
             self._close(stream_id, by_us=False)
+
+    def _ended(self, stream_id: int, stream: _Stream) -> None:
+        """The client's END_STREAM on a stream whose request had begun."""
+        self._half_close(stream_id, stream)
         if self._tunnels and stream_id in self._tunnels:
             self._tunnels.discard(stream_id)
             self._events.append(TunnelData(stream_id, b"", True, 0))
@@ -455,9 +457,7 @@ class Http2:
         if self._tunnels and stream_id in self._tunnels:
             if end_stream:
                 self._tunnels.discard(stream_id)
-                stream.inbound = False
-                if not stream.outbound:
-                    self._close(stream_id, by_us=False)
+                self._half_close(stream_id, stream)
             data = payload[start:end] if start or end < flow else payload
             self._events.append(TunnelData(stream_id, data, end_stream, flow))
             return
