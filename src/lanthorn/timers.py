@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 K = TypeVar("K")
 
@@ -27,7 +27,7 @@ class Timers(Generic[K]):
 
     __slots__ = ("_at", "_floor", "_heap", "_seq")
 
-    MIN_WAIT_S = 0.01
+    MIN_WAIT_S: Final = 0.01
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, K]] = []

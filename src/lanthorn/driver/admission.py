@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import mmap
 import threading
+from typing import Final
 
 ROW_SLOTS = 16384  # per worker: clients with open connections, and retired ones
 RATE_SLOTS = 65536
@@ -184,7 +185,7 @@ class MemoryBudget:
 
     # Below this, what a connection holds comes and goes with each request (and is not
     # worth accounting for a batch); from it, a connection is a big holder.
-    SMALL = 16 * 1024
+    SMALL: Final = 16 * 1024
 
     def __init__(self, limit_bytes: int) -> None:
         self.limit_bytes = limit_bytes
@@ -216,12 +217,12 @@ class PenaltyBox:
     ordinary traffic. Dictionary updates are atomic; a race between two threads costs
     at most a strike."""
 
-    MAX_S = 60.0
-    FORGET_S = 300.0
-    MAX_CLIENTS = 10_000
+    MAX_S: Final = 60.0
+    FORGET_S: Final = 300.0
+    MAX_CLIENTS: Final = 10_000
 
     # Barred connections held unread at once (see `hold`); past it they are closed.
-    HOLD_MAX = 64
+    HOLD_MAX: Final = 64
 
     def __init__(self, first_s: float) -> None:
         self.first_s = first_s

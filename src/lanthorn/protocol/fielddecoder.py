@@ -11,6 +11,8 @@ Only short blocks are kept, and few, so a connection's memory stays small.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import hpack
 from hpack.exceptions import HPACKError, OversizedHeaderListError
 
@@ -52,7 +54,9 @@ class BlockDecoder:
         except (HPACKError, IndexError, TypeError, ValueError) as exc:
             raise DecodeFailed(str(exc) or type(exc).__name__) from exc
         table = self._table
-        entries = table.dynamic_entries
+        # Read as objects: compiled (mypyc), a tuple read as a tuple is a fresh copy,
+        # which `is` would never find the same.
+        entries: Sequence[object] = table.dynamic_entries
         first = entries[0] if entries else None
         if first is self._first and len(entries) == self._length and table.maxsize == self._size:
             if len(block) <= _KEPT_BYTES and len(self._known) < _KEPT:
