@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEPS   := $(VENV)/.deps-stamp
 TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps gtlsclient caddy haproxy \
-          systemd-analyze certutil
+          systemd-analyze certutil cc
 APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl chromium procps ngtcp2-client \
-          caddy systemd haproxy libnss3-tools
+          caddy systemd haproxy libnss3-tools gcc libc6-dev
 
-.PHONY: run test check lint typecheck pytest system-tools peers bench clean fuzz autobahn
+.PHONY: run test check lint typecheck pytest pytest-pure native system-tools peers bench clean fuzz \
+        autobahn
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +25,29 @@ $(SERVE): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+# The compiled hot path (src/lanthorn/native.py, setup.py): mypyc builds extension
+# modules beside the sources, again whenever a source changes. Without a C compiler the
+# server runs as pure Python, slower, and says so here.
+NATIVE := $(VENV)/.native-stamp
+$(NATIVE): setup.py pyproject.toml $(shell find src/lanthorn -name '*.py') | $(SERVE)
+	$(BIN)/python -m pip install -q 'setuptools>=77' 'mypy>=1.10'
+	find src -name '*.so' -delete  # (one left from a module no longer compiled would shadow it)
+	@if LANTHORN_COMPILE=1 $(BIN)/python setup.py -q build_ext --inplace >$(VENV)/native.log 2>&1; \
+	then echo "compiled the hot path: $$($(BIN)/lanthorn --version)"; \
+	else find src -name '*.so' -delete; \
+	  echo "compiling the hot path failed ($(VENV)/native.log): pure Python, about half as fast"; fi
+	touch $@
+
+native: $(NATIVE)
+
 ## make run: serve the demo site (www/) on http://localhost:8080/
-run: $(SERVE)
+run: $(SERVE) $(NATIVE)
 	$(BIN)/lanthorn www --live-reload
 
 ## make test: install what the suite needs, then lint, type-check and run every test
 test: system-tools peers check
 
-check: lint typecheck pytest
+check: lint typecheck pytest pytest-pure
 
 lint: $(DEPS)
 	$(BIN)/ruff format --check src tests examples
@@ -40,8 +56,14 @@ lint: $(DEPS)
 typecheck: $(DEPS)
 	$(BIN)/mypy
 
-pytest: $(DEPS)
+pytest: $(DEPS) $(NATIVE)
 	$(BIN)/pytest -q
+
+# The same code as Python (what `pip install .` without a compiler runs): the in-process
+# tests again, with every module imported from its source.
+pytest-pure: $(DEPS)
+	LANTHORN_PURE=1 $(BIN)/pytest -q -p no:cacheprovider tests/unit tests/property \
+	  tests/fuzz/test_regressions.py
 
 ## make fuzz: each fuzz target for FUZZ_SECONDS (`make -j2 fuzz` runs two at once);
 ## what they find is kept in .fuzz/ (corpus/<target>, crash-* inputs). `make test` runs
@@ -91,4 +113,6 @@ autobahn: $(DEPS)
 	$(BIN)/python -m tests.conformance.autobahn
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz .autobahn
+	rm -rf $(VENV) $(PEERS_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz .autobahn \
+	  build
+	find src -name '*.so' -delete

@@ -26,7 +26,14 @@ BASE = frozenset(
 )
 # What the user runs: above every layer, may import anything.
 APP = frozenset(
-    {"lanthorn", "lanthorn.__main__", "lanthorn.cli", "lanthorn.bench", "lanthorn.toolkit"}
+    {
+        "lanthorn",
+        "lanthorn.__main__",
+        "lanthorn.cli",
+        "lanthorn.native",
+        "lanthorn.bench",
+        "lanthorn.toolkit",
+    }
 )
 
 # layer → lanthorn modules it may import (a name or its package prefix)

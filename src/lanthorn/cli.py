@@ -14,7 +14,7 @@ import re
 import sys
 from typing import Any, NoReturn
 
-from lanthorn import __version__
+from lanthorn import __version__, native
 from lanthorn.config import (
     ACCESS_LOG_FORMATS,
     LOG_LEVELS,
@@ -275,7 +275,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="reload pages (or swap their stylesheets) when files under the root change",
     )
-    p.add_argument("--version", action="version", version=f"lanthorn {__version__}")
+    p.add_argument(
+        "--version", action="version", version=f"lanthorn {__version__} ({native.describe()})"
+    )
     return p
 
 
@@ -404,6 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     # the watcher each change live reload reports: warnings only.
     for chatty in ("websockets", "watchfiles"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
+    stale = native.stale()
+    if stale:  # a checkout edited since `make` compiled it: the edits would not run
+        log.warning(
+            "compiled modules older than their sources (run `make native`): %s",
+            ", ".join(stale),
+        )
     from lanthorn.engines.launch import serve
 
     try:

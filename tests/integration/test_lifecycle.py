@@ -293,7 +293,9 @@ def test_version_and_console_script() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "lanthorn", "--version"], capture_output=True, text=True, check=False
     )
-    assert out.returncode == 0 and re.fullmatch(r"lanthorn \d+\.\d+\.\d+\n", out.stdout)
+    assert out.returncode == 0 and re.fullmatch(
+        r"lanthorn \d+\.\d+\.\d+ \((\d+ modules compiled|pure Python)\)\n", out.stdout
+    )
     script = Path(sys.executable).parent / "lanthorn"
     out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.startswith("lanthorn ")

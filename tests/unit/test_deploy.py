@@ -68,9 +68,20 @@ def _exec_form(text: str) -> list[str]:
 
 
 def test_image_base_and_install() -> None:
-    assert _one("FROM").startswith("python:3.11-slim")
+    """A build stage compiles the hot path into a wheel (docs/development.md); the image
+    installs that wheel, without its extras and without a compiler of its own."""
+    stages = [rest for word, rest in _instructions() if word == "FROM"]
+    assert stages == ["python:3.11-slim AS build", "python:3.11-slim"], stages
     runs = [rest for word, rest in _instructions() if word == "RUN"]
-    assert any(re.search(r"\bpip install /tmp/lanthorn\b(?!\[)", run) for run in runs), runs
+    assert any(
+        re.search(r"\bpip install .*/tmp/lanthorn\b(?!\[)", run)
+        and "LANTHORN_COMPILE=1 pip wheel --no-build-isolation --no-deps -w /wheels" in run
+        for run in runs
+    ), runs
+    assert "--from=build /wheels /tmp/wheels" in [
+        rest for word, rest in _instructions() if word == "COPY"
+    ]
+    assert any(re.search(r"\bpip install /tmp/wheels/\*\.whl", run) for run in runs), runs
 
 
 def test_image_runs_as_a_numeric_non_root_user() -> None:
@@ -110,7 +121,10 @@ def test_image_context_holds_what_is_copied() -> None:
     assert rules[0] == "*"
     kept = {rule[1:] for rule in rules if rule.startswith("!")}
     sources = [
-        source for word, rest in _instructions() if word == "COPY" for source in rest.split()[:-1]
+        source
+        for word, rest in _instructions()
+        if word == "COPY" and not rest.startswith("--from=")  # (from a stage, not the context)
+        for source in rest.split()[:-1]
     ]
     assert set(sources) == kept
     assert all((REPO / source).exists() for source in sources)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lanthorn import __version__
+from lanthorn import __version__, native
 from lanthorn.bench.runner import Plan
 
 SCHEMA = "lanthorn-bench/1"
@@ -132,6 +132,7 @@ def fingerprint() -> dict[str, Any]:
         },
         "versions": versions,
         "git_revision": revision,
+        "lanthorn": native.describe(),  # compiled or pure Python (lanthorn/native.py)
     }
 
 
@@ -200,7 +201,8 @@ def markdown(rows: list[Row], document: dict[str, Any]) -> str:
     lines = [
         f"# lanthorn bench — {machine['cores']} cores, {machine['cpu']}",
         "",
-        f"revision `{document['git_revision'][:12]}`, tool {plan['tool']}, "
+        f"revision `{document['git_revision'][:12]}` "
+        f"({document.get('lanthorn', 'pure Python')}), tool {plan['tool']}, "
         f"{plan['rounds']} round(s) of {plan['duration_s']:g} s, "
         "median per cell; servers pinned to core 0, load generator to core 1.",
         "",

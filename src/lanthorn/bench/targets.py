@@ -156,7 +156,10 @@ class Lanthorn(Process):
         ]  # fmt: skip
         if self.tls is not None:
             argv += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
-        self.proc = subprocess.Popen(pinned(cpu, argv))
+        env = None
+        if self.profile is not None:  # the profiler sees Python frames only: run pure
+            env = {**os.environ, "LANTHORN_PURE": "1"}
+        self.proc = subprocess.Popen(pinned(cpu, argv), env=env)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not ready.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
