@@ -16,7 +16,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml setup.py README.md /tmp/lanthorn/
 COPY src /tmp/lanthorn/src
-RUN pip install 'setuptools>=77' 'mypy>=1.10' /tmp/lanthorn \
+RUN pip install 'setuptools>=77' 'mypy==2.4.1' /tmp/lanthorn \
     && LANTHORN_COMPILE=1 pip wheel --no-build-isolation --no-deps -w /wheels /tmp/lanthorn
 
 FROM python:3.11-slim

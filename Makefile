@@ -6,7 +6,7 @@ DEPS   := $(VENV)/.deps-stamp
 TOOLS  := wrk ab curl nginx h2load nghttp openssl chromium ps gtlsclient caddy haproxy \
           systemd-analyze certutil cc
 APT    := wrk apache2-utils curl nginx-light nghttp2-client openssl chromium procps ngtcp2-client \
-          caddy systemd haproxy libnss3-tools gcc libc6-dev
+          caddy systemd haproxy libnss3-tools gcc libc6-dev python3-dev
 
 .PHONY: run test check lint typecheck pytest pytest-pure native system-tools peers bench clean fuzz \
         autobahn
@@ -26,17 +26,27 @@ $(SERVE): pyproject.toml | $(BIN)/python
 	touch $@
 
 # The compiled hot path (src/lanthorn/native.py, setup.py): mypyc builds extension
-# modules beside the sources, again whenever a source changes. Without a C compiler the
-# server runs as pure Python, slower, and says so here.
+# modules beside the sources, again whenever a source changes (from a clean build/: what
+# an earlier module list left there would end up in the package). Without a C compiler
+# or Python's headers the server runs as pure Python, slower, and says so here; the
+# stamp is left only by a build that worked, so the next make tries again.
 NATIVE := $(VENV)/.native-stamp
+MYPYC  := mypy==2.4.1
+CAN_COMPILE := import os, shutil, sysconfig, sys; \
+  cc = (sysconfig.get_config_var("CC") or "cc").split()[0]; \
+  sys.exit(not (shutil.which(cc) and \
+  os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))))
 $(NATIVE): setup.py pyproject.toml $(shell find src/lanthorn -name '*.py') | $(SERVE)
-	$(BIN)/python -m pip install -q 'setuptools>=77' 'mypy>=1.10'
 	find src -name '*.so' -delete  # (one left from a module no longer compiled would shadow it)
-	@if LANTHORN_COMPILE=1 $(BIN)/python setup.py -q build_ext --inplace >$(VENV)/native.log 2>&1; \
-	then echo "compiled the hot path: $$($(BIN)/lanthorn --version)"; \
+	rm -rf build
+	@if ! $(BIN)/python -c '$(CAN_COMPILE)'; then \
+	  echo "no C compiler or Python headers: the hot path runs as pure Python, about half as fast"; \
+	  echo "(as root: apt-get install gcc libc6-dev python3-dev; then make native)"; \
+	elif $(BIN)/python -m pip install -q 'setuptools>=77' '$(MYPYC)' && \
+	  LANTHORN_COMPILE=1 $(BIN)/python setup.py -q build_ext --inplace >$(VENV)/native.log 2>&1; \
+	then echo "compiled the hot path: $$($(BIN)/lanthorn --version)"; touch $@; \
 	else find src -name '*.so' -delete; \
 	  echo "compiling the hot path failed ($(VENV)/native.log): pure Python, about half as fast"; fi
-	touch $@
 
 native: $(NATIVE)
 
@@ -61,7 +71,7 @@ pytest: $(DEPS) $(NATIVE)
 
 # The same code as Python (what `pip install .` without a compiler runs): the in-process
 # tests again, with every module imported from its source.
-pytest-pure: $(DEPS)
+pytest-pure: $(DEPS) $(NATIVE)
 	LANTHORN_PURE=1 $(BIN)/pytest -q -p no:cacheprovider tests/unit tests/property \
 	  tests/fuzz/test_regressions.py
 

@@ -8,7 +8,16 @@ from pathlib import Path
 import brotli
 import pytest
 
+from lanthorn import native
 from tests import certs
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compiled modules older than their sources would be tested instead of them."""
+    stale = [] if native.wanted_pure() else native.stale()
+    if stale:
+        pytest.exit(f"compiled modules older than their sources (run `make native`): {stale}", 3)
+
 
 # Models and worker counts every integration suite runs against.
 MODELS = [

@@ -33,9 +33,14 @@ def _extensions() -> dict[str, Path]:
     return found
 
 
+def wanted_pure() -> bool:
+    """Whether LANTHORN_PURE=1 asks for every module from its source."""
+    return os.environ.get("LANTHORN_PURE") == "1"
+
+
 def compiled() -> list[str]:
     """The modules this process imports compiled, by dotted name (none when pure)."""
-    return [] if os.environ.get("LANTHORN_PURE") else sorted(_extensions())
+    return [] if wanted_pure() else sorted(_extensions())
 
 
 def describe() -> str:
@@ -46,24 +51,33 @@ def describe() -> str:
 
 def stale() -> list[str]:
     """In a checkout (src/lanthorn beside setup.py, where `make native` builds in place),
-    the modules whose source changed after their extension was built: the extension is
-    what runs, so the change is not. An installed package is never stale: an installer
-    writes sources and extensions in any order."""
+    the compiled modules whose source changed after the build: the extension is what
+    runs, so the change is not. The build's time is its newest extension's (each module's
+    own extension is a small shim that is kept as it was when its C source did not
+    change; the code is in the shared `*__mypyc*` library beside the package). An
+    installed package is never stale: an installer writes files in any order."""
     if not (PACKAGE.parent.parent / "setup.py").exists():
         return []
+    extensions = _extensions()
+    built = max(
+        (p.stat().st_mtime for p in (*extensions.values(), *PACKAGE.parent.glob("*__mypyc*"))),
+        default=0.0,
+    )
     return sorted(
         name
-        for name, extension in _extensions().items()
-        if Path(PACKAGE, *name.split(".")[1:]).with_suffix(".py").stat().st_mtime
-        > extension.stat().st_mtime
+        for name in extensions
+        if Path(PACKAGE, *name.split(".")[1:]).with_suffix(".py").stat().st_mtime > built
     )
 
 
 def pure() -> None:
     """From now on, import lanthorn's modules from their sources (those imported
-    already stay as they are): each of the package's directories gets a finder that
-    knows source files only."""
+    already stay as they are): each of the package's directories, as the package's
+    `__path__` spells it (which is how the import system names them), gets a finder
+    that knows source files only."""
     hook = FileFinder.path_hook((SourceFileLoader, SOURCE_SUFFIXES))
-    for init in PACKAGE.rglob("__init__.py"):
-        directory = str(init.parent)
-        sys.path_importer_cache[directory] = hook(directory)
+    for entry in sys.modules["lanthorn"].__path__:
+        for init in Path(entry).rglob("__init__.py"):
+            relative = init.parent.relative_to(entry).parts
+            directory = os.path.join(entry, *relative) if relative else entry
+            sys.path_importer_cache[directory] = hook(directory)

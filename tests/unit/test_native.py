@@ -27,6 +27,7 @@ def _package(tmp_path: Path) -> Path:
         (package / name).write_text("")
     for name in ("a", "sub/b", "0123abcd__mypyc"):
         (package / (name + SUFFIX)).write_bytes(b"")
+    (package.parent / ("0123abcd__mypyc" + SUFFIX)).write_bytes(b"")  # where mypyc puts it
     return package
 
 
@@ -36,6 +37,8 @@ def test_extensions_beside_sources_are_the_compiled_modules(
     monkeypatch.setattr(native, "PACKAGE", _package(tmp_path))
     monkeypatch.delenv("LANTHORN_PURE", raising=False)
     assert native.compiled() == ["lanthorn.a", "lanthorn.sub.b"]
+    assert native.describe() == "2 modules compiled"
+    monkeypatch.setenv("LANTHORN_PURE", "0")  # only "1" means pure
     assert native.describe() == "2 modules compiled"
     monkeypatch.setenv("LANTHORN_PURE", "1")
     assert native.compiled() == []
@@ -53,6 +56,13 @@ def test_a_source_edited_after_its_build_is_stale(
     assert native.stale() == []
     os.utime(package / "sub" / "b.py", (built + 10, built + 10))
     assert native.stale() == ["lanthorn.sub.b"]
+    # A module's own extension is a shim a rebuild may keep as it was: the build's time
+    # is its newest extension's (here the shared library's, rebuilt after the edit).
+    os.utime(package / ("a" + SUFFIX), (built - 100, built - 100))
+    os.utime(package / "a.py", (built - 50, built - 50))
+    runtime = package.parent / ("0123abcd__mypyc" + SUFFIX)
+    os.utime(runtime, (built + 20, built + 20))
+    assert native.stale() == []
     # Installed (no setup.py two levels up), the order an installer wrote files in
     # means nothing.
     (package.parent.parent / "setup.py").unlink()
@@ -80,3 +90,18 @@ def test_lanthorn_pure_imports_every_module_from_its_source() -> None:
     built = (native.PACKAGE / "driver" / ("http1" + SUFFIX)).exists()
     assert _imported_from(env).endswith(SUFFIX if built else "driver/http1.py")
     assert _imported_from({**env, "LANTHORN_PURE": "1"}).endswith("driver/http1.py")
+
+
+def test_lanthorn_pure_follows_the_package_path_as_spelled(tmp_path: Path) -> None:
+    """The import system names a subpackage's directory after the package's __path__
+    entry as written (`src/./lanthorn`): pure mode keys its finders the same way."""
+    env = {**os.environ, "LANTHORN_PURE": "1", "PYTHONPATH": ""}
+    src = native.PACKAGE.parent
+    code = (
+        f"import sys; sys.path.insert(0, {str(src) + '/./'!r}); "
+        "import lanthorn.driver.http1 as m; print(m.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip().endswith("driver/http1.py")
