@@ -112,7 +112,11 @@ def test_http3_on_a_passed_udp_socket(site: Path, tmp_path: Path, workers: int) 
             args = ("--tls-cert", str(cert), "--tls-key", str(key), "--http3", "-w", str(workers))
             with Server(site, *args, tmp=tmp_path, **passing) as srv:  # type: ignore[arg-type]
                 assert srv.port == tcp.getsockname()[1]
-                client = H3Client(udp.getsockname()[1])
+                # (30 s: with two workers on one passed socket, a client's first packets
+                # sometimes go unanswered and are sent again after QUIC's growing
+                # retransmission timeouts, up to 2.3 s measured alone and past 10 s in a
+                # loaded full suite run; a known defect, docs/deploy.md.)
+                client = H3Client(udp.getsockname()[1], timeout=30.0)
                 try:
                     response = client.get("/")
                 finally:
