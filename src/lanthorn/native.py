@@ -21,15 +21,16 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent  # as the package's __path__ names it
 
 
-def _extensions() -> dict[str, Path]:
-    """Each module with an extension beside its source: dotted name → extension."""
-    found: dict[str, Path] = {}
+def _extensions() -> dict[str, tuple[Path, Path]]:
+    """Each module with an extension beside its source: dotted name → (source,
+    extension)."""
+    found: dict[str, tuple[Path, Path]] = {}
     for suffix in sorted(EXTENSION_SUFFIXES, key=len, reverse=True):
         for extension in PACKAGE.rglob("*" + suffix):
             source = extension.with_name(extension.name[: -len(suffix)] + ".py")
             if source.exists():
                 parts = source.relative_to(PACKAGE).with_suffix("").parts
-                found.setdefault(".".join(("lanthorn", *parts)), extension)
+                found.setdefault(".".join(("lanthorn", *parts)), (source, extension))
     return found
 
 
@@ -58,16 +59,13 @@ def stale() -> list[str]:
     installed package is never stale: an installer writes files in any order."""
     if not (PACKAGE.parent.parent / "setup.py").exists():
         return []
-    extensions = _extensions()
+    modules = _extensions()
+    shared = PACKAGE.parent.glob("*__mypyc*")
     built = max(
-        (p.stat().st_mtime for p in (*extensions.values(), *PACKAGE.parent.glob("*__mypyc*"))),
+        (p.stat().st_mtime for p in (*(ext for _, ext in modules.values()), *shared)),
         default=0.0,
     )
-    return sorted(
-        name
-        for name in extensions
-        if Path(PACKAGE, *name.split(".")[1:]).with_suffix(".py").stat().st_mtime > built
-    )
+    return sorted(name for name, (source, _) in modules.items() if source.stat().st_mtime > built)
 
 
 def pure() -> None:
